@@ -1,0 +1,73 @@
+"""Weight-sharing ranking: how well do the shared weights order architectures?
+
+A fixed, seeded set of K architectures (200, as in "How to Train Your Super-Net") is scored with
+the shared weights every ``every_n_epochs`` on M validation batches in the chosen batch-norm mode.
+With a ground-truth table it logs Kendall tau, sparse Kendall tau, Spearman rho, the mean
+super-net accuracy ("super-net accuracy", a poor proxy) and the mean ground truth of the top-3
+architectures by super-net score, and writes the per-epoch table to
+``RUN_DIR/ranking/epoch_XXX.csv``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from pytorch_lightning import Callback, LightningModule, Trainer
+
+from callbacks.common import calibration_inputs, evaluation_batches, run_dir, sample_architectures
+from lightning_nas.benchmarks import Benchmark
+from lightning_nas.io import atomic_write_csv
+from lightning_nas.metrics import kendall_tau, sparse_kendall_tau, spearman_rho
+from lightning_nas.nn.batchnorm import BNMode, BNModeName
+from lightning_nas.scoring import score_architectures
+
+
+class WeightSharingRanking(Callback):
+    """Args:
+        num_architectures: K, the fixed set scored every time (0 disables the callback).
+        every_n_epochs: scoring period.
+        num_batches: M validation batches per architecture (None: the whole split).
+        bn_mode: ``batch`` (default), ``running`` or ``recalibrate``.
+        calibration_batches: training batches for ``recalibrate``.
+        sparse_threshold: ground-truth differences below this are ties (sparse Kendall tau).
+        top_k: how many top-scored architectures the logged ground truth averages.
+        benchmark: the ground truth (linked from the recipe's ``benchmark``).
+    """
+
+    def __init__(self, num_architectures: int = 200, every_n_epochs: int = 1, num_batches: Optional[int] = 5,
+                 bn_mode: BNModeName = "batch", calibration_batches: int = 5, sparse_threshold: float = 0.1,
+                 top_k: int = 3, benchmark: Optional[Benchmark] = None) -> None:
+        self.bn_mode = BNMode(bn_mode).value
+        self.num_architectures, self.every_n_epochs, self.num_batches = num_architectures, every_n_epochs, num_batches
+        self.calibration_batches, self.sparse_threshold, self.top_k = calibration_batches, sparse_threshold, top_k
+        self.benchmark = benchmark
+        self.history: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.num_architectures <= 0 or self.every_n_epochs <= 0 or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        if not trainer.is_global_zero:
+            return
+        metrics = self.evaluate(trainer, pl_module)
+        pl_module.log_dict({f"ranking/{k}": v for k, v in metrics.items()}, rank_zero_only=True)
+
+    def evaluate(self, trainer: Trainer, strategy: LightningModule) -> dict[str, float]:
+        archs, source = sample_architectures(strategy, self.benchmark, self.num_architectures, "ranking")
+        batches = evaluation_batches(trainer, strategy.device, self.num_batches)
+        calibration = calibration_inputs(trainer, strategy.device, self.bn_mode, self.calibration_batches)
+        scores = [s.accuracy for s in score_architectures(strategy, archs, batches, self.bn_mode, calibration,
+                                                          progress=f"ranking {len(archs)} archs")]
+        truth = [self.benchmark.query(a) for a in archs] if self.benchmark is not None else [float("nan")] * len(archs)
+        epoch = trainer.current_epoch
+        atomic_write_csv(run_dir(trainer) / "ranking" / f"epoch_{epoch:03d}.csv",
+                         ["architecture", "supernet_accuracy", "ground_truth"],
+                         ([str(a), f"{s:.4f}", t] for a, s, t in zip(archs, scores, truth)))
+        metrics = {"supernet_accuracy": sum(scores) / len(scores)}
+        if self.benchmark is not None:
+            metrics["kendall_tau"] = kendall_tau(truth, scores)
+            metrics["sparse_kendall_tau"] = sparse_kendall_tau(truth, scores, self.sparse_threshold)
+            metrics["spearman"] = spearman_rho(truth, scores)
+            best = sorted(range(len(archs)), key=lambda i: -scores[i])[:self.top_k]
+            metrics[f"top{self.top_k}_ground_truth"] = sum(truth[i] for i in best) / len(best)
+        self.history.append({"epoch": epoch, **metrics})
+        self.source = source
+        return metrics

@@ -1,0 +1,57 @@
+"""A ground-truth table stored as CSV, one row per architecture.
+
+The format of the NAS-Bench-201 export in ``shared/data/nb201`` (``ArchitectureString`` plus one
+column per metric) and of the tables written by ``lightning_nas.tabulate``.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from lightning_nas.benchmarks.base import Benchmark, GroundTruthError
+
+
+class CSVBenchmark(Benchmark):
+    """Args:
+        path: the CSV file.
+        metric: the column holding the ground truth (e.g. ``CIFAR10TestAccuracy200Epochs``).
+        key_column: the column holding the architecture string.
+        higher_is_better: False for errors or losses.
+    """
+
+    def __init__(self, path: str, metric: str = "CIFAR10TestAccuracy200Epochs",
+                 key_column: str = "ArchitectureString", higher_is_better: bool = True) -> None:
+        self.path = Path(path)
+        self.metric = metric
+        self.key_column = key_column
+        self.higher_is_better = higher_is_better
+        self._table: dict[str, float] | None = None
+        if not self.path.is_file():
+            raise GroundTruthError(f"benchmark.path: ground-truth table {self.path} does not exist")
+
+    def table(self) -> dict[str, float]:
+        if self._table is None:
+            self._table = self._read()
+        return self._table
+
+    def _read(self) -> dict[str, float]:
+        with self.path.open(newline="") as handle:
+            rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+            columns = rows.fieldnames or []
+            for needed, key in ((self.key_column, "key_column"), (self.metric, "metric")):
+                if needed not in columns:
+                    raise GroundTruthError(f"benchmark.{key}: column {needed!r} is not in {self.path}; "
+                                           f"columns: {', '.join(columns)}")
+            table: dict[str, float] = {}
+            for line, row in enumerate(rows, start=2):
+                try:
+                    value = float(row[self.metric])
+                except (TypeError, ValueError):
+                    raise GroundTruthError(f"{self.path}:{line}: {self.metric}={row[self.metric]!r} is not a number") from None
+                if math.isnan(value):
+                    raise GroundTruthError(f"{self.path}:{line}: {self.metric} is NaN")
+                table[row[self.key_column]] = value
+        if not table:
+            raise GroundTruthError(f"{self.path} holds no architectures")
+        return table
