@@ -27,6 +27,22 @@ def _take_option(argv: list[str], name: str) -> tuple[str | None, list[str]]:
     return value, rest
 
 
+def _take_all(argv: list[str], name: str) -> tuple[list[str], list[str]]:
+    """Remove every ``name VALUE`` (or ``name=VALUE``) from argv, in order (options that repeat, like ``--grid``)."""
+    values, rest, i = [], [], 0
+    while i < len(argv):
+        if argv[i] == name and i + 1 < len(argv):
+            values.append(argv[i + 1])
+            i += 2
+            continue
+        if argv[i].startswith(name + "="):
+            values.append(argv[i].split("=", 1)[1])
+        else:
+            rest.append(argv[i])
+        i += 1
+    return values, rest
+
+
 def concise(message: str) -> str:
     """jsonargparse reports a failing subclass as every Union member's error; keep the real cause."""
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
@@ -54,8 +70,23 @@ def main(argv: list[str], show_traceback: bool = False) -> int:
 
     try:
         resume, argv = _take_option(list(argv), "--resume")
+        reproduce, argv = _take_option(argv, "--reproduce")
+        seeds, argv = _take_option(argv, "--seeds")
+        grid, argv = _take_all(argv, "--grid")
+        if seeds is not None or grid:  # an experiment: many ordinary runs through Ray Tune
+            from lightning_nas.experiments.runner import experiment_main
+
+            if resume is not None or reproduce is not None:
+                raise RecipeError("--seeds/--grid cannot be combined with --resume or --reproduce")
+            return experiment_main(seeds, grid, argv)
+        if resume is not None and reproduce is not None:
+            raise RecipeError("--resume and --reproduce cannot be combined")
         if resume is not None:
             argv = resume_arguments(resume, argv)
+        if reproduce is not None:
+            from lightning_nas.experiments.reproduce import reproduce_arguments
+
+            argv, _ = reproduce_arguments(reproduce, argv)
         cli = NASCLI(args=argv, resume=resume)
         trainer = cli.fit()
     except (RecipeError, *USER_ERRORS) as error:
@@ -65,6 +96,10 @@ def main(argv: list[str], show_traceback: bool = False) -> int:
         return 2
     if trainer.is_global_zero:
         summarise(cli.run_dir)
+        if reproduce is not None:  # exit status 1 when the rerun's results differ
+            from lightning_nas.experiments.reproduce import report
+
+            return 0 if report(Path(reproduce), cli.run_dir) else 1
     return 0
 
 

@@ -8,6 +8,8 @@ only decides where the run lives and what it writes there.
 """
 from __future__ import annotations
 
+import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -17,10 +19,13 @@ from pytorch_lightning import LightningDataModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 import lightning_nas
-from callbacks import FinalSelection, WeightSharingRanking
+from callbacks import ArchitectureDecoding, FinalSelection, WeightSharingRanking
 from lightning_nas.benchmarks import Benchmark
+from lightning_nas.io import atomic_write_text
 from lightning_nas.run_record import write_run_record
 from lightning_nas.strategies import SearchStrategy
 
@@ -67,6 +72,7 @@ class NASCLI(LightningCLI):
                                       help="Ground truth of the space (e.g. lightning_nas.benchmarks.CSVBenchmark).")
         parser.add_lightning_class_args(WeightSharingRanking, "ranking")
         parser.add_lightning_class_args(FinalSelection, "selection")
+        parser.add_lightning_class_args(ArchitectureDecoding, "decoding")
         parser.link_arguments("seed_everything", "data.init_args.seed")
         parser.link_arguments("seed_everything", "model.init_args.seed")
         parser.link_arguments("data", "model.init_args.num_classes", compute_fn=lambda data: data.num_classes,
@@ -75,6 +81,7 @@ class NASCLI(LightningCLI):
                               apply_on="instantiate")
         parser.link_arguments("benchmark", "ranking.benchmark", apply_on="instantiate")
         parser.link_arguments("benchmark", "selection.benchmark", apply_on="instantiate")
+        parser.link_arguments("benchmark", "decoding.benchmark", apply_on="instantiate")
 
     # ------------------------------------------------------------------ the run directory
     def before_instantiate_classes(self) -> None:
@@ -102,7 +109,7 @@ class NASCLI(LightningCLI):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         loggers: list[Logger] = []
         if "csv" in config.loggers:
-            loggers.append(CSVLogger(str(self.run_dir), name="", version=""))
+            loggers.append(RunCSVLogger(str(self.run_dir), resume_from=self.checkpoint_path if self.resume else None))
         if "wandb" in config.loggers:
             from pytorch_lightning.loggers import WandbLogger
 
@@ -112,6 +119,11 @@ class NASCLI(LightningCLI):
         # Lightning's checkpoint writes are atomic (TorchCheckpointIO -> _atomic_save)
         trainer_config = self._get(self.config_init, "trainer", default={})
         callbacks = list(trainer_config.get("callbacks") or []) + [checkpoint]
+        strategy = trainer_config.get("strategy")
+        if isinstance(strategy, str) and strategy == "ddp":
+            # A single-path step leaves most super-net parameters unused, which plain DDP rejects.
+            # With detection on, parameters unused on every rank keep ``grad=None`` and SGD skips them.
+            kwargs.setdefault("strategy", "ddp_find_unused_parameters_true")
         return super().instantiate_trainer(default_root_dir=str(self.run_dir), logger=loggers or False,
                                            callbacks=callbacks, **kwargs)
 
@@ -122,6 +134,59 @@ class NASCLI(LightningCLI):
         ckpt = str(self.checkpoint_path) if self.resume else None
         self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
         return self.trainer
+
+
+class _ContinuingWriter(ExperimentWriter):
+    """metrics.csv that a resumed run continues instead of deleting (Lightning's writer removes it).
+
+    Rows logged after the checkpoint (the killed run's lost steps, which the resumed run logs
+    again) are dropped first: rows are kept up to the checkpoint's logging step
+    (``_batches_that_stepped``), the step whose metrics are logged just after a checkpoint taken
+    in ``on_train_batch_end`` and never logged again.
+    """
+
+    def __init__(self, log_dir: str, keep_until_step: int | None) -> None:
+        self._keep_until_step = keep_until_step
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if self._keep_until_step is None or not path.is_file():
+            super()._check_log_dir_exists()
+            return
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            rows = [row for row in reader if row.get("step") and int(row["step"]) <= self._keep_until_step]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, buffer.getvalue())
+        self.metrics_keys = header
+
+
+class RunCSVLogger(CSVLogger):
+    """``RUN_DIR/metrics.csv``, flushed every step (a killed run loses no row it logged) and
+    continued, not overwritten, by ``--resume``."""
+
+    def __init__(self, run_dir: str, resume_from: Path | None = None) -> None:
+        super().__init__(run_dir, name="", version="", flush_logs_every_n_steps=1)
+        self._keep_until_step: int | None = None
+        if resume_from is not None:
+            import torch
+
+            loops = torch.load(resume_from, map_location="cpu", weights_only=True, mmap=True).get("loops") or {}
+            state = loops.get("fit_loop", {}).get("epoch_loop.state_dict", {})
+            self._keep_until_step = int(state.get("_batches_that_stepped", 0))
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ContinuingWriter(self.log_dir, self._keep_until_step)
+        return self._experiment
 
 
 def resume_arguments(run_dir: str, overrides: list[str]) -> list[str]:

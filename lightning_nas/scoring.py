@@ -12,7 +12,6 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_nas.nn.batchnorm import BNMode, batch_statistics, recalibrated_statistics, running_statistics
 
@@ -35,7 +34,7 @@ def score(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], ba
     ``calibration`` are input batches for ``BNMode.RECALIBRATE``.
     """
     bn_mode = BNMode(bn_mode)
-    was_training = module.training
+    was_training = {m: m.training for m in module.modules()}  # per module: mixed flags come back as they were
     module.eval()
     try:
         if bn_mode is BNMode.BATCH:
@@ -49,22 +48,27 @@ def score(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], ba
         with context:
             return _evaluate(forward, batches)
     finally:
-        module.train(was_training)
+        for m, training in was_training.items():
+            m.training = training
 
 
 def _evaluate(forward: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[Batch]) -> Score:
-    accuracy: MulticlassAccuracy | None = None
-    total_loss, count = 0.0, 0
+    # Plain counting, not a torchmetrics Metric: a Metric's compute() all-gathers across DDP
+    # processes, and callbacks score on rank 0 only (a collective on one rank hangs or corrupts);
+    # it is also the cheaper hot path when thousands of architectures are scored.
+    correct: torch.Tensor | None = None
+    total_loss: torch.Tensor | None = None
+    count = 0
     for x, y in batches:
         logits = forward(x)
-        if accuracy is None:
-            accuracy = MulticlassAccuracy(num_classes=logits.shape[-1], average="micro").to(logits.device)
-        accuracy.update(logits, y)
-        total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        hits = (logits.argmax(-1) == y).sum()
+        loss = F.cross_entropy(logits, y, reduction="sum")
+        correct = hits if correct is None else correct + hits
+        total_loss = loss.double() if total_loss is None else total_loss + loss.double()
         count += y.numel()
-    if accuracy is None:
+    if correct is None or total_loss is None:
         raise ValueError("cannot score an architecture on zero batches")
-    return Score(accuracy=100.0 * float(accuracy.compute()), loss=total_loss / count, samples=count)
+    return Score(accuracy=100.0 * int(correct) / count, loss=float(total_loss) / count, samples=count)
 
 
 def score_architectures(strategy: Any, archs: Sequence[Hashable], batches: Sequence[Batch],

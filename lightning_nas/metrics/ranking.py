@@ -42,18 +42,23 @@ def spearman_rho(truth: Sequence[float], scores: Sequence[float]) -> float:
 
 def sparsify(values: Sequence[float], threshold: float) -> np.ndarray:
     """Replace each value by the index of its tie group (groups span less than ``threshold``)."""
+    if not threshold >= 0:
+        raise ValueError(f"sparse Kendall threshold must be >= 0, got {threshold}")
     v = np.asarray(values, dtype=float)
     order = np.argsort(v, kind="stable")
     groups = np.empty(len(v), dtype=float)
     group, anchor = -1, -np.inf
     for i in order:
-        if v[i] - anchor >= threshold:
+        # equal values always share a group, so threshold 0 leaves exact ties tied (plain tau-b)
+        if v[i] > anchor and v[i] - anchor >= threshold:
             group, anchor = group + 1, v[i]
         groups[i] = group
     return groups
 
 
 def sparse_kendall_tau(truth: Sequence[float], scores: Sequence[float], threshold: float = 0.1) -> float:
+    """Kendall tau-b after ``sparsify(truth, threshold)``; ``threshold=0`` is plain tau-b. nan when every
+    ground-truth value falls into one group (no order left to agree with), as scipy gives for a constant."""
     t, s = _check(truth, scores)
     return float(stats.kendalltau(sparsify(t, threshold), s, variant="b").statistic)
 

@@ -13,6 +13,7 @@ Train Your Super-Net", Sec. 4.2). Three modes, applied to *every* BatchNorm laye
 from __future__ import annotations
 
 import contextlib
+import itertools
 from enum import Enum
 from typing import Callable, Iterable, Iterator, Literal
 
@@ -48,6 +49,15 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
             bn.training, bn.track_running_stats = training, track
 
 
+def _device(bn: _BatchNorm, module: nn.Module) -> torch.device:
+    """Where the layer lives; an ``affine=False, track_running_stats=False`` layer holds no tensor
+    of its own (and ``module`` may have no parameters at all: ``next(parameters())`` would fail)."""
+    for tensor in itertools.chain((bn.weight, bn.running_mean), module.parameters(), module.buffers()):
+        if tensor is not None:
+            return tensor.device
+    return torch.device("cpu")
+
+
 @contextlib.contextmanager
 def recalibrated_statistics(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
                             batches: Iterable[torch.Tensor]) -> Iterator[None]:
@@ -61,7 +71,7 @@ def recalibrated_statistics(module: nn.Module, forward: Callable[[torch.Tensor],
               bn.num_batches_tracked) for bn in layers]
     try:
         for bn in layers:
-            device = bn.weight.device if bn.weight is not None else next(module.parameters()).device
+            device = _device(bn, module)
             bn.running_mean = torch.zeros(bn.num_features, device=device)
             bn.running_var = torch.ones(bn.num_features, device=device)
             bn.num_batches_tracked = torch.zeros((), dtype=torch.long, device=device)

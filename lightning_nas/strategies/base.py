@@ -116,12 +116,60 @@ class SearchStrategy(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["architecture_generator"] = self.arch_generator.get_state()
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        checkpoint["epoch_means"] = {
+            "epoch": int(self.current_epoch),
+            "means": {name: {"mean_value": m.mean_value.detach().cpu().clone(), "weight": m.weight.detach().cpu().clone()}
+                      for name, m in self._epoch_means.items()}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "architecture_generator" in checkpoint:
             self.arch_generator.set_state(checkpoint["architecture_generator"])
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+        self._restored_means = checkpoint.get("epoch_means")
+
+    # ------------------------------------------------------------------ resumable epoch aggregates
+    # Lightning does not checkpoint the running sums behind ``self.log(..., on_epoch=True)``: after a
+    # mid-epoch resume an epoch mean would cover only the batches since the resume. During training,
+    # mean-reduced epoch values are therefore accumulated in MeanMetric objects whose state this
+    # module saves and restores (``on_save_checkpoint``), for every strategy, without changing names.
+    @property
+    def _epoch_means(self) -> dict[str, Any]:
+        if "_epoch_means_store" not in self.__dict__:
+            self.__dict__["_epoch_means_store"] = {}
+        return self.__dict__["_epoch_means_store"]
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        resumable = (not args and kwargs.get("on_epoch") is True and self._trainer is not None and self.trainer.training
+                     and kwargs.get("reduce_fx", "mean") in ("mean", torch.mean) and "metric_attribute" not in kwargs
+                     and isinstance(value, (torch.Tensor, float, int)) and not isinstance(value, bool))
+        if not resumable:
+            return super().log(name, value, *args, **kwargs)
+        from pytorch_lightning.utilities.data import extract_batch_size
+        from torchmetrics.aggregation import MeanMetric
+
+        value = torch.as_tensor(value, dtype=torch.float32, device=self.device).detach()
+        batch_size = kwargs.pop("batch_size", None)
+        if batch_size is None:
+            batch = getattr(self.trainer._results, "batch", None)
+            batch_size = extract_batch_size(batch) if batch is not None else 1
+        metric = self._epoch_means.get(name)
+        if metric is None:
+            metric = self._epoch_means[name] = MeanMetric(nan_strategy="disable").to(self.device)
+            restored = getattr(self, "_restored_means", None)
+            if restored and restored.get("epoch") == self.current_epoch and name in restored.get("means", {}):
+                state = restored["means"][name]
+                metric.mean_value = state["mean_value"].to(self.device)
+                metric.weight = state["weight"].to(self.device)
+                metric._update_count = 1
+        metric.update(value, batch_size)
+        kwargs.pop("sync_dist", None)  # MeanMetric.compute reduces over processes itself
+        if kwargs.pop("on_step", False):
+            super().log(f"{name}_step", value, on_step=True, on_epoch=False, batch_size=batch_size, **{
+                k: v for k, v in kwargs.items() if k != "on_epoch"})
+            name = f"{name}_epoch"
+        kwargs["on_epoch"] = True
+        super().log(name, metric, on_step=False, metric_attribute=f"_epoch_means[{name}]", **kwargs)
 
 
 def _build(factory: Callable[..., Any], options: Optional[dict[str, Any]], key: str, **fixed: Any) -> Any:

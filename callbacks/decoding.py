@@ -1,0 +1,85 @@
+"""Per-epoch architecture decoding: where is the strategy's current discrete choice?
+
+After every ``every_n_epochs`` training epochs the strategy's ``derive_architecture()`` (arg-max of
+alpha for the DARTS family, the controller's greedy choice for ENAS; SPOS and FairNAS have none
+and are skipped) is looked up in the benchmark and scored with the shared weights on the
+validation split. Logs ``decoding/test_regret`` (best entry of the table minus this
+architecture's, ``Benchmark.regret``; only with a table that holds it) and
+``decoding/one_shot_accuracy``, and keeps the trajectory in ``RUN_DIR/decoding.csv`` - the
+test-regret-over-epochs curves of NAS-Bench-1Shot1 (Zela et al. 2020, Fig. 3-5).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from typing import Any, Hashable, Optional
+
+from pytorch_lightning import Callback, LightningModule, Trainer
+
+from callbacks.common import calibration_inputs, evaluation_batches, run_dir
+from lightning_nas.benchmarks import Benchmark
+from lightning_nas.io import atomic_write_csv
+from lightning_nas.nn.batchnorm import BNMode, BNModeName
+from lightning_nas.scoring import score
+
+COLUMNS = ["epoch", "architecture", "test_regret", "ground_truth", "one_shot_accuracy", "bn_mode"]
+
+
+class ArchitectureDecoding(Callback):
+    """Args:
+        every_n_epochs: decoding period (0 disables the callback).
+        num_batches: validation batches for the one-shot score (None: the whole split).
+        bn_mode: ``batch`` (default: batch statistics, see ``lightning_nas.nn.batchnorm``),
+            ``running`` or ``recalibrate``; recorded in every row.
+        calibration_batches: training batches for ``recalibrate``.
+        benchmark: the ground truth (linked from the recipe's ``benchmark``).
+    """
+
+    def __init__(self, every_n_epochs: int = 1, num_batches: Optional[int] = None, bn_mode: BNModeName = "batch",
+                 calibration_batches: int = 5, benchmark: Optional[Benchmark] = None) -> None:
+        self.every_n_epochs, self.num_batches = every_n_epochs, num_batches
+        self.bn_mode = BNMode(bn_mode).value
+        self.calibration_batches, self.benchmark = calibration_batches, benchmark
+        self.history: list[dict[str, Any]] = []
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """A resumed run continues the trajectory of the epochs it already completed."""
+        path = run_dir(trainer) / "decoding.csv"
+        if self.history or not trainer.is_global_zero or not path.is_file():
+            return
+        with path.open(newline="") as handle:
+            self.history = [row for row in csv.DictReader(handle) if int(row["epoch"]) < trainer.current_epoch]
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.every_n_epochs <= 0 or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        if not trainer.is_global_zero:
+            return
+        arch = pl_module.derive_architecture()
+        if arch is None:
+            return
+        row = self.decode(trainer, pl_module, arch)
+        self.history.append(row)
+        atomic_write_csv(run_dir(trainer) / "decoding.csv", COLUMNS,
+                         ([r.get(c, "") for c in COLUMNS] for r in self.history))
+        metrics = {"decoding/one_shot_accuracy": row["one_shot_accuracy"]}
+        if row["test_regret"] != "":
+            metrics["decoding/test_regret"] = row["test_regret"]
+        pl_module.log_dict(metrics, rank_zero_only=True)
+
+    def decode(self, trainer: Trainer, strategy: LightningModule, arch: Hashable) -> dict[str, Any]:
+        device = strategy.device
+        batches = evaluation_batches(trainer, device, self.num_batches)
+        calibration = calibration_inputs(trainer, device, self.bn_mode, self.calibration_batches)
+        one_shot = score(strategy.supernet, strategy.architecture_forward(arch), batches, self.bn_mode, calibration)
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "architecture": str(arch), "test_regret": "",
+                               "ground_truth": "", "one_shot_accuracy": one_shot.accuracy, "bn_mode": self.bn_mode}
+        if self.benchmark is not None and arch in self.benchmark:
+            row["ground_truth"] = self.benchmark.query(arch)
+            row["test_regret"] = self.benchmark.regret(arch)
+        return row
+
+    @property
+    def regrets(self) -> list[float]:
+        """The regret trajectory (NaN where the table lacks the architecture)."""
+        return [float(r["test_regret"]) if r["test_regret"] != "" else math.nan for r in self.history]

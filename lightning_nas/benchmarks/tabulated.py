@@ -1,0 +1,60 @@
+"""Tables written by ``lightning_nas.tabulate``: a CSV benchmark that knows its seeds and sidecar.
+
+The table's metric columns are ``<split>_<metric>_mean`` (the mean over seeds, the ground truth),
+``..._std`` and ``..._seed<s>``. A relative ``path`` that does not exist from the working
+directory is looked up among the tables shipped with the package (``benchmarks/tables/``), so a
+recipe can say ``path: nb201_digits.csv`` and run from anywhere.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Hashable
+
+from lightning_nas.benchmarks.base import GroundTruthError
+from lightning_nas.benchmarks.csv_table import CSVBenchmark
+
+TABLES = Path(__file__).resolve().parent / "tables"
+
+
+def resolve_table(path: str | Path) -> Path:
+    """``path`` as given if it exists, else the shipped table of that name; an error lists the shipped ones."""
+    given = Path(path)
+    if given.is_file():
+        return given
+    if not given.is_absolute():
+        for candidate in (TABLES / given, TABLES / given.name):
+            if candidate.is_file():
+                return candidate
+    shipped = ", ".join(sorted(p.name for p in TABLES.glob("*.csv"))) or "none"
+    raise GroundTruthError(f"benchmark.path: ground-truth table {path} does not exist (shipped tables: {shipped})")
+
+
+class TabulatedBenchmark(CSVBenchmark):
+    """Args:
+        path: the table (CSV), or the name of a shipped one (e.g. ``nb201_digits.csv``).
+        metric: the ground-truth column; the mean over seeds (e.g. ``test_accuracy_mean``).
+        higher_is_better: False for losses.
+    """
+
+    def __init__(self, path: str = "nb201_digits.csv", metric: str = "test_accuracy_mean",
+                 higher_is_better: bool = True) -> None:
+        super().__init__(str(resolve_table(path)), metric=metric, key_column="ArchitectureString",
+                         higher_is_better=higher_is_better)
+
+    @property
+    def sidecar(self) -> dict[str, Any]:
+        """The JSON written beside the table (protocol, seeds, versions, noise ceiling); {} if absent."""
+        side = self.path.with_suffix(".json")
+        return json.loads(side.read_text()) if side.is_file() else {}
+
+    def seed_values(self, arch: Hashable) -> list[float]:
+        """The per-seed values behind ``query(arch)`` (for noise-aware comparisons)."""
+        base = self.metric[:-len("_mean")] if self.metric.endswith("_mean") else self.metric
+        key = str(arch)
+        with self.path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row["ArchitectureString"] == key:
+                    return [float(v) for k, v in row.items() if k.startswith(f"{base}_seed")]
+        raise GroundTruthError(f"{key} is not in {self.path}")

@@ -1,0 +1,166 @@
+"""The image DataModule: CIFAR-10 or digits held as uint8 tensors, augmented per batch on device."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import torch
+from pytorch_lightning import LightningDataModule
+
+from lightning_nas.data.augment import Augmentation, normalize
+from lightning_nas.data.batches import EvalBatches, SeededBatches
+from lightning_nas.data.sources import IMAGE_SOURCES, ImageData
+from lightning_nas.seeding import generator
+
+Size = Union[int, float]
+
+
+def _count(size: Size, total: int, key: str) -> int:
+    """A split size given as a fraction (0 <= f < 1) or a count (int >= 0) -> count."""
+    if isinstance(size, bool) or size < 0:
+        raise ValueError(f"data.{key} must be a fraction in [0, 1) or a non-negative count, got {size!r}")
+    if isinstance(size, float):
+        if size >= 1:
+            raise ValueError(f"data.{key}={size}: a fraction must be below 1; write an integer for a count")
+        return int(round(size * total))
+    return int(size)
+
+
+class ImageDataModule(LightningDataModule):
+    """Deterministic splits of a dataset's training images, plus its official test set.
+
+    The training images are permuted once by the seed and cut into a validation split (ranking
+    and selection), an architecture split (for bi-level strategies) and the weights split, of
+    which ``train_portion`` is used. Every batch and its augmentation follow the seed.
+
+    Args:
+        dataset: registered source name (``digits``, ``cifar10``).
+        data_dir: where the source looks for (and downloads) its files.
+        image_size: resize for sources that allow it (digits: default 16).
+        batch_size: training batch size per process; evaluation uses it too unless
+            ``eval_batch_size`` is set (batch-statistics BN depends on it).
+        val_split, arch_split: fraction of the training images or a count.
+        train_portion: fraction of the weights split actually used (low-fidelity studies).
+        crop_padding, horizontal_flip, cutout: training augmentation.
+        seed: the run seed (linked from ``seed_everything`` by the CLI).
+    """
+
+    def __init__(self, dataset: str = "digits", data_dir: str = "data", download: bool = True,
+                 image_size: int | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
+                 val_split: Size = 0.2, arch_split: Size = 0, train_portion: float = 1.0,
+                 crop_padding: int = 4, horizontal_flip: bool = True, cutout: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        IMAGE_SOURCES.get(dataset)  # fail early on an unknown name
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        if not 0 < train_portion <= 1:
+            raise ValueError(f"data.train_portion must be in (0, 1], got {train_portion}")
+        self.dataset, self.data_dir, self.download, self.image_size = dataset, data_dir, download, image_size
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.val_split, self.arch_split, self.train_portion = val_split, arch_split, train_portion
+        self.augmentation = Augmentation(crop_padding, horizontal_flip, cutout)
+        self.seed = seed
+        self._data: ImageData | None = None
+        self._splits: dict[str, torch.Tensor] | None = None
+        self._train_batches: SeededBatches | None = None
+
+    # ---------------------------------------------------------------- data and splits
+    @property
+    def data(self) -> ImageData:
+        if self._data is None:
+            options: dict[str, Any] = {"data_dir": Path(self.data_dir), "download": self.download}
+            if self.image_size is not None:
+                options["image_size"] = self.image_size
+            self._data = IMAGE_SOURCES.get(self.dataset)(**options)
+            self.mean, self.std = self._data.channel_stats()
+        return self._data
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+    @property
+    def in_channels(self) -> int:
+        return self.data.in_channels
+
+    @property
+    def splits(self) -> dict[str, torch.Tensor]:
+        """Indices into the training images: ``val``, ``arch``, ``weights`` (disjoint)."""
+        if self._splits is None:
+            total = len(self.data.train_labels)
+            n_val = _count(self.val_split, total, "val_split")
+            n_arch = _count(self.arch_split, total, "arch_split")
+            if n_val + n_arch >= total:
+                raise ValueError(f"data.val_split ({n_val}) + data.arch_split ({n_arch}) leave no training images "
+                                 f"out of {total}")
+            order = torch.randperm(total, generator=generator(self.seed, "split"))
+            weights = order[n_val + n_arch:]
+            weights = weights[:max(1, int(round(self.train_portion * len(weights))))]
+            self._splits = {"val": order[:n_val], "arch": order[n_val:n_val + n_arch], "weights": weights}
+        return self._splits
+
+    def setup(self, stage: str | None = None) -> None:
+        self.splits  # noqa: B018 - load and split once, before any loader is built
+
+    # ---------------------------------------------------------------- loaders
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> SeededBatches:
+        names = ["weights"]
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        if getattr(module, "uses_architecture_split", False):
+            if len(self.splits["arch"]) == 0:
+                raise ValueError(f"{type(module).__name__} learns architecture parameters on a separate split: "
+                                 "set data.arch_split (e.g. 0.5 as in DARTS)")
+            names.append("arch")
+        rank, world = self._rank()
+        self._train_batches = SeededBatches(self.data.train_images, self.data.train_labels,
+                                            {n: self.splits[n] for n in names}, self.batch_size, self.seed, rank, world)
+        return self._train_batches
+
+    def val_dataloader(self) -> EvalBatches:
+        rank, world = self._rank()
+        return EvalBatches(self.data.train_images, self.data.train_labels, self.splits["val"], self.eval_batch_size,
+                           rank, world)
+
+    def test_dataloader(self) -> EvalBatches:
+        rank, world = self._rank()
+        test = self.data
+        return EvalBatches(test.test_images, test.test_labels, torch.arange(len(test.test_labels)),
+                           self.eval_batch_size, rank, world)
+
+    # ---------------------------------------------------------------- on-device preparation
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict) and "epoch" in batch:  # a training step
+            epoch, index = batch["epoch"], batch["index"]
+            if self._train_batches is not None:
+                self._train_batches.mark_consumed(epoch, index)
+            rank, _ = self._rank()
+            prepared = {}
+            for name, part in batch.items():
+                if isinstance(part, dict):
+                    gen = generator(self.seed, "augment", name, epoch, index, rank, device=part["images"].device)
+                    images = self.augmentation(part["images"], gen)
+                    prepared[name] = (normalize(images, self.mean, self.std), part["labels"])
+            return prepared
+        images, labels = batch
+        return normalize(images, self.mean, self.std), labels
+
+    def split_batches(self, split: str, device: torch.device | str = "cpu", limit: int | None = None,
+                      batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised, unaugmented batches of a split in fixed order, for scoring outside the fit loop."""
+        data = self.data
+        if split == "test":
+            images, labels, indices = data.test_images, data.test_labels, torch.arange(len(data.test_labels))
+        else:
+            images, labels, indices = data.train_images, data.train_labels, self.splits[split]
+        if len(indices) == 0:
+            raise ValueError(f"the {split} split is empty: set data.{split}_split")
+        loader = EvalBatches(images, labels, indices, batch_size or self.eval_batch_size)
+        for count, (x, y) in enumerate(loader):
+            if limit is not None and count >= limit:
+                return
+            yield normalize(x.to(device), self.mean, self.std), y.to(device)

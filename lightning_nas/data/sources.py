@@ -1,0 +1,63 @@
+"""Image datasets as uint8 tensors in memory, by short name.
+
+Each source returns an ``ImageData``: training and official test images (N, C, H, W) uint8, labels
+int64, per-channel mean/std. A new dataset is one decorated function.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lightning_nas.registry import Registry
+
+
+@dataclass(frozen=True)
+class ImageData:
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    num_classes: int
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_images.shape[1])
+
+    def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std (0..1 scale) of the training images."""
+        x = self.train_images.float().div(255.0)
+        return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+
+
+IMAGE_SOURCES: Registry = Registry("image dataset")
+
+
+@IMAGE_SOURCES.register("digits")
+def load_digits(data_dir: str | Path | None = None, image_size: int = 16, download: bool = False) -> ImageData:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download), upsampled.
+
+    The official split does not exist; a fixed 1/5 of the images (every fifth, so classes stay
+    balanced) is held out as the test set, independent of the run seed.
+    """
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    images = torch.as_tensor(bunch.images, dtype=torch.float32)[:, None] * (255.0 / 16.0)
+    if image_size != 8:
+        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    images = images.round().clamp(0, 255).to(torch.uint8)
+    labels = torch.as_tensor(bunch.target, dtype=torch.int64)
+    test = torch.arange(len(labels)) % 5 == 4
+    return ImageData(images[~test], labels[~test], images[test], labels[test], num_classes=10)
+
+
+@IMAGE_SOURCES.register("cifar10")
+def load_cifar10(data_dir: str | Path = "data", image_size: int = 32, download: bool = True) -> ImageData:
+    from lightning_nas.data.cifar10 import read_cifar10
+
+    if image_size != 32:
+        raise ValueError(f"data.image_size: CIFAR-10 images are 32x32, got {image_size}")
+    return read_cifar10(Path(data_dir), download=download)

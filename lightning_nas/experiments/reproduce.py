@@ -1,0 +1,117 @@
+"""``train.py --reproduce RUN_DIR``: rerun a run from its own resolved recipe and compare the results.
+
+The rerun goes to ``RUN_DIR-reproduce`` (or ``--run_dir``) through the normal train.py path.
+On CPU every logged number must come out identical; the comparison covers the files that hold
+results (``selection.json``, ``metrics.csv``, ``ranking/epoch_*.csv``, ``decoding.csv``) value by
+value, is printed, and is saved as ``reproduce.json`` in the new run directory. Differences in the
+recorded versions or git commit (``run.json``) are printed as notes, since they explain most
+differences.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from lightning_nas.io import atomic_write_json
+
+RESULT_FILES = ("selection.json", "metrics.csv", "decoding.csv")
+RESULT_GLOBS = ("ranking/epoch_*.csv",)
+
+
+def reproduce_arguments(run_dir: str, overrides: list[str]) -> tuple[list[str], Path]:
+    """The original's resolved recipe, a new run directory, then any overrides (a later ``--run_dir`` wins)."""
+    from lightning_nas.app import _take_option
+    from lightning_nas.cli import RecipeError
+
+    original = Path(run_dir)
+    recipe = original / "config.yaml"
+    if not recipe.is_file():
+        raise RecipeError(f"--reproduce {run_dir}: {recipe} not found; is this a lightning_nas run directory?")
+    target, overrides = _take_option(list(overrides), "--run_dir")
+    target_dir = Path(target) if target else original.with_name(original.name + "-reproduce")
+    if target_dir.resolve() == original.resolve():
+        raise RecipeError(f"--reproduce {run_dir}: --run_dir must differ from the run being reproduced")
+    return ["--recipe", str(recipe), *overrides, "--run_dir", str(target_dir)], target_dir
+
+
+def result_files(run_dir: Path) -> list[str]:
+    names = [name for name in RESULT_FILES if (run_dir / name).is_file()]
+    for pattern in RESULT_GLOBS:
+        names += sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(pattern))
+    return names
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}{key}.").items()}
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in _flatten(item, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): value}
+
+
+def _cells(path: Path) -> dict[str, str]:
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return {}
+    header = rows[0]
+    return {f"row {i} {column}": value for i, row in enumerate(rows[1:], start=1)
+            for column, value in zip(header, row)} | {"columns": ",".join(header), "rows": str(len(rows) - 1)}
+
+
+def values(path: Path) -> dict[str, Any]:
+    return _flatten(json.loads(path.read_text())) if path.suffix == ".json" else _cells(path)
+
+
+def compare_runs(original: Path, rerun: Path) -> dict[str, Any]:
+    """Every result value of both runs, compared exactly; ``identical`` and the list of differences."""
+    names = sorted(set(result_files(original)) | set(result_files(rerun)))
+    differences: list[str] = []
+    compared = 0
+    for name in names:
+        a, b = original / name, rerun / name
+        if not (a.is_file() and b.is_file()):
+            differences.append(f"{name}: only in {'the original' if a.is_file() else 'the rerun'}")
+            continue
+        va, vb = values(a), values(b)
+        compared += len(va)
+        for key in sorted(set(va) | set(vb)):
+            if va.get(key, "<missing>") != vb.get(key, "<missing>"):
+                differences.append(f"{name} {key}: {va.get(key, '<missing>')!r} != {vb.get(key, '<missing>')!r}")
+    notes = []
+    try:
+        ra, rb = (json.loads((d / "run.json").read_text()) for d in (original, rerun))
+        for key in ("versions", "git", "platform"):
+            if ra.get(key) != rb.get(key):
+                notes.append(f"run.json {key} differs: {ra.get(key)} -> {rb.get(key)}")
+        if (rb.get("git") or {}).get("dirty"):
+            notes.append("the rerun's work tree has uncommitted changes (run.json git.dirty)")
+    except (OSError, ValueError):
+        notes.append("run.json missing in one of the runs")
+    return {"original": str(original), "rerun": str(rerun), "identical": not differences and bool(names),
+            "files": names, "values_compared": compared, "differences": differences, "notes": notes}
+
+
+def print_comparison(result: dict[str, Any], limit: int = 20) -> None:
+    if result["identical"]:
+        print(f"[lightning_nas] reproduce: identical - {result['values_compared']} values in "
+              f"{', '.join(result['files'])} match {result['original']}")
+    elif not result["files"]:
+        print(f"[lightning_nas] reproduce: nothing to compare (no result files in either run)")
+    else:
+        diffs = result["differences"]
+        print(f"[lightning_nas] reproduce: DIFFERENT - {len(diffs)} of {result['values_compared']} values differ "
+              f"from {result['original']}:")
+        print("\n".join(f"  {d}" for d in diffs[:limit]) + (f"\n  ... and {len(diffs) - limit} more" if len(diffs) > limit else ""))
+    for note in result["notes"]:
+        print(f"  note: {note}")
+
+
+def report(original: Path, rerun: Path) -> bool:
+    """Compare, print, and keep the comparison in the rerun's directory."""
+    result = compare_runs(original, rerun)
+    print_comparison(result)
+    atomic_write_json(rerun / "reproduce.json", result)
+    return result["identical"]

@@ -1,0 +1,39 @@
+"""The random-sampling baseline without weight sharing (Yu et al., ICLR 2020, Sec. 3).
+
+The "search" is one architecture drawn uniformly from the space with a seeded generator; nothing
+is trained. Its result is that architecture's ground truth: with a benchmark table, the final
+selection callback reports it (as ``derived`` and as the only candidate); without one, train the
+architecture stand-alone (``--model lightning_nas.strategies.Standalone
+--model.init_args.architecture '<arch>'``). Comparing a search strategy with this baseline over
+many seeds is Yu et al.'s test of whether the search phase beats chance.
+"""
+from __future__ import annotations
+
+from typing import Any, Hashable, Optional
+
+import torch
+
+from lightning_nas.seeding import generator
+from lightning_nas.strategies.base import SearchStrategy
+
+
+class RandomSampling(SearchStrategy):
+    """Args as ``SearchStrategy``; only ``space``, ``space_options`` and ``seed`` matter. Recipes
+    set ``trainer.max_epochs: 0`` (any epochs run are skipped, no weight is updated)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.automatic_optimization = False
+        self.architecture = self.space.sample(generator(self.hparams.seed, "random-sampling"))
+
+    def training_step(self, batch: Any, batch_idx: int) -> Optional[torch.Tensor]:
+        return None  # no weight sharing, no training: the baseline is a draw
+
+    def sample_architecture(self) -> Hashable:
+        return self.architecture
+
+    def derive_architecture(self) -> Hashable:
+        return self.architecture
+
+    def candidate_architectures(self, count: int, gen: torch.Generator) -> list[Hashable]:
+        return [self.architecture]

@@ -1,0 +1,109 @@
+"""Ranking metrics against scipy and hand-computed values."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lightning_nas.metrics import (kendall_tau, p_beat_random, p_random_as_good, sparse_kendall_tau, sparsify,
+                                   spearman_rho)
+
+# ground truth with ties (two 93.1, two 90.0) against scores with a tie of their own
+TRUTH = [93.1, 90.0, 93.1, 91.5, 90.0, 94.2, 89.7]
+SCORES = [0.61, 0.40, 0.55, 0.55, 0.42, 0.70, 0.20]
+
+
+def test_kendall_matches_scipy_tau_b_with_ties():
+    assert kendall_tau(TRUTH, SCORES) == pytest.approx(stats.kendalltau(TRUTH, SCORES, variant="b").statistic)
+
+
+def test_kendall_hand_values():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # one discordant pair of six
+    assert kendall_tau([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+    # tau-b with one tie in truth: C=2, D=0; n0=3, n1=1, n2=0 -> 2 / sqrt(2 * 3)
+    assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+
+
+def test_spearman_matches_scipy_and_hand_value_with_ties():
+    assert spearman_rho(TRUTH, SCORES) == pytest.approx(stats.spearmanr(TRUTH, SCORES).statistic)
+    # average ranks: truth [1.5, 1.5, 3], scores [1, 2, 3]: Pearson of the ranks = 0.8660...
+    assert spearman_rho([5, 5, 7], [1, 2, 3]) == pytest.approx(np.corrcoef([1.5, 1.5, 3], [1, 2, 3])[0, 1])
+    assert spearman_rho([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(1 - 6 * 2 / (4 * 15))
+
+
+@pytest.mark.parametrize("metric", [kendall_tau, spearman_rho, sparse_kendall_tau])
+def test_shape_errors(metric):
+    with pytest.raises(ValueError, match="equal-length"):
+        metric([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="at least 2"):
+        metric([1], [1])
+
+
+def test_sparse_kendall_threshold_zero_is_plain_kendall():
+    # exact ties in the ground truth must stay ties (not be broken by position)
+    assert sparse_kendall_tau(TRUTH, SCORES, threshold=0.0) == pytest.approx(kendall_tau(TRUTH, SCORES))
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 5, 30).astype(float)
+    scores = rng.normal(size=30)
+    assert sparse_kendall_tau(truth, scores, threshold=0.0) == pytest.approx(kendall_tau(truth, scores))
+    np.testing.assert_array_equal(sparsify([3.0, 1.0, 3.0, 2.0], 0.0), [2, 0, 2, 1])
+
+
+def test_sparse_kendall_values_within_threshold_become_ties():
+    truth = [1.0, 1.05, 1.2, 2.0]
+    scores = [2.0, 1.0, 3.0, 4.0]
+    # plain: 5 concordant, 1 discordant pair -> 4/6
+    assert kendall_tau(truth, scores) == pytest.approx(4 / 6)
+    # 1.0 and 1.05 are one group: C=5, D=0, one tie in truth -> 5 / sqrt((6 - 1) * 6)
+    np.testing.assert_array_equal(sparsify(truth, 0.1), [0, 0, 1, 2])
+    assert sparse_kendall_tau(truth, scores, threshold=0.1) == pytest.approx(5 / math.sqrt(5 * 6))
+    # the default threshold is 0.1 accuracy points
+    assert sparse_kendall_tau(truth, scores) == pytest.approx(5 / math.sqrt(30))
+
+
+def test_sparsify_groups_do_not_chain():
+    # 0.06 joins 0's group; 0.12 is 0.12 above the group's smallest value, so it starts a new one
+    np.testing.assert_array_equal(sparsify([0.12, 0.0, 0.06], 0.1), [1, 0, 0])
+    np.testing.assert_array_equal(sparsify([0.0, 0.1, 0.2], 0.1), [0, 1, 2])  # exactly threshold apart: apart
+
+
+def test_sparse_kendall_large_threshold_is_nan():
+    """Decision: when every ground-truth value falls in one group there is no order to agree with,
+    and Kendall tau-b is undefined (0/0): nan, as scipy gives for a constant input. Callers report
+    nan rather than a misleading 0."""
+    assert math.isnan(sparse_kendall_tau(TRUTH, SCORES, threshold=100.0))
+
+
+def test_sparsify_rejects_negative_threshold():
+    with pytest.raises(ValueError, match="threshold"):
+        sparsify([1.0, 2.0], -0.1)
+
+
+@pytest.mark.parametrize("rank, rmax, n, expected", [
+    (1, 100, 1, 0.01),
+    (10, 100, 1, 0.1),
+    (10, 100, 2, 1 - 0.9 ** 2),  # 0.19
+    (50, 100, 3, 1 - 0.5 ** 3),  # 0.875
+    (100, 100, 1, 1.0),  # the worst rank: any draw is as good
+    (1, 15_625, 100, 1 - (1 - 1 / 15_625) ** 100),
+])
+def test_p_random_as_good_and_its_complement(rank, rmax, n, expected):
+    assert p_random_as_good(rank, rmax, n) == pytest.approx(expected)
+    assert p_beat_random(rank, rmax, n) == pytest.approx(1 - expected)
+    assert p_random_as_good(rank, rmax, n) + p_beat_random(rank, rmax, n) == pytest.approx(1.0)
+
+
+def test_p_random_is_monotone():
+    assert p_random_as_good(5, 100, 1) < p_random_as_good(6, 100, 1)
+    assert p_random_as_good(5, 100, 1) < p_random_as_good(5, 100, 2)
+
+
+@pytest.mark.parametrize("rank, rmax, n", [(0, 100, 1), (101, 100, 1), (-1, 100, 1), (1, 100, 0)])
+def test_p_random_rejects_invalid_arguments(rank, rmax, n):
+    for fn in (p_random_as_good, p_beat_random):
+        with pytest.raises(ValueError, match="1 <= rank <= num_architectures"):
+            fn(rank, rmax, n)

@@ -1,0 +1,144 @@
+"""``lightning_nas.tabulate``: right numbers, crash-safe resumption, shards == one process, benchmark reads it."""
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from lightning_nas.benchmarks import CSVBenchmark, GroundTruthError, TabulatedBenchmark
+from lightning_nas.tabulate import (TabulateError, architectures, build_parser, main, merge, noise_ceiling,
+                                    tabulate, train_one)
+
+# 4 architectures of NB201 restricted to {none, skip_connect, nor_conv_3x3}, a 2-channel net on 8x8 digits,
+# one epoch on ~100 images: a training takes a fraction of a second on one thread.
+TINY = ["--space_options", '{"operations": ["none", "skip_connect", "nor_conv_3x3"]}', "--architectures", "4",
+        "--sample_seed", "3", "--seeds", "[0, 1]", "--max_epochs", "1", "--evaluate", "[test]",
+        "--model", '{"network": {"C": 2, "N": 1}, "lr": 0.1}',
+        "--data", '{"dataset": "digits", "image_size": 8, "batch_size": 32, "val_split": 0.2, '
+                  '"train_portion": 0.1, "crop_padding": 1, "horizontal_flip": false}']
+
+
+def config(out: Path, *extra: str):
+    return build_parser().parse_args([*TINY, "--out", str(out), *extra])
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    """The reference: one uninterrupted single-process tabulation."""
+    out = tmp_path_factory.mktemp("single") / "table.csv"
+    tabulate(config(out), log=lambda _: None)
+    return out
+
+
+def test_table_holds_every_architecture_with_stats_from_its_seeds(single: Path) -> None:
+    table = rows(single)
+    expected = [str(a) for a in architectures(config(single))]
+    assert [r["ArchitectureString"] for r in table] == expected
+    assert [int(r["position"]) for r in table] == [0, 1, 2, 3]
+    for row in table:
+        for metric in ("test_accuracy", "test_loss"):
+            seeds = [float(row[f"{metric}_seed0"]), float(row[f"{metric}_seed1"])]
+            assert float(row[f"{metric}_mean"]) == pytest.approx(statistics.fmean(seeds), abs=1e-6)
+            assert float(row[f"{metric}_std"]) == pytest.approx(statistics.stdev(seeds), abs=1e-6)
+        assert row["epochs"] == "1" and int(row["params"]) > 0
+    # seeds differ (else the "seed" column is a copy), and the table reproduces a fresh training exactly
+    assert any(r["test_loss_seed0"] != r["test_loss_seed1"] for r in table)
+    again, params = train_one(config(single), table[2]["ArchitectureString"], 1)
+    assert float(table[2]["test_loss_seed1"]) == pytest.approx(again["test_loss"], abs=1e-6)
+    assert int(table[2]["params"]) == params
+    side = json.loads(single.with_suffix(".json").read_text())
+    assert side["status"] == "complete" and side["seeds"] == [0, 1]
+    assert side["protocol"]["max_epochs"] == 1 and "torch" in side["versions"] and "git" in side
+    assert "test_accuracy" in side["noise_ceiling"]
+
+
+def test_killed_tabulation_resumes_without_duplicates(single: Path, tmp_path: Path) -> None:
+    out = tmp_path / "table.csv"
+    tabulate(config(out, "--limit", "2"), log=lambda _: None)
+    assert len(rows(out)) == 2
+    assert json.loads(out.with_suffix(".json").read_text())["status"] == "partial"
+    with out.open("a") as handle:  # a kill in the middle of writing the third row
+        handle.write("2,|nor_conv_3x3~0|+|none~0|")
+    tabulate(config(out), log=lambda _: None)
+    assert out.read_text() == single.read_text()
+    tabulate(config(out), log=lambda _: None)  # a rerun of a complete table trains nothing, changes nothing
+    assert out.read_text() == single.read_text()
+
+
+def test_resume_refuses_another_protocol(single: Path, tmp_path: Path) -> None:
+    out = tmp_path / "table.csv"
+    tabulate(config(out, "--limit", "1"), log=lambda _: None)
+    with pytest.raises(TabulateError, match="another protocol"):
+        tabulate(config(out, "--max_epochs", "2"), log=lambda _: None)
+
+
+def test_two_shards_merge_to_the_single_process_table(single: Path, tmp_path: Path) -> None:
+    out = tmp_path / "table.csv"
+    tabulate(config(out, "--shard", "1/2"), log=lambda _: None)
+    shard1 = tmp_path / "table.shard1of2.csv"
+    assert [int(r["position"]) for r in rows(shard1)] == [1, 3]
+    with pytest.raises(TabulateError, match="2 of 4"):
+        merge([shard1], tmp_path / "partial.csv")
+    tabulate(config(out, "--shard", "0/2"), log=lambda _: None)
+    assert main(["merge", "--out", str(out), str(tmp_path / "table.shard0of2.csv"), str(shard1)]) == 0
+    assert out.read_text() == single.read_text()
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["status"] == "complete" and len(side["merged_from"]) == 2
+
+
+def test_table_loads_through_the_benchmark_interface(single: Path) -> None:
+    bench = TabulatedBenchmark(str(single), metric="test_accuracy_mean")
+    table = rows(single)
+    means = {r["ArchitectureString"]: float(r["test_accuracy_mean"]) for r in table}
+    assert len(bench) == 4 and bench.table() == means
+    for arch, value in means.items():
+        assert bench.rank(arch) == 1 + sum(v > value for v in means.values())
+        row = next(r for r in table if r["ArchitectureString"] == arch)
+        assert bench.seed_values(arch) == [float(row["test_accuracy_seed0"]), float(row["test_accuracy_seed1"])]
+    losses = TabulatedBenchmark(str(single), metric="test_loss_mean", higher_is_better=False)
+    best = min(means, key=lambda a: float(next(r for r in table if r["ArchitectureString"] == a)["test_loss_mean"]))
+    assert losses.rank(best) == 1
+    assert CSVBenchmark(str(single), metric="test_accuracy_mean").table() == means
+    with pytest.raises(GroundTruthError, match="test_accuracy'"):
+        TabulatedBenchmark(str(single), metric="test_accuracy").table()
+    with pytest.raises(GroundTruthError, match="benchmark.path"):
+        TabulatedBenchmark("no_such_table.csv")
+
+
+def test_noise_ceiling_of_a_known_table(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    seed0, seed1 = [90.0, 80.0, 70.0, 60.0, 50.0], [91.0, 79.0, 72.0, 49.95, 60.1]  # seed 1 swaps the last two
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ArchitectureString", "test_accuracy_mean", "test_accuracy_std",
+                         "test_accuracy_seed0", "test_accuracy_seed1"])
+        for i, (a, b) in enumerate(zip(seed0, seed1)):
+            writer.writerow([f"a{i}", (a + b) / 2, abs(a - b) / 2 ** 0.5, a, b])
+    result = noise_ceiling(path, [0, 1], ["test_accuracy"])["test_accuracy"]
+    assert result["all"]["seed_to_seed_kendall"] == pytest.approx(0.8)  # 9 of 10 pairs agree
+    assert result["all"]["seed_to_seed_spearman"] == pytest.approx(0.9)  # 1 - 6*2/(5*24)
+    assert result["all"]["spearman_brown_mean_of_seeds"] == pytest.approx(2 * 0.9 / 1.9, abs=1e-4)
+    spread = result["spread"]
+    assert spread["best"] == 90.5 and spread["worst"] == 54.975
+    assert spread["pairs_within_threshold"] == 1  # means 54.975 and 55.05
+    assert spread["within_threshold_of_best"] == 1
+
+
+def test_bad_input_gives_one_line_naming_the_key(tmp_path: Path, capsys) -> None:
+    with pytest.raises(TabulateError, match=r"model\.nope"):
+        tabulate(config(tmp_path / "t.csv", "--model", '{"nope": 1}'), log=lambda _: None)
+    with pytest.raises(TabulateError, match=r"data\.seed"):
+        tabulate(config(tmp_path / "t.csv", "--data", '{"seed": 3}'), log=lambda _: None)
+    assert main([*TINY, "--out", str(tmp_path / "t.csv"), "--shard", "2/2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tabulate: error: --shard 2/2") and "\n" not in err
+    assert main([*TINY, "--out", str(tmp_path / "t.csv"), "--architectures", "100000"]) == 2
+    assert "architectures" in capsys.readouterr().err
