@@ -10,7 +10,7 @@ written to ``RUN_DIR/selection.json``.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Optional
+from typing import Any, Hashable, Literal, Optional
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
@@ -30,12 +30,18 @@ class FinalSelection(Callback):
         top_k: candidates re-scored on the whole validation split.
         bn_mode, calibration_batches: as in ``WeightSharingRanking``.
         searches: n in p = 1 - (1 - r/r_max)^n, the number of searches whose best is compared.
+        score: what the two stages select by: highest validation ``accuracy`` or lowest ``loss``
+            (language models: the loss is the log-perplexity).
         benchmark: the ground truth (linked from the recipe's ``benchmark``).
     """
 
     def __init__(self, num_architectures: int = 1000, num_batches: int = 2, top_k: int = 10, bn_mode: BNModeName = "batch",
-                 calibration_batches: int = 5, searches: int = 1, benchmark: Optional[Benchmark] = None) -> None:
+                 calibration_batches: int = 5, searches: int = 1, score: Literal["accuracy", "loss"] = "accuracy",
+                 benchmark: Optional[Benchmark] = None) -> None:
+        if score not in ("accuracy", "loss"):
+            raise ValueError(f"selection.score must be 'accuracy' or 'loss', got {score!r}")
         self.bn_mode = BNMode(bn_mode).value
+        self.score = score
         self.num_architectures, self.num_batches, self.top_k = num_architectures, num_batches, top_k
         self.calibration_batches, self.searches, self.benchmark = calibration_batches, searches, benchmark
         self.result: Optional[dict[str, Any]] = None
@@ -54,20 +60,24 @@ class FinalSelection(Callback):
         calibration = calibration_inputs(trainer, device, self.bn_mode, self.calibration_batches)
         quick = score_architectures(strategy, archs, evaluation_batches(trainer, device, self.num_batches),
                                     self.bn_mode, calibration, progress=f"selection: {len(archs)} candidates")
-        order = sorted(range(len(archs)), key=lambda i: -quick[i].accuracy)[:self.top_k]
+        goodness = (lambda s: s.accuracy) if self.score == "accuracy" else (lambda s: -s.loss)  # higher is better
+        order = sorted(range(len(archs)), key=lambda i: -goodness(quick[i]))[:self.top_k]
         finalists = [archs[i] for i in order]
         full = score_architectures(strategy, finalists, evaluation_batches(trainer, device, None), self.bn_mode,
                                    calibration, progress=f"selection: top {len(finalists)}")
-        best = max(range(len(finalists)), key=lambda i: full[i].accuracy)
+        best = max(range(len(finalists)), key=lambda i: goodness(full[i]))
         result: dict[str, Any] = {
             "architecture": str(finalists[best]),
             "supernet_val_accuracy": full[best].accuracy,
+            "supernet_val_loss": full[best].loss,
+            "score": self.score,
             "bn_mode": self.bn_mode,
             "candidates": len(archs),
             "candidate_source": source,
             **self._ground_truth(finalists[best]),
             "finalists": [{"architecture": str(a), "quick_accuracy": quick[i].accuracy, "val_accuracy": f.accuracy,
-                           **self._ground_truth(a)} for a, i, f in zip(finalists, order, full)],
+                           "quick_loss": quick[i].loss, "val_loss": f.loss, **self._ground_truth(a)}
+                          for a, i, f in zip(finalists, order, full)],
         }
         derived = strategy.derive_architecture()
         if derived is not None:

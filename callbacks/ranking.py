@@ -9,7 +9,7 @@ architectures by super-net score, and writes the per-epoch table to
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
@@ -30,13 +30,22 @@ class WeightSharingRanking(Callback):
         calibration_batches: training batches for ``recalibrate``.
         sparse_threshold: ground-truth differences below this are ties (sparse Kendall tau).
         top_k: how many top-scored architectures the logged ground truth averages.
+        score: what orders architectures by their shared weights: validation ``accuracy`` (higher is
+            better) or ``loss`` (lower is better; language models, where the loss is the
+            log-perplexity). Correlations compare this score with the ground truth oriented so
+            that both are "higher is better" (a lower-is-better benchmark such as perplexity is
+            negated), so a positive Kendall tau always means agreement.
         benchmark: the ground truth (linked from the recipe's ``benchmark``).
     """
 
     def __init__(self, num_architectures: int = 200, every_n_epochs: int = 1, num_batches: Optional[int] = 5,
                  bn_mode: BNModeName = "batch", calibration_batches: int = 5, sparse_threshold: float = 0.1,
-                 top_k: int = 3, benchmark: Optional[Benchmark] = None) -> None:
+                 top_k: int = 3, score: Literal["accuracy", "loss"] = "accuracy",
+                 benchmark: Optional[Benchmark] = None) -> None:
+        if score not in ("accuracy", "loss"):
+            raise ValueError(f"ranking.score must be 'accuracy' or 'loss', got {score!r}")
         self.bn_mode = BNMode(bn_mode).value
+        self.score = score
         self.num_architectures, self.every_n_epochs, self.num_batches = num_architectures, every_n_epochs, num_batches
         self.calibration_batches, self.sparse_threshold, self.top_k = calibration_batches, sparse_threshold, top_k
         self.benchmark = benchmark
@@ -54,18 +63,23 @@ class WeightSharingRanking(Callback):
         archs, source = sample_architectures(strategy, self.benchmark, self.num_architectures, "ranking")
         batches = evaluation_batches(trainer, strategy.device, self.num_batches)
         calibration = calibration_inputs(trainer, strategy.device, self.bn_mode, self.calibration_batches)
-        scores = [s.accuracy for s in score_architectures(strategy, archs, batches, self.bn_mode, calibration,
-                                                          progress=f"ranking {len(archs)} archs")]
+        results = score_architectures(strategy, archs, batches, self.bn_mode, calibration,
+                                      progress=f"ranking {len(archs)} archs")
+        accuracies = [s.accuracy for s in results]
+        scores = accuracies if self.score == "accuracy" else [-s.loss for s in results]  # higher is better
         truth = [self.benchmark.query(a) for a in archs] if self.benchmark is not None else [float("nan")] * len(archs)
         epoch = trainer.current_epoch
         atomic_write_csv(run_dir(trainer) / "ranking" / f"epoch_{epoch:03d}.csv",
-                         ["architecture", "supernet_accuracy", "ground_truth"],
-                         ([str(a), f"{s:.4f}", t] for a, s, t in zip(archs, scores, truth)))
-        metrics = {"supernet_accuracy": sum(scores) / len(scores)}
+                         ["architecture", "supernet_accuracy", "ground_truth", "supernet_loss"],
+                         ([str(a), f"{s:.4f}", t, f"{r.loss:.4f}"]
+                          for a, s, t, r in zip(archs, accuracies, truth, results)))
+        metrics = {"supernet_accuracy": sum(accuracies) / len(accuracies),
+                   "supernet_loss": sum(r.loss for r in results) / len(results)}
         if self.benchmark is not None:
-            metrics["kendall_tau"] = kendall_tau(truth, scores)
-            metrics["sparse_kendall_tau"] = sparse_kendall_tau(truth, scores, self.sparse_threshold)
-            metrics["spearman"] = spearman_rho(truth, scores)
+            goodness = truth if self.benchmark.higher_is_better else [-t for t in truth]
+            metrics["kendall_tau"] = kendall_tau(goodness, scores)
+            metrics["sparse_kendall_tau"] = sparse_kendall_tau(goodness, scores, self.sparse_threshold)
+            metrics["spearman"] = spearman_rho(goodness, scores)
             best = sorted(range(len(archs)), key=lambda i: -scores[i])[:self.top_k]
             metrics[f"top{self.top_k}_ground_truth"] = sum(truth[i] for i in best) / len(best)
         self.history.append({"epoch": epoch, **metrics})

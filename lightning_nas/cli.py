@@ -19,6 +19,7 @@ from pytorch_lightning import LightningDataModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.utilities.model_helpers import is_overridden
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
@@ -133,6 +134,8 @@ class NASCLI(LightningCLI):
         write_run_record(self.run_dir, seed, self.raw_args, resumed_from=str(self.checkpoint_path) if self.resume else None)
         ckpt = str(self.checkpoint_path) if self.resume else None
         self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+        if is_overridden("test_step", self.model):  # stand-alone networks: report the official test split
+            self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
         return self.trainer
 
 
@@ -152,7 +155,7 @@ class _ContinuingWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         path = Path(self.metrics_file_path)
         if self._keep_until_step is None or not path.is_file():
-            super()._check_log_dir_exists()
+            path.unlink(missing_ok=True)  # a fresh run (config.yaml and run.json already sit beside it)
             return
         with open(path, newline="") as handle:
             reader = csv.DictReader(handle)

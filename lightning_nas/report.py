@@ -14,7 +14,7 @@ directories made without the runner, a ``selection.json``) and writes to ``EXPER
   factor on the final performance (Figure 10 of "How to Train Your Super-Net");
 - the same plots as ``wandb.Image`` when the runs logged to W&B (``WANDB_MODE=offline`` works).
 
-The baseline of the t-test is the random-policy group with the same factor values when the
+The baseline of the t-test is the random-policy group sharing most factor values when the
 experiment has one (a strategy whose name contains "random"), else ``--baseline`` (a group label,
 e.g. "SPOS bn_mode=batch"), else the first group. Only csv, numpy, scipy and matplotlib are used.
 """
@@ -188,7 +188,9 @@ class Group:
 
     @property
     def label(self) -> str:
-        return " ".join([self.strategy, *(f"{k}={v}" for k, v in self.factors)])
+        # a factor that chooses the strategy (model.class_path) is already said by the strategy's name
+        return " ".join([self.strategy, *(f"{k}={v}" for k, v in self.factors
+                                          if v.rsplit(".", 1)[-1] != self.strategy)])
 
     def values(self, metric: str) -> list[float]:
         return [r.final.get(metric, NAN) for r in self.runs]
@@ -217,7 +219,7 @@ def group_runs(runs: list[Run], order: dict[str, list[str]]) -> list[Group]:
         groups.setdefault((run.strategy, factors), Group(run.strategy, factors)).runs.append(run)
 
     def position(group: Group) -> tuple:
-        return (strategies.index(group.strategy),
+        return ("random" in group.strategy.lower(), strategies.index(group.strategy),  # random last, as in Table 1
                 *(order[k].index(v) if v in order[k] else len(order[k]) for k, v in group.factors))
 
     return sorted(groups.values(), key=position)
@@ -235,8 +237,9 @@ def baselines(groups: list[Group], chosen: Optional[str]) -> dict[str, Optional[
     result: dict[str, Optional[Group]] = {}
     for g in groups:
         if randoms:
-            same = [r for r in randoms if r.factors == g.factors] or randoms
-            result[g.label] = None if g in randoms else same[0]
+            # the random group sharing most factor values (a strategy factor itself never matches)
+            closest = max(randoms, key=lambda r: sum(a == b for a, b in zip(r.factors, g.factors)))
+            result[g.label] = None if g in randoms else closest
         else:
             result[g.label] = None if g is groups[0] else groups[0]
     return result
@@ -294,7 +297,7 @@ def markdown(experiment_dir: Path, groups: list[Group], base: dict[str, Optional
             cells = []
             for m in tested:
                 p = welch(g.values(m), b.values(m))[1] if b else NAN
-                cells += [mean_std(g.values(m), METRICS[m][1]), fmt(p, 3) if b else "baseline"]
+                cells += [mean_std(g.values(m), METRICS[m][1]), ("<0.001" if p < 0.001 else fmt(p, 3)) if b else "baseline"]
             lines.append(f"| {g.label} | {b.label if b else '-'} | " + " | ".join(cells) + " |")
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
@@ -329,7 +332,7 @@ def plot_score_vs_truth(groups: list[Group], path: Path) -> bool:
         return False
     plt = _pyplot()
     rows, cols = _grid(len(shown))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 1, 3.6 * rows), squeeze=False, layout="constrained")
     limit = max(len(r.ranking_table) for g in shown for r in g.runs)
     for ax, g in zip(axes.flat, shown):
         for run in g.runs:
@@ -374,13 +377,12 @@ def plot_ranking(groups: list[Group], path: Path) -> bool:
     if not metrics:
         return False
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.8), squeeze=False, layout="constrained")
     for ax, metric in zip(axes[0], metrics):
         _band(ax, groups, lambda run, m=metric: run.ranking_history.get(m, {}))
         ax.set_xlabel("epoch")
         ax.set_title(METRICS[metric][0])
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
@@ -390,12 +392,11 @@ def plot_regret(groups: list[Group], path: Path) -> bool:
     if not any(r.regret for g in groups for r in g.runs):
         return False
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
     _band(ax, groups, lambda run: run.regret)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test regret of the decoded architecture")
     ax.legend(fontsize=7)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
@@ -433,7 +434,7 @@ def plot_factors(groups: list[Group], order: dict[str, list[str]], path: Path) -
         return None
     plt = _pyplot()
     height = 1.8 + 0.45 * max(len(e) for _, e in panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), height), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), height), squeeze=False, layout="constrained")
     for ax, (metric, effects) in zip(axes[0], panels):
         labels, diffs, errors = zip(*effects)
         y = np.arange(len(labels))
@@ -443,7 +444,6 @@ def plot_factors(groups: list[Group], order: dict[str, list[str]], path: Path) -
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlabel(f"difference in {METRICS[metric][0]}")
     fig.suptitle("influence of each factor (vs its first value; ± standard error)", fontsize=9)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return final

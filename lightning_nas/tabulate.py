@@ -23,6 +23,7 @@ Timing lives in the sidecar, not in the table, so that a table's bytes depend on
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime
 import inspect
@@ -30,6 +31,7 @@ import itertools
 import logging
 import math
 import os
+import signal
 import statistics
 import sys
 import time
@@ -198,6 +200,10 @@ def train_one(config: Any, arch: str, seed: int) -> tuple[dict[str, float], int]
     trainer_options = {"accelerator": "cpu", "devices": 1, **config.trainer, **FIXED_TRAINER}
     trainer = Trainer(max_epochs=config.max_epochs, limit_val_batches=0, **trainer_options)
     trainer.fit(model, datamodule=data)
+    if trainer.interrupted or trainer.current_epoch != config.max_epochs:
+        # Lightning ends fit quietly on SIGTERM/interrupts; such a half-trained net must never become a row
+        raise TabulateError(f"training of {arch} (seed {seed}) stopped at epoch {trainer.current_epoch} "
+                            f"of {config.max_epochs}; no row written")
     results: dict[str, float] = {}
     for split in config.evaluate:
         evaluator = Trainer(**trainer_options)
@@ -266,6 +272,14 @@ def _same(a: Any, b: Any) -> bool:
 # ---------------------------------------------------------------------------- tabulate
 def tabulate(config: Any, argv: Optional[list[str]] = None, log=print) -> Path:
     """Run (or continue) a tabulation; returns the path of the table this process wrote."""
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _tabulate(config, argv, log)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
     import torch
 
     from lightning_nas.io import atomic_write_json
@@ -340,6 +354,11 @@ def tabulate(config: Any, argv: Optional[list[str]] = None, log=print) -> Path:
     atomic_write_json(sidecar, record)
     log(f"[tabulate {index}/{count}] {'complete' if complete else 'stopped'}: {path} ({_duration(elapsed)})")
     return path
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    """``kill PID`` stops at once: the row in progress is dropped, finished rows are on disk."""
+    raise SystemExit(128 + signum)
 
 
 def _duration(seconds: float) -> str:
@@ -435,8 +454,10 @@ def noise_ceiling(path: str | Path, seeds: Sequence[int], metrics: Sequence[str]
             for a, b in itertools.combinations(range(len(seeds)), 2):
                 x = [per_seed[a][i] for i in subset]
                 y = [per_seed[b][i] for i in subset]
-                kendalls.append(kendall_tau(x, y))
-                spearmans.append(spearman_rho(x, y))
+                with warnings.catch_warnings():  # a constant column (all seeds at chance) has no correlation
+                    warnings.simplefilter("ignore")
+                    kendalls.append(kendall_tau(x, y))
+                    spearmans.append(spearman_rho(x, y))
             k, r, s = statistics.fmean(kendalls), statistics.fmean(spearmans), len(seeds)
             brown = s * r / (1 + (s - 1) * r) if math.isfinite(r) and 1 + (s - 1) * r > 0 else float("nan")
             entry[name] = {"seed_to_seed_kendall": _round(k), "seed_to_seed_spearman": _round(r),
@@ -467,7 +488,7 @@ def build_merge_parser() -> ArgumentParser:
                             description="Merge shard tables into the table a single process would write.")
     parser.add_argument("--out", type=str, required=True, help="The merged table (CSV).")
     parser.add_argument("--allow_partial", type=bool, default=False)
-    parser.add_argument("shards", type=list[str], nargs="+", help="Shard tables (CSV).")
+    parser.add_argument("shards", type=str, nargs="+", help="Shard tables (CSV).")
     return parser
 
 
@@ -482,7 +503,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         config = build_parser().parse_args(argv)
         tabulate(config, argv, log=lambda message: print(message, file=sys.stderr, flush=True))
         return 0
-    except (TabulateError, ValueError, LookupError, OSError) as error:
+    except (TabulateError, ValueError, LookupError, OSError, argparse.ArgumentError) as error:
         message = " ".join(str(error).split())
         print(f"tabulate: error: {message}", file=sys.stderr)
         return 2

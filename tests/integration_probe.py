@@ -48,6 +48,11 @@ class Probe(Callback):
         pl_module.sample_architecture = recorded
         pl_module._probe_wrapped = True
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.global_step == 0:
+            torch.save({k: v.detach().clone() for k, v in pl_module.state_dict().items()},
+                       self._dir(trainer) / f"initial_rank{trainer.global_rank}.pt")
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         sleep = float(os.environ.get("LNAS_PROBE_SLEEP", "0") or 0)
         if sleep:

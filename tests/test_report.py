@@ -90,12 +90,12 @@ def test_report_tables_against_known_numbers(experiment: Path):
     summary = report.build_report(experiment, use_wandb=False)
     out = summary.parent
     rows = {row["group"]: row for row in csv.DictReader((out / "summary.csv").open())}
-    assert list(rows) == ["SPOS strategy=SPOS bn_mode=batch", "SPOS strategy=SPOS bn_mode=running",
-                          "RandomSampling strategy=RandomSampling bn_mode=batch",
-                          "RandomSampling strategy=RandomSampling bn_mode=running"]
-    spos_running = rows["SPOS strategy=SPOS bn_mode=running"]
+    assert list(rows) == ["SPOS bn_mode=batch", "SPOS bn_mode=running",
+                          "RandomSampling bn_mode=batch",
+                          "RandomSampling bn_mode=running"]
+    spos_running = rows["SPOS bn_mode=running"]
     # the random policy with the same factor values is the baseline (Yu et al., Table 1)
-    assert spos_running["baseline"] == "RandomSampling strategy=RandomSampling bn_mode=running"
+    assert spos_running["baseline"] == "RandomSampling bn_mode=running"
     truth, base = TRUTH["SPOS", "running"], TRUTH["RandomSampling", "running"]
     assert float(spos_running["ground_truth_mean"]) == pytest.approx(np.mean(truth))
     assert float(spos_running["ground_truth_std"]) == pytest.approx(np.std(truth, ddof=1))
@@ -107,10 +107,10 @@ def test_report_tables_against_known_numbers(experiment: Path):
     assert float(spos_running["supernet_accuracy_mean"]) == pytest.approx(41.0)
     assert float(spos_running["rank_mean"]) == pytest.approx(11.0)
     assert float(spos_running["p_beat_random_mean"]) == pytest.approx(0.89)
-    assert math.isnan(float(rows["RandomSampling strategy=RandomSampling bn_mode=batch"]["ground_truth_welch_p"]))
+    assert math.isnan(float(rows["RandomSampling bn_mode=batch"]["ground_truth_welch_p"]))
 
     text = summary.read_text()
-    assert f"| SPOS strategy=SPOS bn_mode=batch | 3 | {np.mean(TRUTH['SPOS', 'batch']):.2f} ± " \
+    assert f"| SPOS bn_mode=batch | 3 | {np.mean(TRUTH['SPOS', 'batch']):.2f} ± " \
            f"{np.std(TRUTH['SPOS', 'batch'], ddof=1):.2f} |" in text
     p = stats.ttest_ind(TRUTH["SPOS", "batch"], TRUTH["RandomSampling", "batch"], equal_var=False).pvalue
     assert f"| {p:.3f} |" in text
@@ -123,14 +123,14 @@ def test_report_tables_against_known_numbers(experiment: Path):
 
 
 def test_baseline_option_and_unfinished_runs(experiment: Path, tmp_path: Path):
-    broken = make_run(experiment, "SPOS", "batch", 2).parent / "unfinished"
+    broken = experiment / "unfinished"
     broken.mkdir()
     (broken / "config.yaml").write_text("model:\n  class_path: lightning_nas.strategies.SPOS\n")
     (broken / "trial.json").write_text(json.dumps({"name": "unfinished", "seed": 9, "factors": {}, "status": "failed"}))
-    summary = report.build_report(experiment, out=tmp_path / "r", baseline="SPOS strategy=SPOS bn_mode=batch",
+    summary = report.build_report(experiment, out=tmp_path / "r", baseline="SPOS bn_mode=batch",
                                   use_wandb=False)
     rows = {row["group"]: row for row in csv.DictReader((summary.parent / "summary.csv").open())}
-    assert rows["SPOS strategy=SPOS bn_mode=running"]["baseline"] == "SPOS strategy=SPOS bn_mode=batch"
+    assert rows["SPOS bn_mode=running"]["baseline"] == "SPOS bn_mode=batch"
     assert "left out: unfinished" in summary.read_text()
     with pytest.raises(report.ReportError, match="--baseline"):
         report.build_report(experiment, out=tmp_path / "r", baseline="nothing", use_wandb=False)

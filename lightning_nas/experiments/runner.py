@@ -1,7 +1,10 @@
 """Run a recipe over seeds x a grid of factor values with Ray Tune, one ordinary run directory per trial.
 
     python train.py --recipe R --seeds 0-9 --grid ranking.bn_mode,selection.bn_mode=batch,running \
-        [--experiment_dir DIR] [--ray_address ADDR] [--num_cpus N] [--gpus_per_trial G] [other overrides]
+        [--experiment_dir DIR] [--ray_address ADDR] [--num_cpus N] [--gpus_per_trial G] [--max_concurrent K]
+        [other overrides]
+
+``--experiment_dir`` defaults to ``runs/experiments/<recipe name>``.
 
 Ray Tune only schedules: each trial calls ``lightning_nas.app.main`` with the recipe, the other
 overrides, the trial's factor values, ``--seed_everything`` and ``--run_dir DIR/<trial name>``,
@@ -38,15 +41,15 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _number(option: str, text: str | None, kind: type, default: Any) -> Any:
+def _number(option: str, text: str | None, kind: type, default: Any, minimum: float = 0) -> Any:
     if text is None:
         return default
     try:
         value = kind(text)
     except ValueError:
         raise ExperimentError(f"{option}: expected a {kind.__name__} (got {text!r})") from None
-    if value < 0:
-        raise ExperimentError(f"{option}: must not be negative (got {text!r})")
+    if value < minimum:
+        raise ExperimentError(f"{option}: must be at least {minimum} (got {text!r})")
     return value
 
 
@@ -65,15 +68,15 @@ def experiment_main(seeds_text: str | None, grid_options: list[str], argv: list[
         raise ExperimentError("--resume: rerun the experiment command instead; it resumes unfinished trials")
     seeds = parse_seeds(seeds_text) if seeds_text is not None else None
     factors = parse_grid(grid_options)
+    resources = dict(num_cpus=_number("--num_cpus", num_cpus, int, None, minimum=1),
+                     gpus_per_trial=_number("--gpus_per_trial", gpus, float, 0.0),
+                     max_concurrent=_number("--max_concurrent", concurrent, int, 0))
 
     recipe_seed, recipe_name = validate(argv, factors, seeds[0] if seeds else None)
     seeds = seeds if seeds is not None else [recipe_seed]
-    root = Path(experiment_dir) if experiment_dir else Path("experiments") / recipe_name
+    root = Path(experiment_dir) if experiment_dir else Path("runs") / "experiments" / recipe_name
     trials = expand(factors, seeds)
-    return run_experiment(trials, argv, root, factors, seeds, address=address,
-                          num_cpus=_number("--num_cpus", num_cpus, int, None),
-                          gpus_per_trial=_number("--gpus_per_trial", gpus, float, 0.0),
-                          max_concurrent=_number("--max_concurrent", concurrent, int, 0))
+    return run_experiment(trials, argv, root, factors, seeds, address=address, **resources)
 
 
 def validate(argv: list[str], factors: list[Factor], seed: int | None) -> tuple[int, str]:
@@ -96,6 +99,10 @@ def validate(argv: list[str], factors: list[Factor], seed: int | None) -> tuple[
     for combo in combos:
         overrides = [arg for f, v in zip(factors, combo) for k in f.keys for arg in (f"--{k}", v)]
         config = ParseOnly(args=[*argv, *seed_args, *overrides]).config
+        for factor in factors:  # argparse accepts a unique prefix (--ranking.bn_mod); a factor must be exact
+            for key in factor.keys:
+                if key not in config:
+                    raise ExperimentError(f"--grid {key}: not a key of the recipe (is it abbreviated or misspelt?)")
     recipes = config.get("recipe") or []
     name = Path(str(recipes[-1])).stem if recipes else "run"
     recipe_seed = config.seed_everything
@@ -225,7 +232,7 @@ def output_to(path: Path) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(path, "a") as log:
+    with open(path, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:

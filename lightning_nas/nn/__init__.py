@@ -14,4 +14,8 @@ from lightning_nas.nn.nb201 import NB201Network  # noqa: E402
 
 NETWORKS.register("nb201")(NB201Network)
 
-__all__ = ["NETWORKS", "NB201Network"]
+from lightning_nas.nn.darts_rnn import DartsRNNNetwork  # noqa: E402
+
+NETWORKS.register("darts_rnn")(DartsRNNNetwork)
+
+__all__ = ["NETWORKS", "DartsRNNNetwork", "NB201Network"]

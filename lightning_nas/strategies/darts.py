@@ -61,6 +61,9 @@ class DARTS(SearchStrategy):
             if value < 0:
                 raise ValueError(f"model.{key} must be >= 0, got {value}")
         self.automatic_optimization = False
+        # kept as attributes: save_hyperparameters records only the outermost subclass's arguments
+        self.unrolled, self.arch_warmup_epochs, self.grad_clip = unrolled, arch_warmup_epochs, grad_clip
+        self.arch_lr, self.arch_betas, self.arch_weight_decay = arch_lr, tuple(arch_betas), arch_weight_decay
         operations = getattr(self.space, "operations", None)
         edges = getattr(self.space, "edges", None)
         if operations is None or edges is None:
@@ -100,18 +103,17 @@ class DARTS(SearchStrategy):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
         optimizer, scheduler = self.weight_optimizer()
-        hp = self.hparams
-        arch_optimizer = torch.optim.Adam(self.architecture_parameters(), lr=hp.arch_lr, betas=tuple(hp.arch_betas),
-                                          weight_decay=hp.arch_weight_decay)
+        arch_optimizer = torch.optim.Adam(self.architecture_parameters(), lr=self.arch_lr, betas=self.arch_betas,
+                                          weight_decay=self.arch_weight_decay)
         return [optimizer, arch_optimizer], [{"scheduler": scheduler, "interval": "epoch"}]
 
     def training_step(self, batch: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
         weight_opt, arch_opt = self.optimizers()
         xw, yw = batch["weights"]
         xa, ya = batch["arch"]
-        if self.current_epoch >= self.hparams.arch_warmup_epochs:
+        if self.current_epoch >= self.arch_warmup_epochs:
             arch_opt.zero_grad()
-            if self.hparams.unrolled:
+            if self.unrolled:
                 self.unrolled_backward(xw, yw, xa, ya, weight_opt.optimizer)
             else:
                 arch_loss = F.cross_entropy(self.relaxed_forward(xa), ya)
@@ -121,8 +123,8 @@ class DARTS(SearchStrategy):
         weight_opt.zero_grad()
         loss = self.classification_step(xw, yw, self.relaxed_forward(xw))
         self.manual_backward(loss)
-        if self.hparams.grad_clip > 0:
-            self.clip_gradients(weight_opt, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+        if self.grad_clip > 0:
+            self.clip_gradients(weight_opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
         weight_opt.step()
         return loss.detach()
 

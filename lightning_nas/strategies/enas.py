@@ -181,7 +181,7 @@ class ENAS(SearchStrategy):
         optimizer.step()
         decay = self.hparams.baseline_decay
         self.baseline.mul_(decay).add_((1 - decay) * reward)
-        return {"reward": reward, "baseline": float(self.baseline), "entropy": float(entropy)}
+        return {"reward": reward, "baseline": float(self.baseline), "entropy": float(entropy.detach())}
 
     def training_step(self, batch: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
         weight_opt, controller_opt = self.optimizers()

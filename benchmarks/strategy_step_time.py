@@ -1,0 +1,131 @@
+"""Training-step time of every search strategy relative to SPOS, and its peak memory, on one batch.
+
+    python benchmarks/strategy_step_time.py [--C 16 --N 1 --image 32 --batch 64 --steps 5 --threads 1]
+
+Every strategy runs its real ``training_step`` inside a Lightning Trainer (manual optimisation,
+clipping and all) on the same fixed batch, which is also its architecture batch. Each strategy runs
+in a fresh subprocess so that memory figures do not mix: on CPU the reported memory is the peak
+resident set size (``resource.getrusage().ru_maxrss``) minus the resident set size just before
+training starts, i.e. the extra memory the training steps needed (activations, graphs, optimiser
+state), not the model itself. On CUDA it is ``torch.cuda.max_memory_allocated`` over the steps.
+The time is the median wall time of ``steps`` steps after one warm-up step; ratios are taken to the
+SPOS median of the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STRATEGIES = {
+    "SPOS": {},
+    "FairNAS": {},
+    "DARTS (1st order)": {"unrolled": False},
+    "DARTS (2nd order)": {"unrolled": True},
+    "GDAS": {},
+    "PC-DARTS (K=4)": {"arch_warmup_epochs": 0},
+    "ENAS": {},
+}
+
+
+def _class(label: str) -> str:
+    return {"DARTS": "DARTS", "PC-DARTS": "PCDARTS"}.get(label.split(" ")[0], label.split(" ")[0])
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(label: str, args: argparse.Namespace) -> dict:
+    import torch
+    from pytorch_lightning import Callback, Trainer
+
+    import lightning_nas.strategies as strategies
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cls = getattr(strategies, _class(label))
+    model = cls(network={"C": args.C, "N": args.N, "affine": False}, num_classes=10, in_channels=3,
+                **STRATEGIES[label])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, args.image, args.image, generator=gen)
+    y = torch.randint(10, (args.batch,), generator=gen)
+
+    class SameBatch:  # an iterable, not a list: Lightning reads a list as several dataloaders
+        def __len__(self) -> int:
+            return args.steps + 1
+
+        def __iter__(self):
+            return iter([{"weights": (x, y), "arch": (x, y)}] * (args.steps + 1))
+
+    batches = SameBatch()
+    cuda = torch.cuda.is_available()
+
+    class Timer(Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            self.times.append(time.perf_counter() - self.start)
+
+    timer = Timer()
+    trainer = Trainer(max_epochs=1, accelerator="auto", devices=1, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+                      num_sanity_val_steps=0, limit_val_batches=0)
+    rss_before = _rss_bytes()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    trainer.fit(model, train_dataloaders=batches)
+    if cuda:
+        memory, how = torch.cuda.max_memory_allocated(), "cuda max_memory_allocated"
+    else:
+        memory, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before, "peak RSS - RSS before fit"
+    return {"label": label, "median_s": statistics.median(timer.times[1:]), "memory_bytes": memory, "memory": how}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--C", type=int, default=16)
+    parser.add_argument("--N", type=int, default=1)
+    parser.add_argument("--image", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args)))
+        return
+    results = []
+    passthrough = [f"--{k}={v}" for k, v in vars(args).items() if k != "one"]
+    for label in STRATEGIES:
+        out = subprocess.run([sys.executable, __file__, "--one", label, *passthrough], cwd=ROOT, check=True,
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    spos = results[0]["median_s"]
+    print(f"NB201 super-net C={args.C} N={args.N}, batch {args.batch} x 3 x {args.image} x {args.image}, "
+          f"{args.threads} thread(s), median of {args.steps} steps; memory: {results[0]['memory']}")
+    print(f"| strategy | step time (ms) | time / SPOS | peak memory (MiB) |")
+    print(f"|---|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['label']} | {1000 * r['median_s']:.1f} | {r['median_s'] / spos:.2f} | "
+              f"{r['memory_bytes'] / 2 ** 20:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
