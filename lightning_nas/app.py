@@ -84,9 +84,10 @@ def main(argv: list[str], show_traceback: bool = False) -> int:
         if resume is not None:
             argv = resume_arguments(resume, argv)
         if reproduce is not None:
-            from lightning_nas.experiments.reproduce import reproduce_arguments
+            from lightning_nas.experiments.reproduce import reproduce_arguments, use_recorded_threads
 
             argv, _ = reproduce_arguments(reproduce, argv)
+            use_recorded_threads(reproduce)
         cli = NASCLI(args=argv, resume=resume)
         trainer = cli.fit()
     except (RecipeError, *USER_ERRORS) as error:

@@ -40,7 +40,7 @@ METRICS = {  # key -> (table heading, decimals)
     "p_beat_random": ("p(beat random)", 3),
     "selected_supernet_accuracy": ("selected arch. super-net val acc", 2),
 }
-TESTED = ("ground_truth", "sparse_kendall_tau", "selected_supernet_accuracy")  # Welch t-tests vs the baseline
+TESTED = ("ground_truth", "sparse_kendall_tau", "supernet_accuracy", "selected_supernet_accuracy")  # Welch t-tests
 NAN = float("nan")
 
 
@@ -130,7 +130,7 @@ def load_run(path: Path) -> Run:
     history: dict[str, dict[int, float]] = {}
     for row in _read_csv(path / "metrics.csv"):
         for key, text in row.items():
-            if key and key.startswith("ranking/") and text not in ("", None):
+            if key and key.startswith("ranking/") and text not in ("", None) and row.get("epoch"):
                 history.setdefault(key.split("/", 1)[1], {})[int(float(row["epoch"]))] = float(text)
     tables = sorted((path / "ranking").glob("epoch_*.csv"))
     if tables:
@@ -286,7 +286,7 @@ def markdown(experiment_dir: Path, groups: list[Group], base: dict[str, Optional
         lines.append(f"| {g.label} | {len(g.runs)} | "
                      + " | ".join(mean_std(g.values(m), METRICS[m][1]) for m in metrics) + " |")
     final = "ground_truth" if "ground_truth" in metrics else "selected_supernet_accuracy"
-    tested = [m for m in (final, "sparse_kendall_tau") if m in metrics]
+    tested = [m for m in (final, "sparse_kendall_tau", "supernet_accuracy") if m in metrics]
     if tested:
         lines += ["", "Welch's t-test (unequal variances) of each group against its baseline "
                   "(as Table 1 of Yu et al., ICLR 2020): two-sided p-values.", "",
@@ -425,10 +425,13 @@ def factor_effects(groups: list[Group], order: dict[str, list[str]], metric: str
 
 
 def plot_factors(groups: list[Group], order: dict[str, list[str]], path: Path) -> Optional[str]:
-    """Figure 10 of "How to Train Your Super-Net": each factor's effect on the final result."""
+    """Figure 10 of "How to Train Your Super-Net": each factor's effect on the final result and on the
+    ranking (sparse Kendall tau; the mean super-net accuracy without ground truth)."""
     final = "ground_truth" if any(math.isfinite(v) for g in groups for v in g.values("ground_truth")) \
         else "selected_supernet_accuracy"
-    panels = [(m, factor_effects(groups, order, m)) for m in (final, "sparse_kendall_tau")]
+    ranking = "sparse_kendall_tau" if any(math.isfinite(v) for g in groups for v in g.values("sparse_kendall_tau")) \
+        else "supernet_accuracy"
+    panels = [(m, factor_effects(groups, order, m)) for m in (final, ranking)]
     panels = [(m, e) for m, e in panels if e and any(math.isfinite(d) for _, d, _ in e)]
     if not panels:
         return None
@@ -439,7 +442,8 @@ def plot_factors(groups: list[Group], order: dict[str, list[str]], path: Path) -
         labels, diffs, errors = zip(*effects)
         y = np.arange(len(labels))
         colours = ["tab:green" if d >= 0 else "tab:red" for d in diffs]
-        ax.barh(y, diffs, xerr=errors, color=colours, alpha=0.8, capsize=3)
+        ax.barh(y, diffs, xerr=errors, height=0.6, color=colours, alpha=0.8, capsize=3)
+        ax.set_ylim(-0.8, len(labels) - 0.2)
         ax.set_yticks(y, labels, fontsize=8)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlabel(f"difference in {METRICS[metric][0]}")
@@ -455,7 +459,7 @@ def log_to_wandb(experiment_dir: Path, out: Path, runs: list[Run], table: list[l
     import wandb
 
     run = wandb.init(project=runs[0].wandb_project, name=f"report-{experiment_dir.resolve().name}", job_type="report",
-                     dir=str(out), config={"experiment_dir": str(experiment_dir.resolve())}, reinit="finish_previous")
+                     dir=str(out), config={"experiment_dir": str(experiment_dir.resolve())})
     try:
         payload: dict[str, Any] = {f"report/{Path(name).stem}": wandb.Image(str(out / name), caption=title)
                                    for title, name in plots.items()}
@@ -501,7 +505,7 @@ def build_report(experiment_dir: str | Path, out: str | Path | None = None, base
         notes.append("No decoding.csv in the runs: no regret-over-epochs plot.")
     final = plot_factors(groups, order, out / "factor_influence.png")
     if final:
-        plots[f"Influence of each factor ({METRICS[final][0]}, sparse Kendall tau)"] = "factor_influence.png"
+        plots[f"Influence of each factor on {METRICS[final][0]} and ranking quality"] = "factor_influence.png"
     summary = out / "summary.md"
     from lightning_nas.io import atomic_write_text
 

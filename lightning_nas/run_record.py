@@ -9,6 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lightning_nas.io import atomic_write_json
 
 PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "jsonargparse", "numpy", "scipy", "scikit-learn", "wandb")
@@ -45,6 +47,8 @@ def write_run_record(run_dir: Path, seed: int, argv: list[str], **extra: Any) ->
         "versions": package_versions(),
         "git": git_state(),
         "platform": platform.platform(),
+        # CPU results are bit-identical only with the same intra-op thread count (train.py --reproduce uses it)
+        "torch_threads": torch.get_num_threads(),
         **extra,
     }
     return atomic_write_json(run_dir / "run.json", record)

@@ -69,7 +69,8 @@ def build_parser() -> ArgumentParser:
                         help="Splits evaluated after training: val (held-out training images) and/or test.")
     parser.add_argument("--model", type=dict, default={},
                         help="Standalone keyword arguments (network, lr, weight_decay, ...).")
-    parser.add_argument("--data", type=dict, default={}, help="ImageDataModule keyword arguments.")
+    parser.add_argument("--data", type=dict, default={},
+                        help="ImageDataModule keyword arguments, or {class_path, init_args} of another DataModule.")
     parser.add_argument("--trainer", type=dict, default={}, help="Further Trainer keyword arguments.")
     parser.add_argument("--out", type=Optional[str], default=None, help="The table (CSV); sidecar: same name .json.")
     parser.add_argument("--shard", type=Optional[str], default=None, help="i/k: positions p with p % k == i.")
@@ -102,10 +103,28 @@ def _check_keywords(factory: Any, options: dict[str, Any], key: str, reserved: S
             raise TabulateError(f"{key}.{name}: unknown option for {factory.__name__}; valid: {valid}")
 
 
+def data_module(data: dict[str, Any]) -> tuple[type, dict[str, Any]]:
+    """``data``: ImageDataModule keyword arguments, or ``{class_path, init_args}`` naming another
+    DataModule as in a training recipe (e.g. ``lightning_nas.data.PTBDataModule``)."""
+    if "class_path" not in data:
+        from lightning_nas.data.images import ImageDataModule
+
+        return ImageDataModule, dict(data)
+    import importlib
+
+    extra = sorted(set(data) - {"class_path", "init_args"})
+    if extra:
+        raise TabulateError(f"data: with data.class_path the options go under data.init_args, not {', '.join(extra)}")
+    module_name, _, name = str(data["class_path"]).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name), dict(data.get("init_args") or {})
+    except (ImportError, AttributeError, ValueError):
+        raise TabulateError(f"data.class_path: cannot import {data['class_path']!r}") from None
+
+
 def validate(config: Any) -> None:
     from pytorch_lightning import Trainer
 
-    from lightning_nas.data.images import ImageDataModule
     from lightning_nas.strategies.base import SearchStrategy
 
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
@@ -120,8 +139,23 @@ def validate(config: Any) -> None:
         raise TabulateError(f"limit must be >= 0, got {config.limit}")
     _check_keywords(SearchStrategy.__init__, config.model, "model",
                     reserved=("space", "space_options", "num_classes", "in_channels", "seed"))
-    _check_keywords(ImageDataModule.__init__, config.data, "data", reserved=("seed",))
+    data_class, data_options = data_module(config.data)
+    _check_keywords(data_class.__init__, data_options, "data", reserved=("seed",))
     _check_keywords(Trainer.__init__, config.trainer, "trainer", reserved=("max_epochs", *FIXED_TRAINER))
+    from lightning_nas.data.sources import IMAGE_SOURCES
+    from lightning_nas.registry import UnknownNameError
+    from lightning_nas.spaces import SPACES
+
+    try:
+        IMAGE_SOURCES.get(config.data.get("dataset", "digits"))
+    except UnknownNameError as error:
+        raise TabulateError(f"data.dataset: {error}") from None
+    try:
+        SPACES.get(config.space)(**config.space_options)
+    except UnknownNameError as error:
+        raise TabulateError(f"space: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise TabulateError(f"space_options: {error}") from None
     if "val" in config.evaluate and config.data.get("val_split", 0.2) in (0, 0.0):
         raise TabulateError("evaluate: 'val' needs a validation split; set data.val_split > 0 or evaluate only test")
 
@@ -190,11 +224,11 @@ def train_one(config: Any, arch: str, seed: int) -> tuple[dict[str, float], int]
     """Train ``arch`` stand-alone with ``seed``; metrics of the evaluated splits and the parameter count."""
     from pytorch_lightning import Trainer, seed_everything
 
-    from lightning_nas.data.images import ImageDataModule
     from lightning_nas.strategies.standalone import Standalone
 
     seed_everything(seed, verbose=False)
-    data = ImageDataModule(**config.data, seed=seed)
+    data_class, data_options = data_module(config.data)
+    data = data_class(**data_options, seed=seed)
     model = Standalone(arch, space=config.space, space_options=config.space_options or None,
                        num_classes=data.num_classes, in_channels=data.in_channels, seed=seed, **config.model)
     trainer_options = {"accelerator": "cpu", "devices": 1, **config.trainer, **FIXED_TRAINER}
@@ -487,7 +521,7 @@ def build_merge_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m lightning_nas.tabulate merge", exit_on_error=False,
                             description="Merge shard tables into the table a single process would write.")
     parser.add_argument("--out", type=str, required=True, help="The merged table (CSV).")
-    parser.add_argument("--allow_partial", type=bool, default=False)
+    parser.add_argument("--allow_partial", action="store_true", help="Merge even if architectures are missing.")
     parser.add_argument("shards", type=str, nargs="+", help="Shard tables (CSV).")
     return parser
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import run_train
 from lightning_nas.experiments import design, runner
@@ -117,7 +118,13 @@ def test_failed_trial_is_recorded_not_raised(tiny_recipe, tmp_path):
 def test_reproduce_gives_identical_results(tiny_recipe, tmp_path, capsys):
     original = tmp_path / "run"
     assert run_train(["--recipe", tiny_recipe, "--run_dir", original], cwd=tmp_path) == 0
-    assert run_train(["--reproduce", original], cwd=tmp_path) == 0
+    assert json.loads((original / "run.json").read_text())["torch_threads"] == 1
+    # a different thread count changes CPU float reductions: --reproduce must use the recorded one
+    torch.set_num_threads(2)
+    try:
+        assert run_train(["--reproduce", original], cwd=tmp_path) == 0
+    finally:
+        torch.set_num_threads(1)
     out = capsys.readouterr().out
     assert "reproduce: identical" in out and "selection.json" in out and "metrics.csv" in out
     rerun = tmp_path / "run-reproduce"

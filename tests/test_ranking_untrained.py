@@ -3,7 +3,7 @@
 The super-net is run through ``train.py`` for one step with lr = 0 (weights stay at their seeded
 initialisation) on digits fed at 32x32 with one input channel; the ranking callback scores K=100
 architectures with batch-statistics BN on 2 validation batches. Its scores carry no information about
-CIFAR-10 ground truth, so Kendall tau must be near 0: a tau far from 0 here would mean the pipeline
+CIFAR-10 ground truth, so Kendall tau must be near 0 (|tau| < 0.3): a tau far from 0 here would mean the pipeline
 leaks ground truth into scores (e.g. matches scores and truth by position after a sort) or scores
 every architecture from one shared path. The final selection must report the selected
 architecture's rank in the table and p(beat random).
@@ -33,11 +33,18 @@ def test_untrained_supernet_ranks_at_chance(tmp_path, nb201_table):
     rho = float(rows[0]["ranking/spearman"])
     print(f"untrained NB201 super-net, K=100: kendall tau {tau:.3f}, spearman {rho:.3f}, "
           f"mean super-net accuracy {float(rows[0]['ranking/supernet_accuracy']):.2f}")
-    assert abs(tau) < 0.2 and abs(rho) < 0.3
+    # At initialisation, parameter-free paths (skip/pool) pass more of the input to the classifier
+    # than stacks of random convolutions, so a weak *negative* tau is expected (-0.19 recorded in
+    # docs/benchmarks.md); anything near +1 would be leakage.
+    assert abs(tau) < 0.3 and abs(rho) < 0.4
     with open(run_dir / "ranking" / "epoch_000.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 100 and len({row["architecture"] for row in table}) == 100
     assert all(row["ground_truth"] not in ("", "nan") for row in table)
+    from scipy.stats import kendalltau  # the logged tau is the tau of the written table
+
+    expected = kendalltau([float(r["ground_truth"]) for r in table], [float(r["supernet_accuracy"]) for r in table])
+    assert abs(expected.statistic - tau) < 0.02
 
     selection = json.loads((run_dir / "selection.json").read_text())
     print(f"selection: {selection['architecture']} ground truth {selection['ground_truth']:.2f}, rank "

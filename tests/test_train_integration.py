@@ -319,7 +319,7 @@ def test_ddp_ranks_agree(ddp_runs):
     # parameters are identical; BN running statistics are per-rank buffers (DDP broadcasts rank 0's
     # before every forward, so the checkpoint, written by rank 0, holds the authoritative ones)
     params = [{k: v for k, v in r.final["state_dict"].items() if k in r.final["has_grad"]} for r in ranks]
-    assert len(params[0]) > 100
+    assert len(params[0]) > 30
     assert_state_equal(params[0], params[1], "parameters across ranks")
     for key, state in ranks[0].final["optimizer"]["state"].items():
         other = ranks[1].final["optimizer"]["state"][key]["momentum_buffer"]

@@ -3,9 +3,10 @@
 The rerun goes to ``RUN_DIR-reproduce`` (or ``--run_dir``) through the normal train.py path.
 On CPU every logged number must come out identical; the comparison covers the files that hold
 results (``selection.json``, ``metrics.csv``, ``ranking/epoch_*.csv``, ``decoding.csv``) value by
-value, is printed, and is saved as ``reproduce.json`` in the new run directory. Differences in the
-recorded versions or git commit (``run.json``) are printed as notes, since they explain most
-differences.
+value, is printed, and is saved as ``reproduce.json`` in the new run directory. The rerun uses the
+original's torch thread count (``run.json`` ``torch_threads``): CPU float reductions depend on it.
+Differences in the recorded versions, git commit or thread count (``run.json``) are printed as
+notes, since they explain most differences.
 """
 from __future__ import annotations
 
@@ -34,6 +35,25 @@ def reproduce_arguments(run_dir: str, overrides: list[str]) -> tuple[list[str], 
     if target_dir.resolve() == original.resolve():
         raise RecipeError(f"--reproduce {run_dir}: --run_dir must differ from the run being reproduced")
     return ["--recipe", str(recipe), *overrides, "--run_dir", str(target_dir)], target_dir
+
+
+def use_recorded_threads(run_dir: str | Path) -> int | None:
+    """Run with the original's torch thread count: on CPU, float reductions (and so every number
+    after the first step) depend on it. From run.json, or the runner's trial.json; None if unknown."""
+    import torch
+
+    run_dir = Path(run_dir)
+    for name, key in (("run.json", "torch_threads"), ("trial.json", "threads")):
+        try:
+            threads = json.loads((run_dir / name).read_text()).get(key)
+        except (OSError, ValueError):
+            continue
+        if isinstance(threads, int) and threads > 0:
+            if threads != torch.get_num_threads():
+                print(f"[lightning_nas] reproduce: using {threads} torch thread(s) as the original run did", flush=True)
+                torch.set_num_threads(threads)
+            return threads
+    return None
 
 
 def result_files(run_dir: Path) -> list[str]:
@@ -83,7 +103,7 @@ def compare_runs(original: Path, rerun: Path) -> dict[str, Any]:
     notes = []
     try:
         ra, rb = (json.loads((d / "run.json").read_text()) for d in (original, rerun))
-        for key in ("versions", "git", "platform"):
+        for key in ("versions", "git", "platform", "torch_threads"):
             if ra.get(key) != rb.get(key):
                 notes.append(f"run.json {key} differs: {ra.get(key)} -> {rb.get(key)}")
         if (rb.get("git") or {}).get("dirty"):

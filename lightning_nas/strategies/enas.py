@@ -168,6 +168,9 @@ class ENAS(SearchStrategy):
         choices, log_prob, entropy = self.controller(generator=self.arch_generator)
         arch = self.to_architecture(choices)
         reward = float(reward_fn(arch))
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # every rank scored the same architecture on its own batch: one reward, one baseline everywhere
+            reward = float(self.trainer.strategy.reduce(torch.tensor(reward, device=self.device), reduce_op="mean"))
         if not bool(self.baseline_ready):
             self.baseline.fill_(reward)
             self.baseline_ready.fill_(True)
