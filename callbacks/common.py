@@ -11,6 +11,7 @@ from pytorch_lightning import Trainer
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.nn.batchnorm import BNMode
 from lightning_nas.seeding import generator
+from lightning_nas.strategies.base import SearchStrategy
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -30,7 +31,8 @@ def sample_architectures(strategy, benchmark: Optional[Benchmark], count: int, s
         keys = sorted(benchmark.table())
         order = torch.randperm(len(keys), generator=gen)[:count]
         return [space.parse(keys[int(i)]) for i in order], f"table entries ({len(keys)} of {space.size} in the space)"
-    if from_policy:
+    has_policy = type(strategy).candidate_architectures is not SearchStrategy.candidate_architectures
+    if from_policy and has_policy:
         return strategy.candidate_architectures(count, gen), f"{type(strategy).__name__} policy"
     return space.sample_many(min(count, space.size), gen), "uniform over the space"
 

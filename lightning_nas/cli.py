@@ -51,6 +51,7 @@ class NASCLI(LightningCLI):
             model_class=SearchStrategy, datamodule_class=LightningDataModule,
             subclass_mode_model=True, subclass_mode_data=True, parser_class=RecipeParser,
             save_config_kwargs={"overwrite": True}, seed_everything_default=0, auto_configure_optimizers=False,
+            parser_kwargs={"allow_abbrev": False},  # '--ranking.bn_mod' must not silently mean bn_mode
             run=False, args=self.raw_args, **kwargs)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:

@@ -142,3 +142,15 @@ def test_bad_input_gives_one_line_naming_the_key(tmp_path: Path, capsys) -> None
     assert err.startswith("tabulate: error: --shard 2/2") and "\n" not in err
     assert main([*TINY, "--out", str(tmp_path / "t.csv"), "--architectures", "100000"]) == 2
     assert "architectures" in capsys.readouterr().err
+
+
+def test_shipped_table_resolves_by_name_from_anywhere(tmp_path: Path, monkeypatch) -> None:
+    from lightning_nas.benchmarks.tabulated import TABLES
+
+    if not (TABLES / "nb201_digits.csv").is_file():
+        pytest.skip("the shipped digits table is not there yet")
+    monkeypatch.chdir(tmp_path)
+    bench = TabulatedBenchmark("nb201_digits.csv")
+    assert len(bench) >= 500 and bench.sidecar["status"] == "complete" and len(bench.sidecar["seeds"]) >= 2
+    best = max(bench.table(), key=bench.table().get)
+    assert bench.rank(best) == 1 and len(bench.seed_values(best)) == len(bench.sidecar["seeds"])

@@ -151,8 +151,12 @@ def run_experiment(trials: list[Trial], argv: list[str], root: Path, factors: li
 def run_with_ray(specs: list[dict[str, Any]], root: Path, address: str | None, num_cpus: int | None,
                  gpus_per_trial: float, max_concurrent: int) -> dict[str, tuple[str, str]]:
     """Hand the trials to Ray Tune (a private local cluster unless ``address``); name -> (status, error)."""
-    import ray
-    from ray import tune
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise ExperimentError("--seeds/--grid run trials on Ray Tune, which is not installed: "
+                              "pip install 'ray[tune]' (or pip install -e '.[experiments]')") from None
 
     started = False
     if not ray.is_initialized():
