@@ -120,8 +120,8 @@ def main() -> None:
     spos = results[0]["median_s"]
     print(f"NB201 super-net C={args.C} N={args.N}, batch {args.batch} x 3 x {args.image} x {args.image}, "
           f"{args.threads} thread(s), median of {args.steps} steps; memory: {results[0]['memory']}")
-    print(f"| strategy | step time (ms) | time / SPOS | peak memory (MiB) |")
-    print(f"|---|---:|---:|---:|")
+    print("| strategy | step time (ms) | time / SPOS | peak memory (MiB) |")
+    print("|---|---:|---:|---:|")
     for r in results:
         print(f"| {r['label']} | {1000 * r['median_s']:.1f} | {r['median_s'] / spos:.2f} | "
               f"{r['memory_bytes'] / 2 ** 20:.1f} |")

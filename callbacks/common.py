@@ -31,7 +31,8 @@ def sample_architectures(strategy, benchmark: Optional[Benchmark], count: int, s
         keys = sorted(benchmark.table())
         order = torch.randperm(len(keys), generator=gen)[:count]
         return [space.parse(keys[int(i)]) for i in order], f"table entries ({len(keys)} of {space.size} in the space)"
-    has_policy = type(strategy).candidate_architectures is not SearchStrategy.candidate_architectures
+    method = getattr(strategy, "candidate_architectures", None)
+    has_policy = method is not None and getattr(method, "__func__", None) is not SearchStrategy.candidate_architectures
     if from_policy and has_policy:
         return strategy.candidate_architectures(count, gen), f"{type(strategy).__name__} policy"
     return space.sample_many(min(count, space.size), gen), "uniform over the space"

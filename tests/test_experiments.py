@@ -60,7 +60,7 @@ def test_grid_errors_name_the_option(option, message):
 def test_bad_input_is_one_line_before_anything_runs(tiny_recipe, tmp_path, capsys):
     base = ["--recipe", tiny_recipe, "--experiment_dir", tmp_path / "exp"]
     cases = [(["--seeds", "0-x"], "train.py: error: --seeds: expected seeds like 0-9"),
-             (["--seeds", "0", "--grid", "ranking.bn_mod=batch"], "train.py: error: --grid ranking.bn_mod: not a key"),
+             (["--seeds", "0", "--grid", "ranking.bn_mod=batch"], "train.py: error: unrecognized arguments: --ranking.bn_mod"),
              (["--seeds", "0", "--grid", "ranking.bn_mode=batch,sideways"], 'Parser key "ranking.bn_mode"'),
              (["--seeds", "0", "--run_dir", tmp_path / "x"], "train.py: error: --run_dir: each trial gets its own"),
              (["--seeds", "0", "--num_cpus", "0"], "train.py: error: --num_cpus: must be at least 1")]

@@ -119,7 +119,7 @@ def print_comparison(result: dict[str, Any], limit: int = 20) -> None:
         print(f"[lightning_nas] reproduce: identical - {result['values_compared']} values in "
               f"{', '.join(result['files'])} match {result['original']}")
     elif not result["files"]:
-        print(f"[lightning_nas] reproduce: nothing to compare (no result files in either run)")
+        print("[lightning_nas] reproduce: nothing to compare (no result files in either run)")
     else:
         diffs = result["differences"]
         print(f"[lightning_nas] reproduce: DIFFERENT - {len(diffs)} of {result['values_compared']} values differ "

@@ -172,6 +172,22 @@ class SearchStrategy(LightningModule):
         super().log(name, metric, on_step=False, metric_attribute=f"_epoch_means[{name}]", **kwargs)
 
 
+class FixedArchitecture(SearchStrategy):
+    """A strategy whose answer is one architecture known up front (stand-alone training, the
+    random-sampling baseline): it trains, derives and offers only ``self.architecture``."""
+
+    architecture: Hashable
+
+    def sample_architecture(self) -> Hashable:
+        return self.architecture
+
+    def derive_architecture(self) -> Hashable:
+        return self.architecture
+
+    def candidate_architectures(self, count: int, gen: torch.Generator) -> list[Hashable]:
+        return [self.architecture]
+
+
 def _build(factory: Callable[..., Any], options: Optional[dict[str, Any]], key: str, **fixed: Any) -> Any:
     """Call ``factory`` with recipe options, turning a wrong key into a one-line error naming it."""
     import inspect

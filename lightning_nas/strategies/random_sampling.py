@@ -9,15 +9,15 @@ many seeds is Yu et al.'s test of whether the search phase beats chance.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Optional
+from typing import Any, Optional
 
 import torch
 
 from lightning_nas.seeding import generator
-from lightning_nas.strategies.base import SearchStrategy
+from lightning_nas.strategies.base import FixedArchitecture
 
 
-class RandomSampling(SearchStrategy):
+class RandomSampling(FixedArchitecture):
     """Args as ``SearchStrategy``; only ``space``, ``space_options`` and ``seed`` matter. Recipes
     set ``trainer.max_epochs: 0`` (any epochs run are skipped, no weight is updated)."""
 
@@ -29,11 +29,3 @@ class RandomSampling(SearchStrategy):
     def training_step(self, batch: Any, batch_idx: int) -> Optional[torch.Tensor]:
         return None  # no weight sharing, no training: the baseline is a draw
 
-    def sample_architecture(self) -> Hashable:
-        return self.architecture
-
-    def derive_architecture(self) -> Hashable:
-        return self.architecture
-
-    def candidate_architectures(self, count: int, gen: torch.Generator) -> list[Hashable]:
-        return [self.architecture]

@@ -7,15 +7,15 @@ and the callbacks treat it like any other strategy.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable
+from typing import Any
 
 import torch
 from torch import nn
 
-from lightning_nas.strategies.base import SearchStrategy
+from lightning_nas.strategies.base import FixedArchitecture
 
 
-class Standalone(SearchStrategy):
+class Standalone(FixedArchitecture):
     """Args:
         architecture: the architecture's text form (e.g. an NB201 string).
         Everything else as ``SearchStrategy``; the NB201 benchmark trains with lr 0.1, nesterov
@@ -31,14 +31,6 @@ class Standalone(SearchStrategy):
         options = {k: v for k, v in options.items() if k != "operations"}
         return super().build_network(options, arch=self.architecture, **fixed)
 
-    def sample_architecture(self) -> Hashable:
-        return self.architecture
-
-    def derive_architecture(self) -> Hashable:
-        return self.architecture
-
-    def candidate_architectures(self, count: int, gen: torch.Generator) -> list[Hashable]:
-        return [self.architecture]
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
