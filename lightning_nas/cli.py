@@ -8,8 +8,6 @@ only decides where the run lives and what it writes there.
 """
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -18,15 +16,13 @@ from jsonargparse import ActionConfigFile
 from pytorch_lightning import LightningDataModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
-from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.model_helpers import is_overridden
-from pytorch_lightning.loggers.csv_logs import ExperimentWriter
-from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 import lightning_nas
 from callbacks import ArchitectureDecoding, FinalSelection, WeightSharingRanking
 from lightning_nas.benchmarks import Benchmark
-from lightning_nas.io import atomic_write_text
+from lightning_nas.loggers import RunCSVLogger
 from lightning_nas.run_record import write_run_record
 from lightning_nas.strategies import SearchStrategy
 
@@ -138,59 +134,6 @@ class NASCLI(LightningCLI):
         if is_overridden("test_step", self.model):  # stand-alone networks: report the official test split
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
         return self.trainer
-
-
-class _ContinuingWriter(ExperimentWriter):
-    """metrics.csv that a resumed run continues instead of deleting (Lightning's writer removes it).
-
-    Rows logged after the checkpoint (the killed run's lost steps, which the resumed run logs
-    again) are dropped first: rows are kept up to the checkpoint's logging step
-    (``_batches_that_stepped``), the step whose metrics are logged just after a checkpoint taken
-    in ``on_train_batch_end`` and never logged again.
-    """
-
-    def __init__(self, log_dir: str, keep_until_step: int | None) -> None:
-        self._keep_until_step = keep_until_step
-        super().__init__(log_dir)
-
-    def _check_log_dir_exists(self) -> None:
-        path = Path(self.metrics_file_path)
-        if self._keep_until_step is None or not path.is_file():
-            path.unlink(missing_ok=True)  # a fresh run (config.yaml and run.json already sit beside it)
-            return
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = list(reader.fieldnames or [])
-            rows = [row for row in reader if row.get("step") and int(row["step"]) <= self._keep_until_step]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(path, buffer.getvalue())
-        self.metrics_keys = header
-
-
-class RunCSVLogger(CSVLogger):
-    """``RUN_DIR/metrics.csv``, flushed every step (a killed run loses no row it logged) and
-    continued, not overwritten, by ``--resume``."""
-
-    def __init__(self, run_dir: str, resume_from: Path | None = None) -> None:
-        super().__init__(run_dir, name="", version="", flush_logs_every_n_steps=1)
-        self._keep_until_step: int | None = None
-        if resume_from is not None:
-            import torch
-
-            loops = torch.load(resume_from, map_location="cpu", weights_only=True, mmap=True).get("loops") or {}
-            state = loops.get("fit_loop", {}).get("epoch_loop.state_dict", {})
-            self._keep_until_step = int(state.get("_batches_that_stepped", 0))
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _ContinuingWriter(self.log_dir, self._keep_until_step)
-        return self._experiment
 
 
 def resume_arguments(run_dir: str, overrides: list[str]) -> list[str]:
