@@ -14,6 +14,8 @@ sampling), and where it has a current opinion about the best architecture,
 """
 from __future__ import annotations
 
+import inspect
+
 from typing import Any, Callable, Hashable, Literal, Optional
 
 import torch
@@ -24,6 +26,10 @@ from torch import nn
 from lightning_nas.nn import NETWORKS
 from lightning_nas.seeding import generator
 from lightning_nas.spaces import SPACES, SearchSpace
+
+
+#: Space attributes that fix a network's structure, passed on when the network takes them.
+STRUCTURE = ("operations", "num_nodes")
 
 
 class SearchStrategy(LightningModule):
@@ -49,8 +55,10 @@ class SearchStrategy(LightningModule):
         self.save_hyperparameters()
         self.space: SearchSpace = _build(SPACES.get(space), space_options, "model.space_options")
         options = dict(network or {})
-        if "operations" not in options and hasattr(self.space, "operations"):
-            options["operations"] = self.space.operations
+        accepted = inspect.signature(NETWORKS.get(space)).parameters
+        for name in STRUCTURE:  # the network's shape follows the space unless the recipe says otherwise
+            if name not in options and name in accepted and hasattr(self.space, name):
+                options[name] = getattr(self.space, name)
         self.supernet: nn.Module = self.build_network(options, num_classes=num_classes, in_channels=in_channels)
         self.arch_generator = generator(seed, "architecture")
 
@@ -190,8 +198,6 @@ class FixedArchitecture(SearchStrategy):
 
 def _build(factory: Callable[..., Any], options: Optional[dict[str, Any]], key: str, **fixed: Any) -> Any:
     """Call ``factory`` with recipe options, turning a wrong key into a one-line error naming it."""
-    import inspect
-
     options = dict(options or {})
     parameters = inspect.signature(factory).parameters
     unknown = sorted(set(options) - set(parameters))
