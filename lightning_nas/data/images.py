@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any, Iterator, Union
 
 import torch
-from pytorch_lightning import LightningDataModule
 
 from lightning_nas.data.augment import Augmentation, normalize
+from lightning_nas.data.base import SeededDataModule
 from lightning_nas.data.batches import EvalBatches, SeededBatches
 from lightning_nas.data.sources import IMAGE_SOURCES, ImageData
 from lightning_nas.seeding import generator
@@ -26,7 +26,7 @@ def _count(size: Size, total: int, key: str) -> int:
     return int(size)
 
 
-class ImageDataModule(LightningDataModule):
+class ImageDataModule(SeededDataModule):
     """Deterministic splits of a dataset's training images, plus its official test set.
 
     The training images are permuted once by the seed and cut into a validation split (ranking
@@ -63,7 +63,6 @@ class ImageDataModule(LightningDataModule):
         self.seed = seed
         self._data: ImageData | None = None
         self._splits: dict[str, torch.Tensor] | None = None
-        self._train_batches: SeededBatches | None = None
 
     # ---------------------------------------------------------------- data and splits
     @property
@@ -104,18 +103,8 @@ class ImageDataModule(LightningDataModule):
         self.splits  # noqa: B018 - load and split once, before any loader is built
 
     # ---------------------------------------------------------------- loaders
-    def _rank(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
     def train_dataloader(self) -> SeededBatches:
-        names = ["weights"]
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        if getattr(module, "uses_architecture_split", False):
-            if len(self.splits["arch"]) == 0:
-                raise ValueError(f"{type(module).__name__} learns architecture parameters on a separate split: "
-                                 "set data.arch_split (e.g. 0.5 as in DARTS)")
-            names.append("arch")
+        names = self.training_splits(has_arch_split=len(self.splits["arch"]) > 0)
         rank, world = self._rank()
         self._train_batches = SeededBatches(self.data.train_images, self.data.train_labels,
                                             {n: self.splits[n] for n in names}, self.batch_size, self.seed, rank, world)
@@ -135,9 +124,8 @@ class ImageDataModule(LightningDataModule):
     # ---------------------------------------------------------------- on-device preparation
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, dict) and "epoch" in batch:  # a training step
+            self.mark_consumed(batch)
             epoch, index = batch["epoch"], batch["index"]
-            if self._train_batches is not None:
-                self._train_batches.mark_consumed(epoch, index)
             rank, _ = self._rank()
             prepared = {}
             for name, part in batch.items():

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Optional
 
 import torch
-from pytorch_lightning import LightningDataModule
 
+from lightning_nas.data.base import SeededDataModule
 from lightning_nas.data.batches import SeededBatches
 
 EOS, UNK = "<eos>", "<unk>"
@@ -72,7 +72,7 @@ class WindowEvalBatches:
             yield self.data[:, start:start + length], self.data[:, start + 1:start + 1 + length].reshape(-1)
 
 
-class PTBDataModule(LightningDataModule):
+class PTBDataModule(SeededDataModule):
     """Args:
         data_dir: the folder with the three text files.
         train_file, val_file, test_file: file names inside ``data_dir`` (``test_file: null``: no test
@@ -106,7 +106,6 @@ class PTBDataModule(LightningDataModule):
         self._streams: dict[str, torch.Tensor] | None = None
         self.vocabulary: list[str] = []
         self.word_ids: dict[str, int] = {}
-        self._train_batches: SeededBatches | None = None
 
     # ---------------------------------------------------------------- corpus
     def _path(self, split: str) -> Path:
@@ -187,18 +186,8 @@ class PTBDataModule(LightningDataModule):
         return data
 
     # ---------------------------------------------------------------- loaders
-    def _rank(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
     def train_dataloader(self) -> SeededBatches:
-        names = ["weights"]
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        if getattr(module, "uses_architecture_split", False):
-            if self.arch_split == 0:
-                raise ValueError(f"{type(module).__name__} learns architecture parameters on a separate split: "
-                                 "set data.arch_split (e.g. 0.5)")
-            names.append("arch")
+        names = self.training_splits(has_arch_split=self.arch_split != 0)
         rank, world = self._rank()
         # Windows become the "images" of SeededBatches, one window per step: (windows, B, bptt)
         inputs, targets, splits, offset = [], [], {}, 0
@@ -224,8 +213,7 @@ class PTBDataModule(LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Training: ``{split: (x (B, T), y (B*T,))}``, the position marked consumed; evaluation: as is."""
         if isinstance(batch, dict) and "epoch" in batch:
-            if self._train_batches is not None:
-                self._train_batches.mark_consumed(batch["epoch"], batch["index"])
+            self.mark_consumed(batch)
             return {name: (part["images"][0], part["labels"][0].reshape(-1))
                     for name, part in batch.items() if isinstance(part, dict)}
         return batch
