@@ -1,0 +1,116 @@
+"""Aggregate an experiment's trials into tables and plots: ``python -m lightning_nas.report EXPERIMENT_DIR``.
+
+Reads every finished trial (a run directory with ``trial.json`` saying ``finished``, or, for run
+directories made without the runner, a ``selection.json``) and writes to ``EXPERIMENT_DIR/report``:
+
+- ``trials.csv``: one row per trial with its factor values and final numbers;
+- ``summary.csv`` / ``summary.md``: per strategy and factor value, mean ± sample std (ddof=1) over
+  seeds of the selected architecture's ground truth, sparse Kendall tau, Kendall tau, super-net
+  accuracy (mean over the ranking set at the last ranking epoch), best rank and p(beat random),
+  and Welch's t-test of each group against a baseline group, as Table 1 of "Evaluating the Search
+  Phase of NAS" (Yu et al., ICLR 2020) compares each algorithm with the random policy;
+- PNG plots: super-net score vs ground truth (coloured by rank change), Kendall / sparse Kendall
+  tau over epochs, test regret over epochs (from ``decoding.csv``), and the influence of each
+  factor on the final performance (Figure 10 of "How to Train Your Super-Net");
+- the same plots as ``wandb.Image`` when the runs logged to W&B (``WANDB_MODE=offline`` works).
+
+The baseline of the t-test is the random-policy group sharing most factor values when the
+experiment has one (a strategy whose name contains "random"), else ``--baseline`` (a group label,
+e.g. "SPOS bn_mode=batch"), else the first group. Only csv, numpy, scipy and matplotlib are used.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from lightning_nas.report.common import METRICS, ReportError
+from lightning_nas.report.plots import plot_factors, plot_ranking, plot_regret, plot_score_vs_truth
+from lightning_nas.report.runs import Run, baselines, factor_order, find_runs, group_runs
+from lightning_nas.report.tables import markdown, write_tables
+
+
+def log_to_wandb(experiment_dir: Path, out: Path, runs: list[Run], table: list[list[str]], plots: dict[str, str]) -> Optional[str]:
+    """The report's plots and summary as one W&B run (job_type "report") in the runs' project."""
+    import wandb
+
+    run = wandb.init(project=runs[0].wandb_project, name=f"report-{experiment_dir.resolve().name}", job_type="report",
+                     dir=str(out), config={"experiment_dir": str(experiment_dir.resolve())})
+    try:
+        payload: dict[str, Any] = {f"report/{Path(name).stem}": wandb.Image(str(out / name), caption=title)
+                                   for title, name in plots.items()}
+        payload["report/summary"] = wandb.Table(columns=table[0], data=table[1:])
+        run.log(payload)
+        return run.dir
+    finally:
+        run.finish()
+
+
+def build_report(experiment_dir: str | Path, out: str | Path | None = None, baseline: Optional[str] = None,
+                 use_wandb: Optional[bool] = None) -> Path:
+    """Write the tables and plots; returns the path of ``summary.md``."""
+    experiment_dir = Path(experiment_dir)
+    if not experiment_dir.is_dir():
+        raise ReportError(f"EXPERIMENT_DIR {experiment_dir}: not a directory")
+    every = find_runs(experiment_dir)
+    runs = [r for r in every if r.status == "finished"]
+    if not runs:
+        raise ReportError(f"EXPERIMENT_DIR {experiment_dir}: no finished run directories "
+                          f"(config.yaml with selection.json or trial.json) in it")
+    out = Path(out) if out else experiment_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    order = factor_order(experiment_dir, runs)
+    groups = group_runs(runs, order)
+    base = baselines(groups, baseline)
+    table = write_tables(groups, base, runs, out, list(order))
+
+    notes = []
+    if not any(math.isfinite(r.final["ground_truth"]) for r in runs):
+        notes.append("No ground truth (the recipe had no `benchmark:`): ground truth, Kendall tau, best rank and "
+                     "p(beat random) are unavailable; the factor plot uses the selected architecture's super-net "
+                     "validation accuracy instead.")
+    plots: dict[str, str] = {}
+    if plot_score_vs_truth(groups, out / "supernet_vs_truth.png"):
+        plots["Super-net score vs ground truth (last ranking epoch)"] = "supernet_vs_truth.png"
+    if plot_ranking(groups, out / "ranking_over_epochs.png"):
+        plots["Ranking quality over epochs (mean ± std over seeds)"] = "ranking_over_epochs.png"
+    if plot_regret(groups, out / "regret_over_epochs.png"):
+        plots["Test regret over epochs (mean ± std over seeds)"] = "regret_over_epochs.png"
+    else:
+        notes.append("No decoding.csv in the runs: no regret-over-epochs plot.")
+    final = plot_factors(groups, order, out / "factor_influence.png")
+    if final:
+        plots[f"Influence of each factor on {METRICS[final][0]} and ranking quality"] = "factor_influence.png"
+    summary = out / "summary.md"
+    from lightning_nas.io import atomic_write_text
+
+    atomic_write_text(summary, markdown(experiment_dir, groups, base, runs,
+                                        [r for r in every if r.status != "finished"], plots, notes))
+    if use_wandb is None:
+        use_wandb = any("wandb" in r.loggers for r in runs)
+    if use_wandb:
+        where = log_to_wandb(experiment_dir, out, runs, table, plots)
+        print(f"[lightning_nas] report logged to W&B ({where})")
+    return summary
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lightning_nas.report", description=__doc__.split("\n")[0])
+    parser.add_argument("experiment_dir", metavar="EXPERIMENT_DIR")
+    parser.add_argument("--out", default=None, help="output folder (default EXPERIMENT_DIR/report)")
+    parser.add_argument("--baseline", default=None, help="label of the group the t-tests compare with")
+    parser.add_argument("--wandb", choices=["auto", "yes", "no"], default="auto",
+                        help="log the plots to W&B: auto = when the runs used the wandb logger")
+    args = parser.parse_args(argv)
+    try:
+        summary = build_report(args.experiment_dir, args.out, args.baseline,
+                               {"auto": None, "yes": True, "no": False}[args.wandb])
+    except ReportError as error:
+        print(f"report: error: {error}", file=sys.stderr)
+        return 2
+    print(summary.read_text())
+    print(f"[lightning_nas] report written to {summary.parent}")
+    return 0
+

@@ -1,0 +1,176 @@
+"""Reading trial run directories and grouping them by strategy and factor values."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from lightning_nas.report.common import NAN, ReportError
+
+
+def _float(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return NAN
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@dataclass
+class Run:
+    """One run directory's numbers, as the report needs them."""
+
+    path: Path
+    name: str
+    seed: Optional[int]
+    strategy: str
+    factors: dict[str, str]
+    status: str
+    loggers: list[str] = field(default_factory=list)
+    wandb_project: str = "lightning_nas"
+    final: dict[str, float] = field(default_factory=dict)
+    ranking_history: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> epoch -> value
+    ranking_table: list[tuple[float, float]] = field(default_factory=list)  # (score, truth), last ranking epoch
+    regret: dict[int, float] = field(default_factory=dict)  # epoch -> mean test regret (decoding.csv)
+
+
+def load_run(path: Path) -> Run:
+    import yaml
+
+    trial = json.loads((path / "trial.json").read_text()) if (path / "trial.json").is_file() else {}
+    config = yaml.safe_load((path / "config.yaml").read_text()) if (path / "config.yaml").is_file() else {}
+    config = config or {}
+    model = config.get("model") or {}
+    strategy = str(model.get("class_path", "?")).rsplit(".", 1)[-1] if isinstance(model, dict) else "?"
+    selection = json.loads((path / "selection.json").read_text()) if (path / "selection.json").is_file() else {}
+    status = trial.get("status") or ("finished" if selection else "unfinished")
+    seed = trial.get("seed", config.get("seed_everything"))
+    run = Run(path, trial.get("name", path.name), seed, strategy, {k: str(v) for k, v in trial.get("factors", {}).items()},
+              status, list(config.get("loggers") or []), str(config.get("wandb_project") or "lightning_nas"))
+
+    history: dict[str, dict[int, float]] = {}
+    for row in _read_csv(path / "metrics.csv"):
+        for key, text in row.items():
+            if key and key.startswith("ranking/") and text not in ("", None) and row.get("epoch"):
+                history.setdefault(key.split("/", 1)[1], {})[int(float(row["epoch"]))] = float(text)
+    tables = sorted((path / "ranking").glob("epoch_*.csv"))
+    if tables:
+        rows = _read_csv(tables[-1])
+        run.ranking_table = [(_float(r.get("supernet_accuracy")), _float(r.get("ground_truth"))) for r in rows]
+        epoch = int(tables[-1].stem.split("_")[-1])
+        _fill_from_table(history, epoch, run.ranking_table, (config.get("ranking") or {}).get("sparse_threshold", 0.1))
+    run.ranking_history = history
+
+    by_epoch: dict[int, list[float]] = {}
+    for row in _read_csv(path / "decoding.csv"):  # callbacks/decoding.py writes test_regret
+        regret = _float(row.get("test_regret", row.get("regret")))
+        if row.get("epoch") not in (None, "") and math.isfinite(regret):
+            by_epoch.setdefault(int(float(row["epoch"])), []).append(regret)
+    run.regret = {e: float(np.mean(v)) for e, v in sorted(by_epoch.items())}
+
+    last = {key: values[max(values)] for key, values in history.items() if values}
+    run.final = {"ground_truth": _float(selection.get("ground_truth")),
+                 "sparse_kendall_tau": last.get("sparse_kendall_tau", NAN),
+                 "kendall_tau": last.get("kendall_tau", NAN),
+                 "supernet_accuracy": last.get("supernet_accuracy", NAN),
+                 "rank": _float(selection.get("rank")),
+                 "p_beat_random": _float(selection.get("p_beat_random")),
+                 "selected_supernet_accuracy": _float(selection.get("supernet_val_accuracy"))}
+    return run
+
+
+def _fill_from_table(history: dict[str, dict[int, float]], epoch: int, table: list[tuple[float, float]],
+                     threshold: float) -> None:
+    """Runs that logged no ranking metrics (another logger) still have the ranking CSV."""
+    from lightning_nas.metrics import kendall_tau, sparse_kendall_tau
+
+    scores = [s for s, _ in table]
+    truth = [t for _, t in table]
+    if scores and epoch not in history.get("supernet_accuracy", {}):
+        history.setdefault("supernet_accuracy", {})[epoch] = float(np.mean(scores))
+    if len(table) > 1 and all(math.isfinite(t) for t in truth) and epoch not in history.get("kendall_tau", {}):
+        history.setdefault("kendall_tau", {})[epoch] = kendall_tau(truth, scores)
+        history.setdefault("sparse_kendall_tau", {})[epoch] = sparse_kendall_tau(truth, scores, threshold)
+
+
+def find_runs(experiment_dir: Path) -> list[Run]:
+    dirs = sorted(p for p in experiment_dir.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
+    if (experiment_dir / "config.yaml").is_file():
+        dirs.insert(0, experiment_dir)
+    return [load_run(d) for d in dirs]
+
+
+@dataclass
+class Group:
+    strategy: str
+    factors: tuple[tuple[str, str], ...]
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        # a factor that chooses the strategy (model.class_path) is already said by the strategy's name
+        return " ".join([self.strategy, *(f"{k}={v}" for k, v in self.factors
+                                          if v.rsplit(".", 1)[-1] != self.strategy)])
+
+    def values(self, metric: str) -> list[float]:
+        return [r.final.get(metric, NAN) for r in self.runs]
+
+
+def factor_order(experiment_dir: Path, runs: list[Run]) -> dict[str, list[str]]:
+    """Factor -> values in the experiment's order (the first value is the factor's baseline)."""
+    order: dict[str, list[str]] = {}
+    record = experiment_dir / "experiment.json"
+    if record.is_file():
+        for factor in json.loads(record.read_text()).get("grid", []):
+            order[factor["label"]] = [str(v) for v in factor["values"]]
+    for run in runs:
+        for key, value in run.factors.items():
+            values = order.setdefault(key, [])
+            if value not in values:
+                values.append(value)
+    return order
+
+
+def group_runs(runs: list[Run], order: dict[str, list[str]]) -> list[Group]:
+    strategies = list(dict.fromkeys(r.strategy for r in runs))
+    groups: dict[tuple, Group] = {}
+    for run in runs:
+        factors = tuple((k, run.factors.get(k, "-")) for k in order)
+        groups.setdefault((run.strategy, factors), Group(run.strategy, factors)).runs.append(run)
+
+    def position(group: Group) -> tuple:
+        return ("random" in group.strategy.lower(), strategies.index(group.strategy),  # random last, as in Table 1
+                *(order[k].index(v) if v in order[k] else len(order[k]) for k, v in group.factors))
+
+    return sorted(groups.values(), key=position)
+
+
+def baselines(groups: list[Group], chosen: Optional[str]) -> dict[str, Optional[Group]]:
+    """Group label -> the group it is tested against (None for the baseline itself)."""
+    if chosen is not None:
+        match = [g for g in groups if g.label == chosen] or [g for g in groups if chosen in g.label]
+        if len(match) != 1:
+            raise ReportError(f"--baseline {chosen!r} matches {len(match)} groups; groups: "
+                              + "; ".join(g.label for g in groups))
+        return {g.label: None if g is match[0] else match[0] for g in groups}
+    randoms = [g for g in groups if "random" in g.strategy.lower()]
+    result: dict[str, Optional[Group]] = {}
+    for g in groups:
+        if randoms:
+            # the random group sharing most factor values (a strategy factor itself never matches)
+            closest = max(randoms, key=lambda r: sum(a == b for a, b in zip(r.factors, g.factors)))
+            result[g.label] = None if g in randoms else closest
+        else:
+            result[g.label] = None if g is groups[0] else groups[0]
+    return result
