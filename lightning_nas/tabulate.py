@@ -56,7 +56,8 @@ class TabulateError(ValueError):
 # ---------------------------------------------------------------------------- options
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m lightning_nas.tabulate", exit_on_error=False,
-                            description="Train architectures stand-alone and write a ground-truth table.")
+                            description="Train architectures stand-alone and write a ground-truth table. "
+                                        "Merge shard tables with: python -m lightning_nas.tabulate merge --out T SHARD...")
     parser.add_argument("--recipe", "-c", action=ActionConfigFile, help="A tabulation recipe (YAML).")
     parser.add_argument("--space", type=str, default="nb201", help="Registered search space.")
     parser.add_argument("--space_options", type=dict, default={}, help="Space keyword arguments (operations).")
@@ -444,14 +445,17 @@ def merge(shards: Sequence[str | Path], out: str | Path, allow_partial: bool = F
         record = {key: first[key] for key in ("protocol", "seeds", "metrics", "architectures_in_table_order",
                                                "versions", "git") if key in first}
         record.update(table=target.name, status="complete" if len(rows) == total else "partial",
+                      command=[sys.executable, "-m", "lightning_nas.tabulate", "merge", "--out", str(out),
+                               *map(str, shards)],
                       merged_from=[{"table": p.name, "command": s.get("command") if s else None,
                                     "sessions": s.get("sessions", []) if s else [],
                                     "train_seconds": s.get("train_seconds") if s else None,
                                     "seconds_per_architecture": s.get("seconds_per_architecture") if s else None}
                                    for p, s in zip(paths, sidecars)],
                       merged=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        # process-seconds summed over shards (sessions killed before they finished are not counted)
         record["train_seconds"] = sum(s.get("train_seconds") or 0.0 for s in known)
-        record["seconds_per_architecture"] = record["train_seconds"] / max(1, len(rows)) * len(known)
+        record["process_seconds_per_architecture"] = record["train_seconds"] / max(1, len(rows))
         record["noise_ceiling"] = noise_ceiling(target, seeds, first["metrics"])
         atomic_write_json(sidecar_path(target), record)
     return target
