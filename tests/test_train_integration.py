@@ -279,14 +279,22 @@ def test_wandb_offline_run(tmp_path, monkeypatch):
     assert (run_dir / "metrics.csv").is_file()
 
 
-@pytest.mark.slow
 def test_quickstart_end_to_end(tmp_path):
+    """The README's first command: a trained super-net must rank the shipped ground truth far better
+    than an untrained one (|tau| < 0.2, tests/test_ranking_untrained.py) and select a good cell."""
     run_dir = tmp_path / "quickstart"
     done = train(["--recipe", "recipes/quickstart.yaml", "--run_dir", run_dir], timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"run directory: {run_dir}" in done.stdout
-    assert "selected:" in done.stdout
-    assert (run_dir / "selection.json").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert "selected:" in done.stdout and "ground truth:" in done.stdout
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    result = json.loads((run_dir / "selection.json").read_text())
+    assert result["table_size"] == 500 and 1 <= result["rank"] <= 500
+    assert result["p_beat_random"] == pytest.approx(1 - result["rank"] / 500)
+    rows = [r for r in csv.DictReader((run_dir / "metrics.csv").open()) if r.get("ranking/kendall_tau")]
+    assert len(rows) == 10  # every 10 of 100 epochs
+    assert float(rows[-1]["ranking/kendall_tau"]) > 0.3
+    assert result["rank"] <= 150  # the top 30% of the table
 
 
 # ---------------------------------------------------------------------------------------- DDP on CPU
