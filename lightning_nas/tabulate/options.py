@@ -1,0 +1,169 @@
+"""The tabulation recipe: parsing, validation, the protocol a table is bound to, and what to train."""
+from __future__ import annotations
+
+import inspect
+import math
+import statistics
+from typing import Any, Literal, Optional, Sequence, Union
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from lightning_nas.tabulate.common import FIXED_TRAINER, PROTOCOL_KEYS, SPLITS, TabulateError
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m lightning_nas.tabulate", exit_on_error=False,
+                            description="Train architectures stand-alone and write a ground-truth table. "
+                                        "Merge shard tables with: python -m lightning_nas.tabulate merge --out T SHARD...")
+    parser.add_argument("--recipe", "-c", action=ActionConfigFile, help="A tabulation recipe (YAML).")
+    parser.add_argument("--space", type=str, default="nb201", help="Registered search space.")
+    parser.add_argument("--space_options", type=dict, default={}, help="Space keyword arguments (operations).")
+    parser.add_argument("--architectures", type=Union[Literal["all"], int], default="all",
+                        help="'all' (enumerate the space) or N: a seeded uniform sample of N distinct architectures.")
+    parser.add_argument("--sample_seed", type=int, default=0, help="Seed of the architecture sample.")
+    parser.add_argument("--seeds", type=list[int], default=[0, 1], help="Training seeds per architecture.")
+    parser.add_argument("--max_epochs", type=int, default=10)
+    parser.add_argument("--evaluate", type=list[Literal["val", "test"]], default=["test"],
+                        help="Splits evaluated after training: val (held-out training images) and/or test.")
+    parser.add_argument("--model", type=dict, default={},
+                        help="Standalone keyword arguments (network, lr, weight_decay, ...).")
+    parser.add_argument("--data", type=dict, default={},
+                        help="ImageDataModule keyword arguments, or {class_path, init_args} of another DataModule.")
+    parser.add_argument("--trainer", type=dict, default={}, help="Further Trainer keyword arguments.")
+    parser.add_argument("--out", type=Optional[str], default=None, help="The table (CSV); sidecar: same name .json.")
+    parser.add_argument("--shard", type=Optional[str], default=None, help="i/k: positions p with p % k == i.")
+    parser.add_argument("--limit", type=Optional[int], default=None,
+                        help="Stop after this many new architectures (a deliberate, resumable stop).")
+    parser.add_argument("--threads", type=Optional[int], default=1, help="torch threads (None: torch's default).")
+    return parser
+
+
+def parse_shard(text: Optional[str]) -> tuple[int, int]:
+    if text is None:
+        return 0, 1
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise TabulateError(f"--shard must read i/k (e.g. 0/2), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise TabulateError(f"--shard {text}: need k >= 1 and 0 <= i < k")
+    return index, count
+
+
+def _check_keywords(factory: Any, options: dict[str, Any], key: str, reserved: Sequence[str] = ()) -> None:
+    """Unknown or reserved keyword -> one line naming ``key.option`` and the valid ones."""
+    parameters = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
+    for name in options:
+        if name in reserved:
+            raise TabulateError(f"{key}.{name} is set by the tabulation itself; remove it from the recipe")
+        if name not in parameters:
+            valid = ", ".join(p for p in parameters if p not in reserved)
+            raise TabulateError(f"{key}.{name}: unknown option for {factory.__name__}; valid: {valid}")
+
+
+def data_module(data: dict[str, Any]) -> tuple[type, dict[str, Any]]:
+    """``data``: ImageDataModule keyword arguments, or ``{class_path, init_args}`` naming another
+    DataModule as in a training recipe (e.g. ``lightning_nas.data.PTBDataModule``)."""
+    if "class_path" not in data:
+        from lightning_nas.data.images import ImageDataModule
+
+        return ImageDataModule, dict(data)
+    import importlib
+
+    extra = sorted(set(data) - {"class_path", "init_args"})
+    if extra:
+        raise TabulateError(f"data: with data.class_path the options go under data.init_args, not {', '.join(extra)}")
+    module_name, _, name = str(data["class_path"]).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name), dict(data.get("init_args") or {})
+    except (ImportError, AttributeError, ValueError):
+        raise TabulateError(f"data.class_path: cannot import {data['class_path']!r}") from None
+
+
+def validate(config: Any) -> None:
+    from pytorch_lightning import Trainer
+
+    from lightning_nas.strategies.base import SearchStrategy
+
+    if not config.seeds or len(set(config.seeds)) != len(config.seeds):
+        raise TabulateError(f"seeds must be a non-empty list of distinct integers, got {config.seeds}")
+    if config.max_epochs < 1:
+        raise TabulateError(f"max_epochs must be >= 1, got {config.max_epochs}")
+    if not config.evaluate:
+        raise TabulateError("evaluate must name at least one split (val, test)")
+    if isinstance(config.architectures, int) and config.architectures < 1:
+        raise TabulateError(f"architectures must be 'all' or a positive count, got {config.architectures}")
+    if config.limit is not None and config.limit < 0:
+        raise TabulateError(f"limit must be >= 0, got {config.limit}")
+    _check_keywords(SearchStrategy.__init__, config.model, "model",
+                    reserved=("space", "space_options", "num_classes", "in_channels", "seed"))
+    data_class, data_options = data_module(config.data)
+    _check_keywords(data_class.__init__, data_options, "data", reserved=("seed",))
+    _check_keywords(Trainer.__init__, config.trainer, "trainer", reserved=("max_epochs", *FIXED_TRAINER))
+    from lightning_nas.data.sources import IMAGE_SOURCES
+    from lightning_nas.registry import UnknownNameError
+    from lightning_nas.spaces import SPACES
+
+    try:
+        IMAGE_SOURCES.get(config.data.get("dataset", "digits"))
+    except UnknownNameError as error:
+        raise TabulateError(f"data.dataset: {error}") from None
+    try:
+        SPACES.get(config.space)(**config.space_options)
+    except UnknownNameError as error:
+        raise TabulateError(f"space: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise TabulateError(f"space_options: {error}") from None
+    if "val" in config.evaluate and config.data.get("val_split", 0.2) in (0, 0.0):
+        raise TabulateError("evaluate: 'val' needs a validation split; set data.val_split > 0 or evaluate only test")
+
+
+def protocol(config: Any) -> dict[str, Any]:
+    """What determines the table's numbers (compared on resume and merge)."""
+    return {key: config[key] for key in PROTOCOL_KEYS}
+
+
+def architectures(config: Any) -> list[Any]:
+    """The table's architectures in table order: enumeration order, or sampling order."""
+    from lightning_nas.seeding import generator
+    from lightning_nas.spaces import SPACES
+
+    try:
+        space = SPACES.get(config.space)(**config.space_options)
+    except TypeError as error:
+        raise TabulateError(f"space_options: {error}") from None
+    if config.architectures == "all":
+        try:
+            return list(space.enumerate())
+        except NotImplementedError as error:
+            raise TabulateError(f"architectures: {error}; give a sample size instead") from None
+    if config.architectures > space.size:
+        raise TabulateError(f"architectures: {config.architectures} exceeds the space's {space.size} architectures; "
+                            "use 'all'")
+    return space.sample_many(config.architectures, generator(config.sample_seed, "tabulate"))
+
+
+def metric_names(config: Any) -> list[str]:
+    return [f"{split}_{name}" for split in SPLITS if split in config.evaluate for name in ("accuracy", "loss")]
+
+
+def header(metrics: Sequence[str], seeds: Sequence[int]) -> list[str]:
+    columns = ["position", "ArchitectureString"]
+    for metric in metrics:
+        columns += [f"{metric}_mean", f"{metric}_std"] + [f"{metric}_seed{s}" for s in seeds]
+    return columns + ["epochs", "params"]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
+
+
+def make_row(position: int, arch: str, results: Sequence[dict[str, float]], metrics: Sequence[str],
+             epochs: int, params: int) -> list[str]:
+    """Mean and std (sample std, ddof=1; 0 for one seed) of the per-seed values as written."""
+    row = [str(position), arch]
+    for metric in metrics:
+        values = [float(_fmt(r[metric])) for r in results]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        row += [_fmt(statistics.fmean(values)), _fmt(std)] + [_fmt(v) for v in values]
+    return row + [str(epochs), str(params)]

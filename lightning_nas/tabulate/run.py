@@ -1,0 +1,163 @@
+"""Make your own ground truth: train architectures stand-alone and write a benchmark table.
+
+``python -m lightning_nas.tabulate --recipe R [--shard i/k] [--out PATH] [--limit N]`` trains every
+architecture of an enumerable space (``architectures: all``) or a seeded uniform sample of N
+(``architectures: N``) with each of the recipe's seeds, using the same ``Standalone`` module,
+``ImageDataModule`` and Lightning ``Trainer`` as every other run, and appends one CSV row per
+architecture: ``position, ArchitectureString, <metric>_mean, <metric>_std, <metric>_seed<s>...,
+epochs, params``. ``CSVBenchmark``/``TabulatedBenchmark`` read it with e.g.
+``metric: test_accuracy_mean``.
+
+Why it is built this way:
+  * crash-safe and resumable: a row is appended as one complete line, flushed and fsynced, only
+    after all seeds of its architecture finished; a rerun skips rows already there (and drops a
+    torn last line), so a killed tabulation loses at most the architecture in progress;
+  * shardable: ``--shard i/k`` (0 <= i < k) takes every k-th position into its own file;
+    ``python -m lightning_nas.tabulate merge --out T SHARD...`` sorts the union by position, which
+    is exactly the order a single process writes, so merged and single-process tables are equal;
+  * reproducible: each training calls ``seed_everything(seed)`` and seeds the DataModule; the JSON
+    sidecar (``T.json``) records the command, seeds, protocol, package versions and git state, and
+    for a complete table the noise ceiling (seed-to-seed rank correlations, Spearman-Brown) and
+    the table's spread.
+Timing lives in the sidecar, not in the table, so that a table's bytes depend on the protocol only.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from jsonargparse import ArgumentParser
+
+from lightning_nas.tabulate.common import TabulateError
+from lightning_nas.tabulate.noise import noise_ceiling
+from lightning_nas.tabulate.options import architectures, build_parser, header, make_row, metric_names, parse_shard, protocol, validate
+from lightning_nas.tabulate.table import _read_json, _same, append_line, merge, read_rows, shard_path, sidecar_path
+from lightning_nas.tabulate.training import _quiet, train_one
+
+
+def tabulate(config: Any, argv: Optional[list[str]] = None, log=print) -> Path:
+    """Run (or continue) a tabulation; returns the path of the table this process wrote."""
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _tabulate(config, argv, log)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
+    import torch
+
+    from lightning_nas.io import atomic_write_json
+    from lightning_nas.run_record import git_state, package_versions
+
+    validate(config)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    _quiet()
+    index, count = parse_shard(config.shard)
+    if config.out is None:
+        raise TabulateError("out: where to write the table (set it in the recipe or with --out)")
+    path = shard_path(Path(config.out), index, count)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    archs = architectures(config)
+    metrics = metric_names(config)
+    columns = header(metrics, config.seeds)
+    proto = protocol(config)
+    sidecar = sidecar_path(path)
+    if sidecar.is_file() and path.is_file():
+        previous = _read_json(sidecar)
+        if not _same(previous.get("protocol"), proto):
+            raise TabulateError(f"{path} was made with another protocol (see {sidecar}); choose another --out")
+    done_rows = read_rows(path, columns)
+    if not path.is_file() or path.stat().st_size == 0:
+        append_line(path, columns)
+    done = {row[1] for row in done_rows}
+    mine = [(p, a) for p, a in enumerate(archs) if p % count == index]
+    todo = [(p, a) for p, a in mine if str(a) not in done]
+    record = {
+        "table": path.name, "command": [sys.executable, "-m", "lightning_nas.tabulate", *(argv or [])],
+        "seeds": list(config.seeds), "shard": f"{index}/{count}", "protocol": proto,
+        "metrics": metrics, "architectures_in_table_order": len(archs), "architectures_in_shard": len(mine),
+        "versions": package_versions(), "git": git_state(),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "status": "running",
+    }
+    previous_seconds = 0.0
+    if sidecar.is_file():
+        old = _read_json(sidecar)
+        previous_seconds = float(old.get("train_seconds", 0.0))
+        record["sessions"] = old.get("sessions", []) + [old.get("command")]
+    atomic_write_json(sidecar, record)
+    log(f"[tabulate {index}/{count}] {len(mine) - len(todo)}/{len(mine)} architectures already in {path}; "
+        f"{len(todo)} to train x {len(config.seeds)} seeds")
+    start, trained = time.perf_counter(), 0
+    for position, arch in todo:
+        if config.limit is not None and trained >= config.limit:
+            break
+        results, params = [], 0
+        for seed in config.seeds:
+            metrics_of_seed, params = train_one(config, str(arch), seed)
+            results.append(metrics_of_seed)
+        append_line(path, make_row(position, str(arch), results, metrics, config.max_epochs, params))
+        trained += 1
+        elapsed = time.perf_counter() - start
+        rate = elapsed / trained
+        left = len(todo) - trained
+        first = metrics[0]
+        values = [r[first] for r in results]
+        log(f"[tabulate {index}/{count}] {len(mine) - len(todo) + trained}/{len(mine)} done, "
+            f"{rate:.1f} s/arch, {_duration(rate * left)} left | {arch} {first}="
+            f"{statistics.fmean(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})")
+    elapsed = time.perf_counter() - start
+    complete = len(read_rows(path, columns)) == len(mine)
+    record.update(status="complete" if complete else "partial", trained_this_session=trained,
+                  train_seconds=previous_seconds + elapsed,
+                  seconds_per_architecture=(elapsed / trained) if trained else None,
+                  finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    if complete and count == 1:
+        record["noise_ceiling"] = noise_ceiling(path, config.seeds, metrics)
+    atomic_write_json(sidecar, record)
+    log(f"[tabulate {index}/{count}] {'complete' if complete else 'stopped'}: {path} ({_duration(elapsed)})")
+    return path
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    """``kill PID`` stops at once: the row in progress is dropped, finished rows are on disk."""
+    raise SystemExit(128 + signum)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def build_merge_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m lightning_nas.tabulate merge", exit_on_error=False,
+                            description="Merge shard tables into the table a single process would write.")
+    parser.add_argument("--out", type=str, required=True, help="The merged table (CSV).")
+    parser.add_argument("--allow_partial", action="store_true", help="Merge even if architectures are missing.")
+    parser.add_argument("shards", type=str, nargs="+", help="Shard tables (CSV).")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["merge"]:
+            args = build_merge_parser().parse_args(argv[1:])
+            path = merge(args.shards, args.out, args.allow_partial)
+            print(f"[tabulate] merged {len(args.shards)} shards -> {path}")
+            return 0
+        config = build_parser().parse_args(argv)
+        tabulate(config, argv, log=lambda message: print(message, file=sys.stderr, flush=True))
+        return 0
+    except (TabulateError, ValueError, LookupError, OSError, argparse.ArgumentError) as error:
+        message = " ".join(str(error).split())
+        print(f"tabulate: error: {message}", file=sys.stderr)
+        return 2
