@@ -11,7 +11,7 @@ from pytorch_lightning import Trainer
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.nn.batchnorm import BNMode
 from lightning_nas.seeding import generator
-from lightning_nas.strategies.base import SearchStrategy
+from lightning_nas.strategies.base import FixedArchitecture, SearchStrategy
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -27,6 +27,8 @@ def sample_architectures(strategy, benchmark: Optional[Benchmark], count: int, s
     """
     gen = generator(strategy.hparams.seed, seed_key)
     space = strategy.space
+    if isinstance(strategy, FixedArchitecture):  # its network holds one path: nothing else can be scored
+        return [strategy.architecture], "the strategy's fixed architecture"
     if benchmark is not None and len(benchmark) < space.size:
         keys = sorted(benchmark.table())
         order = torch.randperm(len(keys), generator=gen)[:count]

@@ -67,7 +67,8 @@ class WeightSharingRanking(Callback):
                                       progress=f"ranking {len(archs)} archs")
         accuracies = [s.accuracy for s in results]
         scores = accuracies if self.score == "accuracy" else [-s.loss for s in results]  # higher is better
-        truth = [self.benchmark.query(a) for a in archs] if self.benchmark is not None else [float("nan")] * len(archs)
+        known = self.benchmark is not None and all(a in self.benchmark for a in archs)
+        truth = [self.benchmark.query(a) for a in archs] if known else [float("nan")] * len(archs)
         epoch = trainer.current_epoch
         atomic_write_csv(run_dir(trainer) / "ranking" / f"epoch_{epoch:03d}.csv",
                          ["architecture", "supernet_accuracy", "ground_truth", "supernet_loss"],
@@ -75,7 +76,7 @@ class WeightSharingRanking(Callback):
                           for a, s, t, r in zip(archs, accuracies, truth, results)))
         metrics = {"supernet_accuracy": sum(accuracies) / len(accuracies),
                    "supernet_loss": sum(r.loss for r in results) / len(results)}
-        if self.benchmark is not None:
+        if known and len(archs) >= 2:  # a correlation needs ground truth for at least two architectures
             goodness = truth if self.benchmark.higher_is_better else [-t for t in truth]
             metrics["kendall_tau"] = kendall_tau(goodness, scores)
             metrics["sparse_kendall_tau"] = sparse_kendall_tau(goodness, scores, self.sparse_threshold)
@@ -83,5 +84,5 @@ class WeightSharingRanking(Callback):
             best = sorted(range(len(archs)), key=lambda i: -scores[i])[:self.top_k]
             metrics[f"top{self.top_k}_ground_truth"] = sum(truth[i] for i in best) / len(best)
         self.history.append({"epoch": epoch, **metrics})
-        self.source = source
+        self.source = source  # recorded for inspection: uniform, table entries or a fixed architecture
         return metrics

@@ -292,3 +292,19 @@ def test_bilevel_strategy_without_arch_split_is_a_one_line_error(tiny_recipe, tm
     args = ["--recipe", tiny_recipe, "--model", "lightning_nas.strategies.DARTS", "--run_dir", tmp_path / "x"]
     assert run_train(args, tmp_path) == 2
     assert "data.arch_split" in capsys.readouterr().err
+
+
+def test_fixed_architecture_is_scored_alone_even_with_a_partial_table(tiny_recipe, tmp_path):
+    """A stand-alone network holds one path: ranking and selection must not draw other cells from a
+    table that covers only part of the space (they would have no operations to run)."""
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    args = ["--recipe", tiny_recipe, "--model", "lightning_nas.strategies.Standalone",
+            "--model.init_args.architecture", arch, "--benchmark", "lightning_nas.benchmarks.TabulatedBenchmark",
+            "--benchmark.init_args.path", "nb201_digits.csv", "--benchmark.init_args.metric", "test_accuracy_mean",
+            "--run_dir", tmp_path / "run"]
+    assert run_train(args, tmp_path) == 0
+    result = json.loads((tmp_path / "run" / "selection.json").read_text())
+    assert result["architecture"] == arch and result["candidates"] == 1
+    assert result["candidate_source"] == "the strategy's fixed architecture"
+    ranked = (tmp_path / "run" / "ranking" / "epoch_000.csv").read_text().strip().splitlines()
+    assert len(ranked) == 2 and ranked[1].startswith(arch)
