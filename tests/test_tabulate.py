@@ -154,3 +154,11 @@ def test_shipped_table_resolves_by_name_from_anywhere(tmp_path: Path, monkeypatc
     assert len(bench) >= 500 and bench.sidecar["status"] == "complete" and len(bench.sidecar["seeds"]) >= 2
     best = max(bench.table(), key=bench.table().get)
     assert bench.rank(best) == 1 and len(bench.seed_values(best)) == len(bench.sidecar["seeds"])
+
+
+def test_rerunning_a_complete_table_changes_nothing(single: Path) -> None:
+    """A finished table's record (timing, noise ceiling) must survive a rerun of its command."""
+    table, side = single.read_bytes(), single.with_suffix(".json").read_bytes()
+    tabulate(config(single), log=lambda _: None)
+    assert single.read_bytes() == table
+    assert single.with_suffix(".json").read_bytes() == side

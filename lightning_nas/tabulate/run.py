@@ -80,6 +80,9 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
     done = {row[1] for row in done_rows}
     mine = [(p, a) for p, a in enumerate(archs) if p % count == index]
     todo = [(p, a) for p, a in mine if str(a) not in done]
+    if not todo and sidecar.is_file():  # complete already: keep its record (timing, noise ceiling) as it is
+        log(f"[tabulate {index}/{count}] {len(mine)}/{len(mine)} architectures already in {path}; nothing to do")
+        return path
     record = {
         "table": path.name, "command": [sys.executable, "-m", "lightning_nas.tabulate", *(argv or [])],
         "seeds": list(config.seeds), "shard": f"{index}/{count}", "protocol": proto,
