@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -44,8 +45,11 @@ def _take_all(argv: list[str], name: str) -> tuple[list[str], list[str]]:
 
 
 def concise(message: str) -> str:
-    """jsonargparse reports a failing subclass as every Union member's error; keep the real cause."""
-    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    """jsonargparse reports a failing subclass as every Union member's error, and a failing link
+    (e.g. the DataModule loading its data to tell the model its classes) with the link's
+    internals; keep the real cause."""
+    message = re.sub(r"Call to compute_fn of link .*? failed: ", "", str(message), flags=re.S)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
     if not lines:
         return str(message)
     causes: list[list[str]] = []

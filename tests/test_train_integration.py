@@ -235,10 +235,15 @@ def _error(args: list[str], tmp_path: Path, capsys) -> str:
     (["--model.init_args.lr", "fast"], "lr"),
     (["--data.init_args.dataset", "imagenet_42"], "imagenet_42"),
     (["--model", "lightning_nas.strategies.Standalone", "--model.init_args.architecture", "|bad|"], "|bad|"),
-], ids=["unknown model option", "unknown key", "wrong type", "unknown dataset", "malformed architecture"])
+    (["--data.init_args.dataset", "cifar10", "--data.init_args.download", "false"],
+     "CIFAR-10 not found in data/cifar-10-batches-py"),
+    (["--ranking.bn_mod", "running"], "unrecognized arguments: --ranking.bn_mod"),
+], ids=["unknown model option", "unknown key", "wrong type", "unknown dataset", "malformed architecture",
+        "missing dataset files", "abbreviated key"])
 def test_recipe_errors_are_one_line(tmp_path, capsys, args, expected):
     line = _error(["--recipe", TINY_RECIPE, "--run_dir", tmp_path / "run", *args], tmp_path, capsys)
     assert expected in line
+    assert "compute_fn" not in line and "Given value" not in line  # no parser internals
 
 
 def test_missing_recipe_file(tmp_path, capsys):
