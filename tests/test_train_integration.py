@@ -235,7 +235,7 @@ def _error(args: list[str], tmp_path: Path, capsys) -> str:
     (["--model.init_args.lr", "fast"], "lr"),
     (["--data.init_args.dataset", "imagenet_42"], "imagenet_42"),
     (["--model", "lightning_nas.strategies.Standalone", "--model.init_args.architecture", "|bad|"], "|bad|"),
-    (["--data.init_args.dataset", "cifar10", "--data.init_args.download", "false"],
+    (["--data.init_args.dataset", "cifar10", "--data.init_args.image_size", "32", "--data.init_args.download", "false"],
      "CIFAR-10 not found in data/cifar-10-batches-py"),
     (["--ranking.bn_mod", "running"], "unrecognized arguments: --ranking.bn_mod"),
 ], ids=["unknown model option", "unknown key", "wrong type", "unknown dataset", "malformed architecture",
