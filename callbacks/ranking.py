@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.utilities import rank_zero_info
 
 from callbacks.common import calibration_inputs, evaluation_batches, run_dir, sample_architectures
 from lightning_nas.benchmarks import Benchmark
@@ -49,7 +50,7 @@ class WeightSharingRanking(Callback):
         self.num_architectures, self.every_n_epochs, self.num_batches = num_architectures, every_n_epochs, num_batches
         self.calibration_batches, self.sparse_threshold, self.top_k = calibration_batches, sparse_threshold, top_k
         self.benchmark = benchmark
-        self.history: list[dict[str, float]] = []
+        self._announced = False
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.num_architectures <= 0 or self.every_n_epochs <= 0 or (trainer.current_epoch + 1) % self.every_n_epochs:
@@ -83,6 +84,7 @@ class WeightSharingRanking(Callback):
             metrics["spearman"] = spearman_rho(goodness, scores)
             best = sorted(range(len(archs)), key=lambda i: -scores[i])[:self.top_k]
             metrics[f"top{self.top_k}_ground_truth"] = sum(truth[i] for i in best) / len(best)
-        self.history.append({"epoch": epoch, **metrics})
-        self.source = source  # recorded for inspection: uniform, table entries or a fixed architecture
+        if not self._announced:  # the same seeded set every time: say once where it came from
+            rank_zero_info(f"[lightning_nas] ranking {len(archs)} architectures drawn from {source}")
+            self._announced = True
         return metrics
