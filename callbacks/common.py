@@ -18,6 +18,11 @@ def run_dir(trainer: Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
+def progress(trainer: Trainer, label: str) -> Optional[str]:
+    """A progress-bar label for scoring, or None (no bar) when the run disabled progress bars."""
+    return label if getattr(trainer, "progress_bar_callback", None) is not None else None
+
+
 def sample_architectures(strategy, benchmark: Optional[Benchmark], count: int, seed_key: str,
                          from_policy: bool = False) -> tuple[list[Hashable], str]:
     """``count`` distinct architectures and where they came from.

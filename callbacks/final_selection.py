@@ -15,7 +15,7 @@ from typing import Any, Hashable, Literal, Optional
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
 
-from callbacks.common import calibration_inputs, evaluation_batches, run_dir, sample_architectures
+from callbacks.common import calibration_inputs, evaluation_batches, progress, run_dir, sample_architectures
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.io import atomic_write_json
 from lightning_nas.metrics import p_beat_random, p_random_as_good
@@ -59,12 +59,13 @@ class FinalSelection(Callback):
         device = strategy.device
         calibration = calibration_inputs(trainer, device, self.bn_mode, self.calibration_batches)
         quick = score_architectures(strategy, archs, evaluation_batches(trainer, device, self.num_batches),
-                                    self.bn_mode, calibration, progress=f"selection: {len(archs)} candidates")
+                                    self.bn_mode, calibration,
+                                    progress=progress(trainer, f"selection: {len(archs)} candidates"))
         goodness = (lambda s: s.accuracy) if self.score == "accuracy" else (lambda s: -s.loss)  # higher is better
         order = sorted(range(len(archs)), key=lambda i: -goodness(quick[i]))[:self.top_k]
         finalists = [archs[i] for i in order]
         full = score_architectures(strategy, finalists, evaluation_batches(trainer, device, None), self.bn_mode,
-                                   calibration, progress=f"selection: top {len(finalists)}")
+                                   calibration, progress=progress(trainer, f"selection: top {len(finalists)}"))
         best = max(range(len(finalists)), key=lambda i: goodness(full[i]))
         result: dict[str, Any] = {
             "architecture": str(finalists[best]),

@@ -14,7 +14,7 @@ from typing import Literal, Optional
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
 
-from callbacks.common import calibration_inputs, evaluation_batches, run_dir, sample_architectures
+from callbacks.common import calibration_inputs, evaluation_batches, progress, run_dir, sample_architectures
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.io import atomic_write_csv
 from lightning_nas.metrics import kendall_tau, sparse_kendall_tau, spearman_rho
@@ -65,7 +65,7 @@ class WeightSharingRanking(Callback):
         batches = evaluation_batches(trainer, strategy.device, self.num_batches)
         calibration = calibration_inputs(trainer, strategy.device, self.bn_mode, self.calibration_batches)
         results = score_architectures(strategy, archs, batches, self.bn_mode, calibration,
-                                      progress=f"ranking {len(archs)} archs")
+                                      progress=progress(trainer, f"ranking {len(archs)} archs"))
         accuracies = [s.accuracy for s in results]
         scores = accuracies if self.score == "accuracy" else [-s.loss for s in results]  # higher is better
         known = self.benchmark is not None and all(a in self.benchmark for a in archs)
