@@ -1,17 +1,18 @@
 """What the ranking, selection and decoding callbacks share: where the run lives, which
-architectures to look at, and the evaluation batches."""
+architectures to look at, their ground truth, and the evaluation batches."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Hashable, Optional
+from typing import Any, Hashable, Optional
 
 import torch
 from pytorch_lightning import Trainer
 
-from lightning_nas.benchmarks import Benchmark
+from lightning_nas.benchmarks import Benchmark, TableBenchmark, ground_truth_summary
+from lightning_nas.errors import RecipeError
 from lightning_nas.nn.batchnorm import BNMode
 from lightning_nas.seeding import generator
-from lightning_nas.strategies.base import FixedArchitecture, SearchStrategy
+from lightning_nas.strategies.base import FixedArchitecture
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -23,25 +24,55 @@ def progress(trainer: Trainer, label: str) -> Optional[str]:
     return label if getattr(trainer, "progress_bar_callback", None) is not None else None
 
 
-def sample_architectures(strategy, benchmark: Optional[Benchmark], count: int, seed_key: str,
+def check_count(key: str, value: Optional[int], minimum: int = 0, allow_none: bool = False) -> None:
+    """One line naming the option when a count is out of range (0 is 'off' where ``minimum`` is 0)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RecipeError(f"{key} must be an integer >= {minimum}, got {value!r}")
+
+
+class GroundTruth:
+    """A benchmark seen through a space: architectures are looked up by ``space.key(arch)``."""
+
+    def __init__(self, benchmark: Optional[Benchmark], space: Any) -> None:
+        self.benchmark, self.space = benchmark, space
+
+    @property
+    def has_table(self) -> bool:
+        return isinstance(self.benchmark, TableBenchmark)
+
+    def known(self, arch: Hashable) -> bool:
+        return self.benchmark is not None and self.space.key(arch) in self.benchmark
+
+    def value(self, arch: Hashable) -> float:
+        return self.benchmark.query(self.space.key(arch))
+
+    def regret(self, arch: Hashable) -> Optional[float]:
+        return self.benchmark.regret(self.space.key(arch)) if self.has_table and self.known(arch) else None
+
+    def summary(self, arch: Hashable) -> dict[str, Any]:
+        """Ground truth, rank, regret and table size where known ({} otherwise)."""
+        return ground_truth_summary(self.benchmark, self.space.key(arch)) if self.benchmark is not None else {}
+
+
+def sample_architectures(strategy: Any, benchmark: Optional[Benchmark], count: int, seed_key: str,
                          from_policy: bool = False) -> tuple[list[Hashable], str]:
     """``count`` distinct architectures and where they came from.
 
-    Uniform over the space; over the table's entries instead when the table covers only part of
-    the space (a sampled ground truth); from the strategy's own policy when ``from_policy``.
+    Uniform over the space; over the table's entries instead when a table covers only part of the
+    space (a sampled ground truth); from the strategy's own policy when ``from_policy``.
     """
     gen = generator(strategy.hparams.seed, seed_key)
     space = strategy.space
     if isinstance(strategy, FixedArchitecture):  # its network holds one path: nothing else can be scored
         return [strategy.architecture], "the strategy's fixed architecture"
-    if benchmark is not None and len(benchmark) < space.size:
+    if from_policy and strategy.has_policy:
+        return strategy.candidate_architectures(count, gen), f"{type(strategy).__name__} policy"
+    if isinstance(benchmark, TableBenchmark) and len(benchmark) < space.size:
         keys = sorted(benchmark.table())
         order = torch.randperm(len(keys), generator=gen)[:count]
         return [space.parse(keys[int(i)]) for i in order], f"table entries ({len(keys)} of {space.size} in the space)"
-    method = getattr(strategy, "candidate_architectures", None)
-    has_policy = method is not None and getattr(method, "__func__", None) is not SearchStrategy.candidate_architectures
-    if from_policy and has_policy:
-        return strategy.candidate_architectures(count, gen), f"{type(strategy).__name__} policy"
     return space.sample_many(min(count, space.size), gen), "uniform over the space"
 
 

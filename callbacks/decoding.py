@@ -16,7 +16,7 @@ from typing import Any, Hashable, Optional
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-from callbacks.common import calibration_inputs, evaluation_batches, run_dir
+from callbacks.common import GroundTruth, calibration_inputs, check_count, evaluation_batches, run_dir
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.io import atomic_write_csv
 from lightning_nas.nn.batchnorm import BNMode, BNModeName
@@ -37,6 +37,9 @@ class ArchitectureDecoding(Callback):
 
     def __init__(self, every_n_epochs: int = 1, num_batches: Optional[int] = None, bn_mode: BNModeName = "batch",
                  calibration_batches: int = 5, benchmark: Optional[Benchmark] = None) -> None:
+        check_count("decoding.every_n_epochs", every_n_epochs)
+        check_count("decoding.num_batches", num_batches, minimum=1, allow_none=True)
+        check_count("decoding.calibration_batches", calibration_batches, minimum=1)
         self.every_n_epochs, self.num_batches = every_n_epochs, num_batches
         self.bn_mode = BNMode(bn_mode).value
         self.calibration_batches, self.benchmark = calibration_batches, benchmark
@@ -74,9 +77,11 @@ class ArchitectureDecoding(Callback):
         one_shot = score(strategy.supernet, strategy.architecture_forward(arch), batches, self.bn_mode, calibration)
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "architecture": str(arch), "test_regret": "",
                                "ground_truth": "", "one_shot_accuracy": one_shot.accuracy, "bn_mode": self.bn_mode}
-        if self.benchmark is not None and arch in self.benchmark:
-            row["ground_truth"] = self.benchmark.query(arch)
-            row["test_regret"] = self.benchmark.regret(arch)
+        truth = GroundTruth(self.benchmark, strategy.space)
+        if truth.known(arch):
+            row["ground_truth"] = truth.value(arch)
+            regret = truth.regret(arch)
+            row["test_regret"] = "" if regret is None else regret
         return row
 
     @property

@@ -14,8 +14,10 @@ from typing import Literal, Optional
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
 
-from callbacks.common import calibration_inputs, evaluation_batches, progress, run_dir, sample_architectures
+from callbacks.common import (GroundTruth, calibration_inputs, check_count, evaluation_batches, progress, run_dir,
+                              sample_architectures)
 from lightning_nas.benchmarks import Benchmark
+from lightning_nas.errors import RecipeError
 from lightning_nas.io import atomic_write_csv
 from lightning_nas.metrics import kendall_tau, sparse_kendall_tau, spearman_rho
 from lightning_nas.nn.batchnorm import BNMode, BNModeName
@@ -24,7 +26,8 @@ from lightning_nas.scoring import score_architectures
 
 class WeightSharingRanking(Callback):
     """Args:
-        num_architectures: K, the fixed set scored every time (0 disables the callback).
+        num_architectures: K, the fixed set scored every time (0 disables the callback; a K above
+            the number of architectures available ranks all of them and says so once).
         every_n_epochs: scoring period.
         num_batches: M validation batches per architecture (None: the whole split).
         bn_mode: ``batch`` (default), ``running`` or ``recalibrate``.
@@ -44,7 +47,14 @@ class WeightSharingRanking(Callback):
                  top_k: int = 3, score: Literal["accuracy", "loss"] = "accuracy",
                  benchmark: Optional[Benchmark] = None) -> None:
         if score not in ("accuracy", "loss"):
-            raise ValueError(f"ranking.score must be 'accuracy' or 'loss', got {score!r}")
+            raise RecipeError(f"ranking.score must be 'accuracy' or 'loss', got {score!r}")
+        check_count("ranking.num_architectures", num_architectures)
+        check_count("ranking.every_n_epochs", every_n_epochs, minimum=1)
+        check_count("ranking.num_batches", num_batches, minimum=1, allow_none=True)
+        check_count("ranking.calibration_batches", calibration_batches, minimum=1)
+        check_count("ranking.top_k", top_k, minimum=1)
+        if not sparse_threshold >= 0:
+            raise RecipeError(f"ranking.sparse_threshold must be >= 0, got {sparse_threshold!r}")
         self.bn_mode = BNMode(bn_mode).value
         self.score = score
         self.num_architectures, self.every_n_epochs, self.num_batches = num_architectures, every_n_epochs, num_batches
@@ -53,7 +63,7 @@ class WeightSharingRanking(Callback):
         self._announced = False
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.num_architectures <= 0 or self.every_n_epochs <= 0 or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if self.num_architectures == 0 or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         if not trainer.is_global_zero:
             return
@@ -68,8 +78,9 @@ class WeightSharingRanking(Callback):
                                       progress=progress(trainer, f"ranking {len(archs)} archs"))
         accuracies = [s.accuracy for s in results]
         scores = accuracies if self.score == "accuracy" else [-s.loss for s in results]  # higher is better
-        known = self.benchmark is not None and all(a in self.benchmark for a in archs)
-        truth = [self.benchmark.query(a) for a in archs] if known else [float("nan")] * len(archs)
+        ground_truth = GroundTruth(self.benchmark, strategy.space)
+        known = self.benchmark is not None and all(ground_truth.known(a) for a in archs)
+        truth = [ground_truth.value(a) for a in archs] if known else [float("nan")] * len(archs)
         epoch = trainer.current_epoch
         atomic_write_csv(run_dir(trainer) / "ranking" / f"epoch_{epoch:03d}.csv",
                          ["architecture", "supernet_accuracy", "ground_truth", "supernet_loss"],
@@ -85,6 +96,8 @@ class WeightSharingRanking(Callback):
             best = sorted(range(len(archs)), key=lambda i: -scores[i])[:self.top_k]
             metrics[f"top{self.top_k}_ground_truth"] = sum(truth[i] for i in best) / len(best)
         if not self._announced:  # the same seeded set every time: say once where it came from
-            rank_zero_info(f"[lightning_nas] ranking {len(archs)} architectures drawn from {source}")
+            fewer = f" (ranking.num_architectures={self.num_architectures}: only {len(archs)} exist)" \
+                if len(archs) < self.num_architectures else ""
+            rank_zero_info(f"[lightning_nas] ranking {len(archs)} architectures drawn from {source}{fewer}")
             self._announced = True
         return metrics

@@ -10,8 +10,7 @@ from typing import Callable, Generic, Iterator, TypeVar
 T = TypeVar("T")
 
 
-class UnknownNameError(LookupError):
-    """A registry lookup failed; the message lists the names that do exist."""
+from lightning_nas.errors import UnknownNameError  # noqa: E402  (re-exported)
 
 
 class Registry(Generic[T]):
@@ -43,3 +42,11 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._entries))
+
+
+#: Search spaces by short name; a space module registers its class with ``@SPACES.register("name")``.
+SPACES: Registry = Registry("search space")
+#: Each space's network (super-net and stand-alone), registered under the space's name.
+NETWORKS: Registry = Registry("network")
+#: Search strategies by short name (recipes also name them by class path).
+STRATEGIES: Registry = Registry("search strategy")

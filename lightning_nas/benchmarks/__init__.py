@@ -1,6 +1,7 @@
-"""Ground-truth tables (tabular NAS benchmarks) behind the ``Benchmark`` interface."""
-from lightning_nas.benchmarks.base import Benchmark, GroundTruthError
+"""Ground-truth benchmarks behind the ``Benchmark`` interface (queried by ``space.key(arch)``)."""
+from lightning_nas.benchmarks.base import Benchmark, GroundTruthError, TableBenchmark, ground_truth_summary
 from lightning_nas.benchmarks.csv_table import CSVBenchmark
 from lightning_nas.benchmarks.tabulated import TabulatedBenchmark
 
-__all__ = ["Benchmark", "CSVBenchmark", "GroundTruthError", "TabulatedBenchmark"]
+__all__ = ["Benchmark", "CSVBenchmark", "GroundTruthError", "TableBenchmark", "TabulatedBenchmark",
+           "ground_truth_summary"]

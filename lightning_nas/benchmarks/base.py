@@ -1,40 +1,60 @@
-"""Ground truth behind one interface: an architecture's true metric, the table, ranks.
+"""Ground truth behind one interface.
 
-A benchmark is keyed by the architecture's text form (``str(arch)``), so it is independent of
-how the table was stored (CSV here; official NAS-Bench files or a table made by
-``lightning_nas.tabulate`` plug in as further subclasses).
+A benchmark answers ``query(key)``: the true metric of the architecture stored under ``key``.
+Keys come from the space (``space.key(arch)``: the text form for NB201 and the RNN spaces, the
+graph hash of the pruned cell for NAS-Bench-101), so a benchmark never needs to know an
+architecture type. That is all a surrogate benchmark offers; a table-backed one
+(``TableBenchmark``) also knows every entry, and therefore its size, best value, the rank and
+the regret of an architecture.
 """
 from __future__ import annotations
 
 import bisect
 from abc import ABC, abstractmethod
 from functools import cached_property
-from typing import Hashable
+from typing import Any, Optional
 
-
-class GroundTruthError(LookupError):
-    """An architecture is not in the table, or the table cannot be read."""
+from lightning_nas.errors import GroundTruthError  # noqa: F401  (re-exported)
 
 
 class Benchmark(ABC):
-    """A table ``architecture string -> metric``; ``higher_is_better`` orders it."""
+    """The ground-truth ``metric`` of architectures by benchmark key; ``higher_is_better`` orders it."""
 
     metric: str = "metric"
     higher_is_better: bool = True
 
     @abstractmethod
+    def query(self, key: str) -> float:
+        """The metric of ``key``; GroundTruthError if the benchmark cannot answer."""
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self.query(str(key))
+        except GroundTruthError:
+            return False
+        return True
+
+    def check(self, space: Any) -> None:
+        """Raise GroundTruthError (naming the file and line) if this benchmark cannot serve ``space``.
+
+        Called before training starts, so a bad table never costs a training run."""
+
+
+class TableBenchmark(Benchmark):
+    """A benchmark that holds every entry: adds size, best, rank and regret."""
+
+    @abstractmethod
     def table(self) -> dict[str, float]:
         """The whole table (read once, cached by the subclass)."""
 
-    def query(self, arch: Hashable) -> float:
-        key = str(arch)
+    def query(self, key: str) -> float:
         try:
             return self.table()[key]
         except KeyError:
             raise GroundTruthError(f"{key} is not in the {self.metric} table ({len(self)} architectures)") from None
 
-    def __contains__(self, arch: Hashable) -> bool:
-        return str(arch) in self.table()
+    def __contains__(self, key: object) -> bool:
+        return str(key) in self.table()
 
     def __len__(self) -> int:
         return len(self.table())
@@ -48,14 +68,44 @@ class Benchmark(ABC):
         values = self.table().values()
         return max(values) if self.higher_is_better else min(values)
 
-    def regret(self, arch: Hashable) -> float:
-        """How far ``arch`` is from the best entry (>= 0, in the metric's units)."""
-        value = self.query(arch)
+    def regret(self, key: str) -> float:
+        """How far ``key`` is from the best entry (>= 0, in the metric's units)."""
+        value = self.query(key)
         return self.best() - value if self.higher_is_better else value - self.best()
 
-    def rank(self, arch: Hashable) -> int:
+    def rank(self, key: str) -> int:
         """1 for the best architecture; ties share the best rank (1 + number strictly better)."""
         sign = 1.0 if self.higher_is_better else -1.0
-        goodness = sign * self.query(arch)
+        goodness = sign * self.query(key)
         strictly_better = len(self._sorted_goodness) - bisect.bisect_right(self._sorted_goodness, goodness)
         return strictly_better + 1
+
+    def check(self, space: Any) -> None:
+        """Every key must be an architecture of ``space`` (its text form parses, and it is its own key)."""
+        table = self.table()
+        for line, key in enumerate(table, start=self.first_line):
+            try:
+                arch = space.parse(key)
+            except Exception as error:  # noqa: BLE001  the space says why; we add where
+                raise GroundTruthError(f"{self.source}:{self.line_of(key, line)}: {key!r} is not a {space.name} "
+                                       f"architecture: {error}") from None
+            if space.key(arch) != key:
+                raise GroundTruthError(f"{self.source}:{self.line_of(key, line)}: {key!r} is not in the canonical "
+                                       f"key form of {space.name} ({space.key(arch)!r})")
+
+    #: where the table came from and the line of its first entry (for messages)
+    source: str = "table"
+    first_line: int = 1
+
+    def line_of(self, key: str, default: int) -> int:
+        return default
+
+
+def ground_truth_summary(benchmark: Optional[Benchmark], key: str) -> dict[str, Any]:
+    """Ground truth, and where a table exists rank, regret and table size, of one key ({} if unknown)."""
+    if benchmark is None or key not in benchmark:
+        return {}
+    summary: dict[str, Any] = {"ground_truth": benchmark.query(key)}
+    if isinstance(benchmark, TableBenchmark):
+        summary.update(rank=benchmark.rank(key), regret=benchmark.regret(key), table_size=len(benchmark))
+    return summary

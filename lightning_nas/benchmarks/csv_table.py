@@ -9,10 +9,10 @@ import csv
 import math
 from pathlib import Path
 
-from lightning_nas.benchmarks.base import Benchmark, GroundTruthError
+from lightning_nas.benchmarks.base import GroundTruthError, TableBenchmark
 
 
-class CSVBenchmark(Benchmark):
+class CSVBenchmark(TableBenchmark):
     """Args:
         path: the CSV file.
         metric: the column holding the ground truth (e.g. ``CIFAR10TestAccuracy200Epochs``).
@@ -27,6 +27,8 @@ class CSVBenchmark(Benchmark):
         self.key_column = key_column
         self.higher_is_better = higher_is_better
         self._table: dict[str, float] | None = None
+        self._lines: dict[str, int] = {}
+        self.source = str(self.path)
         if not self.path.is_file():
             raise GroundTruthError(f"benchmark.path: ground-truth table {self.path} does not exist")
 
@@ -51,7 +53,14 @@ class CSVBenchmark(Benchmark):
                     raise GroundTruthError(f"{self.path}:{line}: {self.metric}={row[self.metric]!r} is not a number") from None
                 if math.isnan(value):
                     raise GroundTruthError(f"{self.path}:{line}: {self.metric} is NaN")
-                table[row[self.key_column]] = value
+                key = row[self.key_column]
+                if key in table:
+                    raise GroundTruthError(f"{self.path}:{line}: {key!r} appears twice (first on line {self._lines[key]})")
+                table[key] = value
+                self._lines[key] = line
         if not table:
             raise GroundTruthError(f"{self.path} holds no architectures")
         return table
+
+    def line_of(self, key: str, default: int) -> int:
+        return self._lines.get(key, default)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Hashable
+from typing import Any
 
 from lightning_nas.benchmarks.base import GroundTruthError
 from lightning_nas.benchmarks.csv_table import CSVBenchmark
@@ -49,10 +49,10 @@ class TabulatedBenchmark(CSVBenchmark):
         side = self.path.with_suffix(".json")
         return json.loads(side.read_text()) if side.is_file() else {}
 
-    def seed_values(self, arch: Hashable) -> list[float]:
-        """The per-seed values behind ``query(arch)`` (for noise-aware comparisons)."""
+    def seed_values(self, key: str) -> list[float]:
+        """The per-seed values behind ``query(key)`` (for noise-aware comparisons)."""
         base = self.metric[:-len("_mean")] if self.metric.endswith("_mean") else self.metric
-        key = str(arch)
+        key = str(key)
         with self.path.open(newline="") as handle:
             for row in csv.DictReader(handle):
                 if row["ArchitectureString"] == key:

@@ -1,21 +1,12 @@
-"""Networks built from architectures: one super-net class per space, registered by space name.
+"""Networks built from spaces: one super-net class per space, registered under the space's name.
 
-A super-net ``net`` offers ``net(x, arch)`` (one path), ``net.forward_mixture(x, weights)``
-(continuous relaxation) and ``net.standalone(arch)`` (the stand-alone network of one
-architecture carrying the shared weights of its path).
+Every network implements the protocol of ``lightning_nas.nn.base.SuperNet``: ``net(x, arch)``
+(one path), ``net.forward_weighted(x, weights, active)`` (the relaxation, with the edge policy the
+strategy picks) and ``net.standalone(arch)``.
 """
-from torch import nn
+from lightning_nas.registry import NETWORKS
+from lightning_nas.nn.base import SuperNet
+from lightning_nas.nn.nb201 import NB201Network
+from lightning_nas.nn.darts_rnn import DartsRNNNetwork
 
-from lightning_nas.registry import Registry
-
-NETWORKS: Registry[type[nn.Module]] = Registry("network")
-
-from lightning_nas.nn.nb201 import NB201Network  # noqa: E402
-
-NETWORKS.register("nb201")(NB201Network)
-
-from lightning_nas.nn.darts_rnn import DartsRNNNetwork  # noqa: E402
-
-NETWORKS.register("darts_rnn")(DartsRNNNetwork)
-
-__all__ = ["NETWORKS", "DartsRNNNetwork", "NB201Network"]
+__all__ = ["NETWORKS", "DartsRNNNetwork", "NB201Network", "SuperNet"]

@@ -1,40 +1,62 @@
-"""What every search space offers: architectures, and nothing that trains.
+"""What every search space offers: architectures, their decisions and their relaxation; nothing that trains.
 
-A space is a set of discrete architectures with a text form that round-trips. Networks are built
-from architectures elsewhere (``lightning_nas.nn``), so a space can be enumerated, sampled and
-decoded without importing a single torch module.
+A space is a set of discrete architectures (immutable, hashable, with a text form that
+round-trips) plus the contract strategies drive (``lightning_nas.spaces.decisions``):
+
+- ``decisions``: the labelled choices an architecture is made of, with ``to_decisions`` /
+  ``from_decisions`` converting both ways (single-path, FairNAS and ENAS strategies use these);
+- ``relaxation``: the architecture-weight groups of gradient-based strategies, ``decode`` (the
+  space's own rule from weights back to an architecture) and ``one_hot`` (weights that select one
+  architecture exactly);
+- ``key``: the benchmark key of an architecture (its text form; NAS-Bench-101 uses the graph hash).
+
+Networks are built from spaces elsewhere (``lightning_nas.nn``), so a space can be enumerated,
+sampled and decoded without importing a single torch module.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Generic, Hashable, Iterator, TypeVar
+from typing import Generic, Hashable, Iterator, Sequence, TypeVar
 
 import torch
+
+from lightning_nas.errors import ArchitectureError  # noqa: F401  (re-exported)
+from lightning_nas.spaces.decisions import Choice, Picks, WeightGroup, Weights
 
 Arch = TypeVar("Arch", bound=Hashable)
 
 
-class ArchitectureError(ValueError):
-    """A malformed or out-of-space architecture; the message says what a valid one looks like."""
-
-
 class SearchSpace(ABC, Generic[Arch]):
-    """A (possibly huge) set of architectures of one type."""
+    """A (possibly huge) set of architectures of one type, stated as decisions."""
 
     name: str = "space"
+    #: options of a small instance (tests enumerate it: ideally at most a few hundred architectures)
+    tiny_options: dict = {}
 
+    # ------------------------------------------------------------------ architectures
     @property
     @abstractmethod
     def size(self) -> int:
         """Number of architectures (counting isomorphic ones separately)."""
 
     @abstractmethod
-    def sample(self, generator: torch.Generator) -> Arch:
-        """One architecture drawn uniformly; all randomness comes from ``generator``."""
-
-    @abstractmethod
     def parse(self, text: str) -> Arch:
         """The architecture whose ``str`` is ``text``; raises ArchitectureError otherwise."""
+
+    def sample(self, generator: torch.Generator) -> Arch:
+        """One architecture drawn uniformly; all randomness comes from ``generator``.
+
+        Default: uniform picks for every choice, redrawn while the combination is invalid
+        (rejection sampling is uniform over the valid architectures because ``from_decisions``
+        is one-to-one).
+        """
+        while True:
+            picks = tuple(tuple(sorted(int(i) for i in torch.randperm(len(c), generator=generator)[:c.pick]))
+                          for c in self.decisions)
+            try:
+                return self.from_decisions(picks)
+            except ArchitectureError:
+                continue
 
     def enumerate(self) -> Iterator[Arch]:
         raise NotImplementedError(f"{self.name} cannot be enumerated ({self.size} architectures)")
@@ -43,9 +65,9 @@ class SearchSpace(ABC, Generic[Arch]):
         """A representative shared by all architectures that compute the same function."""
         return arch
 
-    def decode(self, arch_parameters: torch.Tensor) -> Arch:
-        """The discrete architecture a relaxed (DARTS-style) parameterisation points to."""
-        raise NotImplementedError(f"{self.name} has no relaxed parameterisation")
+    def key(self, arch: Arch) -> str:
+        """The key a benchmark stores ``arch`` under (the text form unless the space says otherwise)."""
+        return str(arch)
 
     def sample_many(self, count: int, generator: torch.Generator, unique: bool = True) -> list[Arch]:
         """``count`` architectures in sampling order; without repeats when ``unique``."""
@@ -60,3 +82,38 @@ class SearchSpace(ABC, Generic[Arch]):
             seen.add(arch)
             archs.append(arch)
         return archs
+
+    # ------------------------------------------------------------------ decisions
+    @property
+    @abstractmethod
+    def decisions(self) -> tuple[Choice, ...]:
+        """The discrete choices every architecture of this space makes, in a fixed order."""
+
+    @abstractmethod
+    def to_decisions(self, arch: Arch) -> Picks:
+        """``arch`` as one sorted tuple of option indices per choice."""
+
+    @abstractmethod
+    def from_decisions(self, picks: Sequence[Sequence[int]]) -> Arch:
+        """The architecture making ``picks``; ArchitectureError if the combination is invalid."""
+
+    def check_picks(self, picks: Sequence[Sequence[int]]) -> Picks:
+        """``picks`` validated against ``decisions`` (one line naming the bad choice otherwise)."""
+        choices = self.decisions
+        if len(picks) != len(choices):
+            raise ArchitectureError(f"{self.name} makes {len(choices)} decisions, got {len(picks)}")
+        return tuple(choice.check(p) for choice, p in zip(choices, picks))
+
+    # ------------------------------------------------------------------ relaxation
+    @property
+    def relaxation(self) -> tuple[WeightGroup, ...]:
+        """Architecture-weight groups of gradient-based strategies; () where the space has none."""
+        return ()
+
+    def decode(self, weights: Weights) -> Arch:
+        """The architecture that normalised weights point to, by this space's own rule."""
+        raise NotImplementedError(f"{self.name} has no relaxed parameterisation")
+
+    def one_hot(self, arch: Arch) -> dict[str, torch.Tensor]:
+        """Weights that make the relaxed network compute exactly ``arch`` (1 on its options, 0 elsewhere)."""
+        raise NotImplementedError(f"{self.name} has no relaxed parameterisation")

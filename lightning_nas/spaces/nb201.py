@@ -13,7 +13,9 @@ from typing import Iterator
 
 import torch
 
+from lightning_nas.registry import SPACES
 from lightning_nas.spaces.base import ArchitectureError, SearchSpace
+from lightning_nas.spaces.decisions import Choice, Picks, WeightGroup, Weights
 
 OPERATIONS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 4
@@ -86,8 +88,14 @@ class NB201Architecture:
         return cls(tuple(ops))
 
 
+@SPACES.register("nb201")
 class NB201Space(SearchSpace[NB201Architecture]):
+    """Decisions: one operation per edge (6 layer choices). Relaxation: one softmax row per edge
+    (``ops``), plus per-node edge weights (``edges``, PC-DARTS only). Decoding: arg-max per edge
+    (Dong & Yang 2020, Sec. 5: NB201 keeps every edge of the cell)."""
+
     name = "nb201"
+    tiny_options = {"operations": ("none", "skip_connect")}
     operations = OPERATIONS
     edges = EDGES
 
@@ -142,10 +150,36 @@ class NB201Space(SearchSpace[NB201Architecture]):
         )
         return NB201Architecture(ops)
 
-    def decode(self, arch_parameters: torch.Tensor) -> NB201Architecture:
-        """Arg-max operation per edge of a (6, len(operations)) weight matrix."""
+    # ------------------------------------------------------------------ the contract
+    @property
+    def decisions(self) -> tuple[Choice, ...]:
+        return tuple(Choice(f"edge {tgt}<-{src}", self.operations) for tgt, src in EDGES)
+
+    def to_decisions(self, arch: NB201Architecture) -> Picks:
+        self.check(arch)
+        return tuple((self.operations.index(op),) for op in arch.ops)
+
+    def from_decisions(self, picks) -> NB201Architecture:
+        picks = self.check_picks(picks)
+        return NB201Architecture(tuple(self.operations[p[0]] for p in picks))
+
+    @property
+    def relaxation(self) -> tuple[WeightGroup, ...]:
+        targets = [tgt for tgt, _ in EDGES]
+        segments = tuple((targets.index(t), len(targets) - targets[::-1].index(t)) for t in sorted(set(targets)))
+        return (WeightGroup("ops", (len(EDGES), len(self.operations))),
+                WeightGroup("edges", (len(EDGES),), segments, edge_normalisation=True))
+
+    def decode(self, weights: Weights) -> NB201Architecture:
+        """Arg-max operation per edge of the ``ops`` weights (the edge weights cannot drop an NB201 edge)."""
+        ops = weights["ops"]
         expected = (len(EDGES), len(self.operations))
-        if tuple(arch_parameters.shape) != expected:
-            raise ArchitectureError(f"NB201 architecture parameters must have shape {expected}, got {tuple(arch_parameters.shape)}")
-        best = arch_parameters.argmax(dim=-1)
-        return NB201Architecture(tuple(self.operations[int(i)] for i in best))
+        if tuple(ops.shape) != expected:
+            raise ArchitectureError(f"NB201 architecture weights 'ops' must have shape {expected}, got {tuple(ops.shape)}")
+        return NB201Architecture(tuple(self.operations[int(i)] for i in ops.argmax(dim=-1)))
+
+    def one_hot(self, arch: NB201Architecture) -> dict[str, torch.Tensor]:
+        ops = torch.zeros(len(EDGES), len(self.operations))
+        for e, (p,) in enumerate(self.to_decisions(arch)):
+            ops[e, p] = 1.0
+        return {"ops": ops, "edges": torch.ones(len(EDGES))}

@@ -1,66 +1,101 @@
 """The search-strategy abstraction: a LightningModule over one shared super-net.
 
 Every algorithm differs from the others only in how it chooses or weights paths of the
-super-net, which extra (architecture) parameters and optimisers it owns, and how it derives its
-final discrete architecture. This base class owns everything else: the space, the super-net built
-from the registered network of that space, the weight optimiser and schedule, the seeded
-architecture generator (identical on every DDP rank, saved in checkpoints) and the hooks the
+super-net, which extra (architecture) parameters and optimisers it owns, and what its final
+answer is. This base class owns everything else: the space and the super-net built from the
+space's registered network, the weight optimiser and schedule, the seeded architecture generator
+(identical on every DDP rank, saved in checkpoints), resumable epoch means, and the hooks the
 callbacks read.
 
-A strategy overrides ``training_step`` (or ``sample_architecture`` only, for single-path
-sampling), and where it has a current opinion about the best architecture,
-``derive_architecture``. Strategies with architecture parameters set
-``uses_architecture_split = True`` and ``automatic_optimization = False``.
+A strategy states what it needs from a space (``requires``): ``decisions`` (every space has
+them), ``relaxation`` (gradient-based strategies) or ``partial_channels`` (a network whose mixed
+edges can run on 1/K of the channels). A pair that cannot work raises
+``UnsupportedCombinationError`` at construction, in one line naming both.
+
+Its answer (``answer``): ``derived`` - the strategy's own discrete architecture
+(``derive_architecture``: decoded relaxation, a fixed architecture); ``selection`` - the best of
+``candidate_architectures`` by shared-weight score (RandomNAS/SPOS, FairNAS, ENAS), which the final
+selection callback computes.
 """
 from __future__ import annotations
 
 import inspect
-
-from typing import Any, Callable, Hashable, Literal, Optional
+from typing import Any, Callable, ClassVar, Hashable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torch import nn
 
-from lightning_nas.nn import NETWORKS
+from lightning_nas.errors import RecipeError, UnsupportedCombinationError
+from lightning_nas.nn import NETWORKS, SuperNet
 from lightning_nas.seeding import generator
 from lightning_nas.spaces import SPACES, SearchSpace
+from lightning_nas.strategies.epoch_means import EpochMeans
+from lightning_nas.strategies.settings import WeightOptimizer
 
-
-#: Space attributes that fix a network's structure, passed on when the network takes them.
-STRUCTURE = ("operations", "num_nodes")
+Requirement = Literal["decisions", "relaxation", "partial_channels"]
+Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
 class SearchStrategy(LightningModule):
     """Args:
-        space: registered search space (``nb201``).
+        space: registered search space (``nb201``, ``darts_rnn``, ...).
         space_options: keyword arguments of the space (e.g. an ``operations`` subset).
-        network: keyword arguments of the space's super-net (``C``, ``N``, ``affine``, ...).
+        network: keyword arguments of the space's network (``C``, ``N``, ``affine``, ...).
         num_classes, in_channels: linked from the DataModule by the CLI.
-        lr, momentum, weight_decay, nesterov: SGD for the shared weights. The default learning
-            rate 0.025 is DARTS'; super-nets want a lower rate than stand-alone networks
-            ("How to Train Your Super-Net", Sec. 4.3).
-        lr_schedule, min_lr: cosine annealing to ``min_lr`` over ``max_epochs``, or constant.
+        optimizer: SGD for the shared weights (``WeightOptimizer``); the default is SPOS/RandomNAS
+            on NB201: lr 0.025, nesterov momentum 0.9, weight decay 5e-4, cosine to 0.001.
         seed: the run seed (linked from ``seed_everything``); seeds architecture sampling.
     """
 
-    uses_architecture_split = False
+    #: what the strategy needs from the space and its network
+    requires: ClassVar[frozenset[str]] = frozenset({"decisions"})
+    #: where the strategy's final answer comes from: its own derivation or shared-weight selection
+    answer: ClassVar[Literal["derived", "selection"]] = "selection"
+    #: bi-level strategies learn architecture parameters on a separate data split
+    uses_architecture_split: ClassVar[bool] = False
+    #: False for strategies that build their own (stand-alone) network instead of the super-net
+    builds_supernet: ClassVar[bool] = True
 
     def __init__(self, space: str = "nb201", space_options: Optional[dict[str, Any]] = None,
                  network: Optional[dict[str, Any]] = None, num_classes: int = 10, in_channels: int = 3,
-                 lr: float = 0.025, momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = True,
-                 lr_schedule: Literal["cosine", "constant"] = "cosine", min_lr: float = 0.001, seed: int = 0) -> None:
+                 optimizer: WeightOptimizer = WeightOptimizer(), seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.space: SearchSpace = _build(SPACES.get(space), space_options, "model.space_options")
-        options = dict(network or {})
-        accepted = inspect.signature(NETWORKS.get(space)).parameters
-        for name in STRUCTURE:  # the network's shape follows the space unless the recipe says otherwise
-            if name not in options and name in accepted and hasattr(self.space, name):
-                options[name] = getattr(self.space, name)
-        self.supernet: nn.Module = self.build_network(options, num_classes=num_classes, in_channels=in_channels)
+        self.space: SearchSpace = build(SPACES.get(space), space_options, "model.space_options")
+        self.optim = optimizer
+        self.network_options = dict(network or {})
         self.arch_generator = generator(seed, "architecture")
+        self.epoch_means = EpochMeans()
+        self.supernet: SuperNet
+        if self.builds_supernet:
+            self.check_support()
+            self.supernet = self.build_network()
+
+    # ------------------------------------------------------------------ the contract
+    def check_support(self) -> None:
+        """One line naming the space, the strategy and what is missing, if they cannot work together."""
+        missing = None
+        network = NETWORKS.get(self.hparams.space)
+        if "relaxation" in self.requires and not self.space.relaxation:
+            missing = "a continuous relaxation (the space states no architecture-weight groups)"
+        elif "partial_channels" in self.requires and not network.supports_partial_channels:
+            missing = f"partial-channel edges ({network.__name__} has none; PC-DARTS is defined for convolutional cells)"
+        else:
+            missing = self.unsupported_reason()
+        if missing:
+            raise UnsupportedCombinationError(
+                f"{type(self).__name__} cannot search the {self.hparams.space} space: it needs {missing}")
+
+    def unsupported_reason(self) -> Optional[str]:
+        """A strategy-specific reason the space cannot be searched (None: it can)."""
+        return None
+
+    def build_network(self, **fixed: Any) -> SuperNet:
+        """The space's registered network with the recipe's options (a super-net unless ``arch`` is fixed)."""
+        return build(NETWORKS.get(self.hparams.space), self.network_options, "model.network", space=self.space,
+                     num_classes=self.hparams.num_classes, in_channels=self.hparams.in_channels, **fixed)
 
     # ------------------------------------------------------------------ what strategies override
     def sample_architecture(self) -> Hashable:
@@ -68,23 +103,20 @@ class SearchStrategy(LightningModule):
         return self.space.sample(self.arch_generator)
 
     def derive_architecture(self) -> Optional[Hashable]:
-        """The strategy's current choice of discrete architecture; None where it has none."""
+        """The strategy's current discrete architecture; None where only selection can answer."""
         return None
 
     def candidate_architectures(self, count: int, gen: torch.Generator) -> list[Hashable]:
         """Architectures the final selection scores: uniform samples unless the policy has a view."""
         return self.space.sample_many(min(count, self.space.size), gen)
 
+    @property
+    def has_policy(self) -> bool:
+        """True where ``candidate_architectures`` follows a learned policy rather than the uniform draw."""
+        return type(self).candidate_architectures is not SearchStrategy.candidate_architectures
+
     def architecture_parameters(self) -> list[nn.Parameter]:
         return []
-
-    # ------------------------------------------------------------------ shared machinery
-    def build_network(self, options: dict[str, Any], **fixed: Any) -> nn.Module:
-        """The space's registered network (a super-net unless a subclass fixes ``arch``)."""
-        return _build(NETWORKS.get(self.hparams.space), options, "model.network", **fixed)
-
-    def forward(self, x: torch.Tensor, arch: Hashable) -> torch.Tensor:
-        return self.supernet(x, arch)
 
     def architecture_forward(self, arch: Hashable) -> Callable[[torch.Tensor], torch.Tensor]:
         """A function running ``arch`` with the shared weights (what callbacks score)."""
@@ -93,25 +125,50 @@ class SearchStrategy(LightningModule):
     def weight_parameters(self) -> list[nn.Parameter]:
         return list(self.supernet.parameters())
 
-    def classification_step(self, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor, prefix: str = "train") -> torch.Tensor:
+    # ------------------------------------------------------------------ training
+    def forward(self, x: torch.Tensor, arch: Hashable) -> torch.Tensor:
+        return self.supernet(x, arch)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch["weights"]
+        return self.classification_step(y, self(x, self.sample_architecture()))
+
+    def classification_step(self, y: torch.Tensor, logits: torch.Tensor, prefix: str = "train") -> torch.Tensor:
+        """Cross-entropy of ``logits``; logs the step loss and the epoch means of loss and accuracy."""
         loss = F.cross_entropy(logits, y)
-        acc = (logits.argmax(-1) == y).float().mean() * 100
-        self.log(f"{prefix}/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-        self.log(f"{prefix}/accuracy", acc, prog_bar=True, on_step=False, on_epoch=True)
+        self.log_train(f"{prefix}/loss", loss, len(y), on_step=True)
+        self.log_train(f"{prefix}/accuracy", (logits.argmax(-1) == y).float().mean() * 100, len(y))
         return loss
 
-    def training_step(self, batch: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
-        x, y = batch["weights"]
-        arch = self.sample_architecture()
-        return self.classification_step(x, y, self(x, arch))
+    def log_train(self, name: str, value: Any, batch_size: int = 1, on_step: bool = False) -> None:
+        """Add a training value to its resumable epoch mean (logged as ``name``, or ``name_epoch``
+        beside ``name_step`` when ``on_step``)."""
+        value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+        key = f"{name}_epoch" if on_step else name
+        self.epoch_means.update(key, value, batch_size)
+        if on_step:
+            self.log(f"{name}_step", value, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
 
+    def on_train_epoch_end(self) -> None:
+        reduce_sum = None
+        if self._trainer is not None and self.trainer.world_size > 1:
+            reduce_sum = lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()  # noqa: E731
+        for name, mean in self.epoch_means.compute(reduce_sum).items():
+            self.log(name, mean, on_step=False, on_epoch=True, prog_bar=name.startswith("train/"), rank_zero_only=True)
+        self.epoch_means.reset()
+        if not self.automatic_optimization:  # manual optimisation steps the epoch-wise schedule itself
+            scheduler = self.lr_schedulers()
+            if scheduler is not None:
+                (scheduler[0] if isinstance(scheduler, list) else scheduler).step()
+
+    # ------------------------------------------------------------------ optimisation
     def weight_optimizer(self) -> tuple[torch.optim.Optimizer, Any]:
-        hp = self.hparams
-        optimizer = torch.optim.SGD(self.weight_parameters(), lr=hp.lr, momentum=hp.momentum,
-                                    weight_decay=hp.weight_decay, nesterov=hp.nesterov and hp.momentum > 0)
-        if hp.lr_schedule == "cosine":
+        opt = self.optim
+        optimizer = torch.optim.SGD(self.weight_parameters(), lr=opt.lr, momentum=opt.momentum,
+                                    weight_decay=opt.weight_decay, nesterov=opt.nesterov and opt.momentum > 0)
+        if opt.schedule == "cosine":
             epochs = max(1, int(self.trainer.max_epochs or 1)) if self._trainer is not None else 1
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=hp.min_lr)
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=opt.min_lr)
         else:
             scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
         return optimizer, scheduler
@@ -120,70 +177,34 @@ class SearchStrategy(LightningModule):
         optimizer, scheduler = self.weight_optimizer()
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: Any = None,
+                                    gradient_clip_algorithm: Optional[str] = None) -> None:
+        """The strategy's own ``optimizer.grad_clip`` (automatic optimisation), else the Trainer's."""
+        if self.optim.grad_clip > 0:
+            gradient_clip_val, gradient_clip_algorithm = self.optim.grad_clip, "norm"
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
+
     # ------------------------------------------------------------------ exact resumption
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["architecture_generator"] = self.arch_generator.get_state()
         checkpoint["torch_rng_state"] = torch.get_rng_state()
-        checkpoint["epoch_means"] = {
-            "epoch": int(self.current_epoch),
-            "means": {name: {"mean_value": m.mean_value.detach().cpu().clone(), "weight": m.weight.detach().cpu().clone()}
-                      for name, m in self._epoch_means.items()}}
+        checkpoint["epoch_means"] = self.epoch_means.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "architecture_generator" in checkpoint:
             self.arch_generator.set_state(checkpoint["architecture_generator"])
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
-        self._restored_means = checkpoint.get("epoch_means")
-
-    # ------------------------------------------------------------------ resumable epoch aggregates
-    # Lightning does not checkpoint the running sums behind ``self.log(..., on_epoch=True)``: after a
-    # mid-epoch resume an epoch mean would cover only the batches since the resume. During training,
-    # mean-reduced epoch values are therefore accumulated in MeanMetric objects whose state this
-    # module saves and restores (``on_save_checkpoint``), for every strategy, without changing names.
-    @property
-    def _epoch_means(self) -> dict[str, Any]:
-        if "_epoch_means_store" not in self.__dict__:
-            self.__dict__["_epoch_means_store"] = {}
-        return self.__dict__["_epoch_means_store"]
-
-    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        resumable = (not args and kwargs.get("on_epoch") is True and self._trainer is not None and self.trainer.training
-                     and kwargs.get("reduce_fx", "mean") in ("mean", torch.mean) and "metric_attribute" not in kwargs
-                     and isinstance(value, (torch.Tensor, float, int)) and not isinstance(value, bool))
-        if not resumable:
-            return super().log(name, value, *args, **kwargs)
-        from pytorch_lightning.utilities.data import extract_batch_size
-        from torchmetrics.aggregation import MeanMetric
-
-        value = torch.as_tensor(value, dtype=torch.float32, device=self.device).detach()
-        batch_size = kwargs.pop("batch_size", None)
-        if batch_size is None:
-            batch = getattr(self.trainer._results, "batch", None)
-            batch_size = extract_batch_size(batch) if batch is not None else 1
-        metric = self._epoch_means.get(name)
-        if metric is None:
-            metric = self._epoch_means[name] = MeanMetric(nan_strategy="disable").to(self.device)
-            restored = getattr(self, "_restored_means", None)
-            if restored and restored.get("epoch") == self.current_epoch and name in restored.get("means", {}):
-                state = restored["means"][name]
-                metric.mean_value = state["mean_value"].to(self.device)
-                metric.weight = state["weight"].to(self.device)
-                metric._update_count = 1
-        metric.update(value, batch_size)
-        kwargs.pop("sync_dist", None)  # MeanMetric.compute reduces over processes itself
-        if kwargs.pop("on_step", False):
-            super().log(f"{name}_step", value, on_step=True, on_epoch=False, batch_size=batch_size, **{
-                k: v for k, v in kwargs.items() if k != "on_epoch"})
-            name = f"{name}_epoch"
-        kwargs["on_epoch"] = True
-        super().log(name, metric, on_step=False, metric_attribute=f"_epoch_means[{name}]", **kwargs)
+        self.epoch_means.load_state_dict(checkpoint.get("epoch_means", {}))
 
 
 class FixedArchitecture(SearchStrategy):
     """A strategy whose answer is one architecture known up front (stand-alone training, the
-    random-sampling baseline): it trains, derives and offers only ``self.architecture``."""
+    random-sampling baseline): it trains, derives and offers only ``self.architecture``, and its
+    network is the stand-alone network of that architecture (built by the subclass)."""
 
+    answer = "derived"
+    builds_supernet = False
     architecture: Hashable
 
     def sample_architecture(self) -> Hashable:
@@ -196,12 +217,28 @@ class FixedArchitecture(SearchStrategy):
         return [self.architecture]
 
 
-def _build(factory: Callable[..., Any], options: Optional[dict[str, Any]], key: str, **fixed: Any) -> Any:
+def build(factory: Callable[..., Any], options: Optional[dict[str, Any]], key: str, **fixed: Any) -> Any:
     """Call ``factory`` with recipe options, turning a wrong key into a one-line error naming it."""
     options = dict(options or {})
     parameters = inspect.signature(factory).parameters
     unknown = sorted(set(options) - set(parameters))
-    if unknown:
-        valid = ", ".join(name for name in parameters if name not in fixed and name != "self")
-        raise ValueError(f"{key}: unknown option(s) {', '.join(unknown)} for {factory.__name__}; valid: {valid}")
-    return factory(**options, **fixed)
+    clash = sorted(set(options) & set(fixed))
+    if unknown or clash:
+        valid = ", ".join(name for name in parameters if name not in fixed and name not in ("self", "space", "arch"))
+        what = f"unknown option(s) {', '.join(unknown)}" if unknown else f"option(s) {', '.join(clash)} are set for you"
+        raise RecipeError(f"{key}: {what} for {factory.__name__}; valid: {valid}")
+    try:
+        return factory(**options, **fixed)
+    except ValueError as error:
+        if isinstance(error, RecipeError) or not _raised_by(error, factory):
+            raise  # a programming error deeper down keeps its traceback
+        raise RecipeError(f"{key}: {error}") from error
+
+
+def _raised_by(error: BaseException, factory: Callable[..., Any]) -> bool:
+    """True when ``error`` was raised by the argument checks of ``factory``'s own constructor."""
+    code = getattr(getattr(factory, "__init__", factory), "__code__", None)
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code is code

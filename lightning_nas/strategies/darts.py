@@ -1,142 +1,106 @@
 """DARTS: differentiable architecture search (Liu, Simonyan & Yang, ICLR 2019).
 
-Every edge computes the softmax(alpha)-weighted sum of all operations (Eq. 2); alpha and the
-shared weights w are optimised alternately on two disjoint splits, alpha on the architecture
-split (``batch["arch"]``), w on the weights split (Alg. 1). First order uses grad_alpha
-L_val(w, alpha); second order (``unrolled=True``) approximates the bi-level gradient with one
-virtual SGD step, Eq. 7-8:
+Every decision edge computes the softmax(alpha)-weighted sum of its options (Eq. 2), with one
+alpha per weight group of the space's relaxation; alpha and the shared weights w are optimised
+alternately on two disjoint splits (Alg. 1, ``BilevelStrategy``). First order uses
+grad_alpha L_val(w, alpha); second order (``unrolled=True``) approximates the bi-level gradient
+with one virtual SGD step, Eq. 7-8:
 
     grad_alpha L_val(w', alpha) - xi * [grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)] / (2 eps)
     w' = w - xi * grad_w L_train(w, alpha),   w+- = w +- eps * grad_w' L_val(w', alpha),
     eps = 0.01 / ||grad_w' L_val(w', alpha)||.
 
-The subclasses GDAS and PC-DARTS change only ``relaxed_forward`` (and their architecture
-parameters); the optimisation loop below is shared.
+The answer is the space's own decoding of the final weights (NB201: arg-max per edge; DARTS CNN:
+top-2 inputs without ``none``). GDAS and PC-DARTS change only ``relaxed_forward`` and which
+groups exist.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Literal, Optional, Sequence
+from typing import Any, ClassVar, Hashable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_nas.errors import RecipeError
+from lightning_nas.registry import STRATEGIES
 from lightning_nas.seeding import generator
-from lightning_nas.strategies.base import SearchStrategy
+from lightning_nas.spaces.decisions import WeightGroup
+from lightning_nas.strategies.bilevel import BilevelStrategy
+from lightning_nas.strategies.settings import ArchitectureOptimizer, WeightOptimizer
+
+#: DARTS' CIFAR-10 search (Liu et al. 2019, Sec. 3.1.2 / A.1.1): SGD 0.025 cosine to 0.001,
+#: momentum 0.9, weight decay 3e-4, gradient clipping 5; Adam 3e-4, (0.5, 0.999), 1e-3 for alpha.
+DARTS_WEIGHTS = WeightOptimizer(lr=0.025, momentum=0.9, weight_decay=3e-4, nesterov=False, min_lr=0.001, grad_clip=5.0)
+DARTS_ARCHITECTURE = ArchitectureOptimizer(lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
 
 
-class DARTS(SearchStrategy):
+@STRATEGIES.register("darts")
+class DARTS(BilevelStrategy):
     """Args (defaults: DARTS, Liu et al. 2019, Sec. 3.1.2 / A.1.1, CIFAR-10 search):
         unrolled: second-order (unrolled) architecture gradient; False is DARTS' first order.
-        arch_lr, arch_betas, arch_weight_decay: Adam for alpha, 3e-4, (0.5, 0.999), 1e-3.
         arch_init_std: alpha ~ N(0, 1e-3^2) (authors' code), drawn from a seeded generator.
-        arch_warmup_epochs: epochs of weight-only training before alpha is updated (0 in DARTS;
-            15 in PC-DARTS).
-        grad_clip: gradient-norm clipping of the weights, 5.
-        lr, momentum, weight_decay, nesterov, min_lr: SGD 0.025, 0.9, 3e-4, plain momentum,
-            cosine to 0.001, as in DARTS. Search for 50 epochs with batch size 64 and half of
-            the CIFAR-10 training images as the architecture split (``data.arch_split``).
+        optimizer: SGD 0.025, momentum 0.9, weight decay 3e-4, cosine to 0.001, clipping 5.
+        architecture_optimizer: Adam 3e-4, (0.5, 0.999), 1e-3, no warm-up.
+        Search for 50 epochs with batch size 64 and half of the CIFAR-10 training images as the
+        architecture split (``data.arch_split``).
 
     Second order, documented simplifications: the virtual step is the SGD-with-momentum step of
     DARTS' code, w' = w - xi (momentum * buffer + grad + weight_decay * w) with xi the current
-    weight learning rate (nesterov is ignored); BatchNorm running statistics are updated by
-    the extra forward passes, as in the authors' code; with several processes the alpha
-    gradient is averaged explicitly (``torch.autograd.grad`` bypasses DDP's reducer).
+    weight learning rate (nesterov is ignored); BatchNorm running statistics are updated by the
+    extra forward passes, as in the authors' code; with several processes the alpha gradient is
+    averaged explicitly (``torch.autograd.grad`` bypasses DDP's reducer).
     """
 
-    uses_architecture_split = True
+    requires = frozenset({"decisions", "relaxation"})
+    answer = "derived"
+    #: create the space's edge-normalisation groups (PC-DARTS)
+    edge_normalisation: ClassVar[bool] = False
 
-    def __init__(self, unrolled: bool = False, arch_lr: float = 3e-4,
-                 arch_betas: tuple[float, float] = (0.5, 0.999), arch_weight_decay: float = 1e-3,
-                 arch_init_std: float = 1e-3, arch_warmup_epochs: int = 0, grad_clip: float = 5.0,
-                 space: str = "nb201", space_options: Optional[dict[str, Any]] = None,
-                 network: Optional[dict[str, Any]] = None, num_classes: int = 10, in_channels: int = 3,
-                 lr: float = 0.025, momentum: float = 0.9, weight_decay: float = 3e-4, nesterov: bool = False,
-                 lr_schedule: Literal["cosine", "constant"] = "cosine", min_lr: float = 0.001, seed: int = 0) -> None:
-        super().__init__(space=space, space_options=space_options, network=network, num_classes=num_classes,
-                         in_channels=in_channels, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                         nesterov=nesterov, lr_schedule=lr_schedule, min_lr=min_lr, seed=seed)
-        for key, value in (("arch_lr", arch_lr), ("grad_clip", grad_clip), ("arch_init_std", arch_init_std),
-                           ("arch_warmup_epochs", arch_warmup_epochs)):
-            if value < 0:
-                raise ValueError(f"model.{key} must be >= 0, got {value}")
-        self.automatic_optimization = False
-        # kept as attributes: save_hyperparameters records only the outermost subclass's arguments
-        self.unrolled, self.arch_warmup_epochs, self.grad_clip = unrolled, arch_warmup_epochs, grad_clip
-        self.arch_lr, self.arch_betas, self.arch_weight_decay = arch_lr, tuple(arch_betas), arch_weight_decay
-        operations = getattr(self.space, "operations", None)
-        edges = getattr(self.space, "edges", None)
-        if operations is None or edges is None:
-            raise ValueError(f"model.space: {type(self).__name__} needs a space with edges and operations "
-                             f"(a cell space such as nb201), got {self.hparams.space}")
-        gen = generator(seed, "architecture-init")
-        self.alpha = nn.Parameter(arch_init_std * torch.randn(len(edges), len(operations), generator=gen))
-        # columns of the super-net's weight matrix (over all NB201 operations) that this space uses
-        from lightning_nas.spaces.nb201 import OPERATIONS
-
-        self._columns = [OPERATIONS.index(op) for op in operations]
-        self._all_operations = len(OPERATIONS)
+    def __init__(self, unrolled: bool = False, arch_init_std: float = 1e-3,
+                 optimizer: WeightOptimizer = DARTS_WEIGHTS,
+                 architecture_optimizer: ArchitectureOptimizer = DARTS_ARCHITECTURE, **kwargs: Any) -> None:
+        if arch_init_std < 0:
+            raise RecipeError(f"model.arch_init_std must be >= 0, got {arch_init_std}")
+        super().__init__(optimizer=optimizer, architecture_optimizer=architecture_optimizer, **kwargs)
+        self.unrolled = unrolled
+        self.groups: list[WeightGroup] = [g for g in self.space.relaxation
+                                          if self.edge_normalisation or not g.edge_normalisation]
+        gen = generator(self.hparams.seed, "architecture-init")
+        self.arch_weights = nn.ParameterDict({
+            g.name: nn.Parameter(arch_init_std * torch.randn(g.shape, generator=gen)) for g in self.groups})
 
     # ------------------------------------------------------------------ the relaxation
-    def expand(self, weights: torch.Tensor) -> torch.Tensor:
-        """(edges, space operations) -> (edges, all NB201 operations), zeros for absent operations."""
-        if self._columns == list(range(self._all_operations)):
-            return weights
-        full = weights.new_zeros(weights.shape[0], self._all_operations)
-        full[:, self._columns] = weights
-        return full
-
-    def mixture_weights(self) -> torch.Tensor:
-        return F.softmax(self.alpha, dim=-1)
+    def normalised_weights(self) -> dict[str, torch.Tensor]:
+        """Each group normalised as the space says (softmax per row or per segment)."""
+        return {g.name: g.normalise(self.arch_weights[g.name]) for g in self.groups}
 
     def relaxed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The super-net under the current relaxation (DARTS Eq. 2)."""
-        return self.supernet.forward_mixture(x, self.expand(self.mixture_weights()))
+        return self.supernet.forward_weighted(x, self.normalised_weights())
+
+    def weight_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relaxed_forward(x)
+
+    def architecture_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.relaxed_forward(x), y)
 
     def architecture_parameters(self) -> list[nn.Parameter]:
-        return [self.alpha]
+        return list(self.arch_weights.values())
 
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return list(self.supernet.parameters())
+
+    @torch.no_grad()
     def derive_architecture(self) -> Hashable:
-        """Arg-max operation per edge (DARTS Sec. 2.4; NB201 keeps every edge of the cell)."""
-        return self.space.decode(self.alpha.detach().cpu())
+        """The space's decoding of the normalised weights (DARTS Sec. 2.4)."""
+        return self.space.decode({k: v.detach().float().cpu() for k, v in self.normalised_weights().items()})
 
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> Any:
-        optimizer, scheduler = self.weight_optimizer()
-        arch_optimizer = torch.optim.Adam(self.architecture_parameters(), lr=self.arch_lr, betas=self.arch_betas,
-                                          weight_decay=self.arch_weight_decay)
-        return [optimizer, arch_optimizer], [{"scheduler": scheduler, "interval": "epoch"}]
-
-    def training_step(self, batch: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
-        weight_opt, arch_opt = self.optimizers()
-        xw, yw = batch["weights"]
-        xa, ya = batch["arch"]
-        if self.current_epoch >= self.arch_warmup_epochs:
-            arch_opt.zero_grad()
-            if self.unrolled:
-                self.unrolled_backward(xw, yw, xa, ya, weight_opt.optimizer)
-            else:
-                arch_loss = F.cross_entropy(self.relaxed_forward(xa), ya)
-                self.manual_backward(arch_loss)
-                self.log("arch/loss", arch_loss, on_step=False, on_epoch=True)
-            arch_opt.step()
-        weight_opt.zero_grad()
-        loss = self.classification_step(xw, yw, self.relaxed_forward(xw))
-        self.manual_backward(loss)
-        if self.grad_clip > 0:
-            self.clip_gradients(weight_opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
-        weight_opt.step()
-        return loss.detach()
-
-    def on_train_epoch_end(self) -> None:
-        """Manual optimisation: the epoch-wise weight schedule is stepped here."""
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
-
-    def unrolled_backward(self, xw: torch.Tensor, yw: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor,
-                          weight_optimizer: torch.optim.Optimizer) -> None:
-        """Write the second-order architecture gradient (Eq. 7-8) into ``alpha.grad``."""
+    # ------------------------------------------------------------------ second order
+    def architecture_step(self, batch: Any, weight_optimizer: torch.optim.Optimizer) -> None:
+        if not self.unrolled:
+            return super().architecture_step(batch, weight_optimizer)
+        (xw, yw), (xa, ya) = batch["weights"], batch["arch"]
         group = weight_optimizer.param_groups[0]
         buffers = [weight_optimizer.state.get(p, {}).get("momentum_buffer") for p in self.weight_parameters()]
         grads = self.unrolled_gradient(xw, yw, xa, ya, xi=group["lr"], momentum=group.get("momentum", 0.0),
@@ -162,8 +126,7 @@ class DARTS(SearchStrategy):
         backup = [p.detach().clone() for p in weights]
         try:
             # virtual step w' = w - xi * (momentum * buffer + grad_w L_train + weight_decay * w)
-            train_loss = F.cross_entropy(self.relaxed_forward(xw), yw)
-            grads = _grads(train_loss, weights)
+            grads = _grads(F.cross_entropy(self.relaxed_forward(xw), yw), weights)
             with torch.no_grad():
                 for p, g, buf in zip(weights, grads, buffers):
                     step = g + weight_decay * p
@@ -171,8 +134,7 @@ class DARTS(SearchStrategy):
                         step = step + momentum * buf
                     p.sub_(xi * step)
             # grad_alpha and grad_w' of L_val(w', alpha)
-            val_loss = F.cross_entropy(self.relaxed_forward(xa), ya)
-            both = _grads(val_loss, list(arch) + list(weights))
+            both = _grads(F.cross_entropy(self.relaxed_forward(xa), ya), list(arch) + list(weights))
             d_alpha, d_weights = both[:len(arch)], both[len(arch):]
             norm = torch.sqrt(sum((d * d).sum() for d in d_weights))
             eps = 0.01 / float(norm.clamp_min(1e-12))

@@ -1,45 +1,73 @@
-"""FairNAS with strict fairness (Chu et al., ICCV 2021, Sec. 3.2, Alg. 1).
+"""FairNAS with strict fairness (Chu et al., ICCV 2021, Sec. 3.2, Alg. 1), over any space's decisions.
 
-Each step draws, for every edge, a random permutation of its m operations; model k takes the k-th
-operation of every permutation, so the m single-path models together use every operation of
-every edge exactly once. All m models see the same batch and their gradients are accumulated into
-one optimiser update, which keeps every operation's parameters updated equally often.
-
-Implementation choice: automatic optimisation with the summed loss (the sum of the m losses has
-the accumulated gradient; the m graphs are alive together, which costs memory, not results).
+Each step builds m single-path models such that every option of every decision is used equally
+often: a choice of n options picking k per path is served by concatenated random permutations of
+its options, cut into m groups of k distinct options, so each option appears exactly m*k/n times.
+m is the least common multiple of n / gcd(n, k) over the choices (NB201: m = 5, each operation of
+each edge exactly once; the 2-node RNN space: m = 4, each activation once and each input of node 2
+twice). All m models see the same batch and their gradients are accumulated into one optimiser
+update (automatic optimisation of the summed loss).
 """
 from __future__ import annotations
 
-from typing import Hashable
+import math
+from typing import Any, Hashable
 
 import torch
 import torch.nn.functional as F
 
-from lightning_nas.strategies.base import SearchStrategy
+from lightning_nas.errors import ArchitectureError, UnsupportedCombinationError
+from lightning_nas.registry import STRATEGIES
+from lightning_nas.spaces.decisions import Choice
+from lightning_nas.strategies.base import Batch, SearchStrategy
 
 
+def fair_path_count(choices: tuple[Choice, ...]) -> int:
+    """The smallest m for which every option of every choice can be used equally often."""
+    return math.lcm(*(len(c) // math.gcd(len(c), c.pick) for c in choices))
+
+
+@STRATEGIES.register("fairnas")
 class FairNAS(SearchStrategy):
-    """Strict-fairness sampling; other defaults are those of ``SearchStrategy`` (SPOS' super-net
-    settings), since FairNAS' own (lr 0.045, MobileNet space) do not transfer to NB201. The
-    final architecture comes from the selection callback (``derive_architecture`` is None).
+    """Args:
+        max_paths: the largest m (models per step) accepted; spaces needing more are declared
+            unsupported (their strict fairness would cost m forward/backward passes per step).
+        max_redraws: redraws of a step whose paths the space rejects (constrained spaces).
+        Other defaults are those of ``SearchStrategy`` (SPOS' super-net settings), since FairNAS'
+        own (lr 0.045, MobileNet space) do not transfer to cell spaces. The final architecture
+        comes from shared-weight selection.
     """
 
-    def fair_architectures(self) -> list[Hashable]:
-        """m architectures that together hold each operation of each edge exactly once."""
-        operations = getattr(self.space, "operations", None)
-        edges = getattr(self.space, "edges", None)
-        if operations is None or edges is None:
-            raise ValueError(f"model.space: FairNAS needs a cell space with edges and operations, got {self.hparams.space}")
-        perms = [torch.randperm(len(operations), generator=self.arch_generator) for _ in edges]
-        archs = []
-        for k in range(len(operations)):
-            one_hot = torch.zeros(len(edges), len(operations))
-            for e, perm in enumerate(perms):
-                one_hot[e, int(perm[k])] = 1.0
-            archs.append(self.space.decode(one_hot))
-        return archs
+    def __init__(self, max_paths: int = 16, max_redraws: int = 100, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.paths = fair_path_count(self.space.decisions)
+        self.max_redraws = max_redraws
+        if self.paths > max_paths:
+            raise UnsupportedCombinationError(
+                f"FairNAS cannot search the {self.hparams.space} space: strict fairness over its decisions needs "
+                f"{self.paths} paths per step (model.max_paths={max_paths})")
 
-    def training_step(self, batch: dict[str, tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+    def fair_architectures(self) -> list[Hashable]:
+        """m architectures that together use each option of each decision equally often."""
+        for _ in range(self.max_redraws):
+            columns = [self._fair_column(c) for c in self.space.decisions]
+            try:
+                return [self.space.from_decisions([column[m] for column in columns]) for m in range(self.paths)]
+            except ArchitectureError:
+                continue
+        raise ArchitectureError(f"FairNAS drew no valid set of {self.paths} {self.space.name} paths in "
+                                f"{self.max_redraws} tries")
+
+    def _fair_column(self, choice: Choice) -> list[tuple[int, ...]]:
+        """m groups of ``choice.pick`` distinct options, each option in m*k/n of them."""
+        n, k = len(choice), choice.pick
+        while True:
+            order = torch.cat([torch.randperm(n, generator=self.arch_generator) for _ in range(self.paths * k // n)])
+            groups = [tuple(sorted(int(i) for i in order[m * k:(m + 1) * k])) for m in range(self.paths)]
+            if all(len(set(g)) == k for g in groups):
+                return groups
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, y = batch["weights"]
         archs = self.fair_architectures()
         self.last_architectures = archs
@@ -49,6 +77,6 @@ class FairNAS(SearchStrategy):
             logits = self(x, arch)
             total = total + F.cross_entropy(logits, y)
             correct = correct + (logits.argmax(-1) == y).float().mean()
-        self.log("train/loss", total / len(archs), prog_bar=True, on_step=True, on_epoch=True)
-        self.log("train/accuracy", correct / len(archs) * 100, prog_bar=True, on_step=False, on_epoch=True)
+        self.log_train("train/loss", total / len(archs), len(y), on_step=True)
+        self.log_train("train/accuracy", correct / len(archs) * 100, len(y))
         return total

@@ -5,9 +5,9 @@ soft backward (straight-through, Eq. 5-7): h = one_hot(argmax_o (log p_o + g_o))
 g_o ~ Gumbel(0, 1), and the edge weight h - stop_grad(s) + s where s = softmax((log p + g) / tau).
 Only the sampled operation of each edge runs, so a step costs about as much as a single path, and
 alpha still receives a gradient through s. One sample per forward pass is shared by all cells
-(the NB201 super-net shares alpha across cells). The temperature decays linearly from
-``tau_max`` to ``tau_min`` over ``max_epochs``. Both alpha and w are updated first order, as in
-the paper, with the DARTS loop (``DARTS.training_step``).
+that share the weights. The temperature decays linearly from ``tau_max`` to ``tau_min`` over
+``max_epochs``. Vector (edge) weight groups keep their softmax. Both alpha and w are updated first
+order with the DARTS loop.
 """
 from __future__ import annotations
 
@@ -16,59 +16,69 @@ from typing import Any, Literal, Optional
 import torch
 import torch.nn.functional as F
 
-from lightning_nas.strategies.darts import DARTS
+from lightning_nas.errors import RecipeError
+from lightning_nas.nn.base import ActiveSet
+from lightning_nas.registry import STRATEGIES
+from lightning_nas.strategies.darts import DARTS, DARTS_ARCHITECTURE, DARTS_WEIGHTS
+from lightning_nas.strategies.settings import ArchitectureOptimizer, WeightOptimizer
 
 
+@STRATEGIES.register("gdas")
 class GDAS(DARTS):
-    """Args (defaults: GDAS, Dong & Yang 2019, Sec. 4.1, and its NB201 port, Dong & Yang 2020):
-        tau_max, tau_min: Gumbel-softmax temperature, linearly 10 -> 1 over the search.
-        arch_lr, arch_betas, arch_weight_decay: Adam 3e-4, (0.5, 0.999), 1e-3.
-        lr, momentum, weight_decay, min_lr: SGD 0.025, 0.9, 3e-4, cosine to 0.001; 250 epochs
-            with batch size 64 on NB201 (the NB201 port), half the training set as the arch split.
-        grad_clip: 5.
+    """Args (defaults: the NB201 port of GDAS, Dong & Yang 2020, which NB201 recipes follow):
+        tau_max, tau_min: Gumbel-softmax temperature, linearly 10 -> 0.1 over the search (the
+            NB201 port; the GDAS paper anneals 10 -> 1 on CIFAR, Sec. 4.1).
+        straight_through: ``reference`` - every edge also adds its non-sampled weights as
+            scalars, exactly as the authors' code does (zero in value, a gradient path to every
+            alpha); ``sampled`` - only the sampled operation's weight enters the edge (same
+            forward; the alpha gradient differs).
+        optimizer, architecture_optimizer: DARTS' (SGD 0.025 cosine to 0.001, 3e-4 wd, clip 5;
+            Adam 3e-4, (0.5, 0.999), 1e-3); 250 epochs with batch size 64 on NB201.
     """
 
-    def __init__(self, tau_max: float = 10.0, tau_min: float = 1.0, arch_lr: float = 3e-4,
-                 arch_betas: tuple[float, float] = (0.5, 0.999), arch_weight_decay: float = 1e-3,
-                 arch_init_std: float = 1e-3, arch_warmup_epochs: int = 0, grad_clip: float = 5.0,
-                 space: str = "nb201", space_options: Optional[dict[str, Any]] = None,
-                 network: Optional[dict[str, Any]] = None, num_classes: int = 10, in_channels: int = 3,
-                 lr: float = 0.025, momentum: float = 0.9, weight_decay: float = 3e-4, nesterov: bool = False,
-                 lr_schedule: Literal["cosine", "constant"] = "cosine", min_lr: float = 0.001, seed: int = 0) -> None:
+    def __init__(self, tau_max: float = 10.0, tau_min: float = 0.1,
+                 straight_through: Literal["reference", "sampled"] = "reference",
+                 optimizer: WeightOptimizer = DARTS_WEIGHTS,
+                 architecture_optimizer: ArchitectureOptimizer = DARTS_ARCHITECTURE, **kwargs: Any) -> None:
         if not 0 < tau_min <= tau_max:
-            raise ValueError(f"model.tau_min ({tau_min}) and model.tau_max ({tau_max}) need 0 < tau_min <= tau_max")
-        super().__init__(unrolled=False, arch_lr=arch_lr, arch_betas=arch_betas, arch_weight_decay=arch_weight_decay,
-                         arch_init_std=arch_init_std, arch_warmup_epochs=arch_warmup_epochs, grad_clip=grad_clip,
-                         space=space, space_options=space_options, network=network, num_classes=num_classes,
-                         in_channels=in_channels, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                         nesterov=nesterov, lr_schedule=lr_schedule, min_lr=min_lr, seed=seed)
-        #: indices (into the space's operations) of the last sampled path, for inspection and tests.
-        self.last_indices: Optional[torch.Tensor] = None
+            raise RecipeError(f"model.tau_min ({tau_min}) and model.tau_max ({tau_max}) need 0 < tau_min <= tau_max")
+        if straight_through not in ("reference", "sampled"):
+            raise RecipeError(f"model.straight_through must be 'reference' or 'sampled', got {straight_through!r}")
+        super().__init__(unrolled=False, optimizer=optimizer, architecture_optimizer=architecture_optimizer, **kwargs)
+        self.tau_max, self.tau_min, self.straight_through = tau_max, tau_min, straight_through
+        #: option indices of the last sampled path per group, for inspection and tests
+        self.last_indices: dict[str, torch.Tensor] = {}
 
     @property
     def tau(self) -> float:
-        """Linear decay over the epochs (the temperature is a function of the epoch, so resumption is exact)."""
-        hp = self.hparams
+        """Linear decay over the epochs (a function of the epoch, so resumption is exact)."""
         epochs = int(self.trainer.max_epochs or 1) if self._trainer is not None else 1
         progress = self.current_epoch / max(1, epochs - 1) if self._trainer is not None else 0.0
-        return hp.tau_max - (hp.tau_max - hp.tau_min) * min(1.0, progress)
+        return self.tau_max - (self.tau_max - self.tau_min) * min(1.0, progress)
 
-    def sample_weights(self, tau: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(indices, straight-through one-hot weights) from the seeded architecture generator."""
+    def sample_weights(self, tau: Optional[float] = None) -> tuple[dict[str, torch.Tensor], ActiveSet]:
+        """Straight-through one-hot weights for every operation group (the seeded architecture
+        generator draws the Gumbel noise, identically on every rank) and the active options."""
         tau = self.tau if tau is None else tau
-        # Gumbel(0, 1) = -log(Exponential(1)); drawn on the CPU generator, identical on every rank
-        noise = -torch.empty(self.alpha.shape, dtype=torch.float64).exponential_(generator=self.arch_generator).log()
-        noise = noise.to(device=self.alpha.device, dtype=self.alpha.dtype)
-        soft = F.softmax((F.log_softmax(self.alpha, dim=-1) + noise) / tau, dim=-1)
-        indices = soft.argmax(dim=-1)
-        hard = F.one_hot(indices, soft.shape[-1]).to(soft.dtype)
-        return indices, hard - soft.detach() + soft
+        weights: dict[str, torch.Tensor] = {}
+        indices: dict[str, torch.Tensor] = {}
+        for group in self.groups:
+            alpha = self.arch_weights[group.name]
+            if len(group.shape) == 1:
+                weights[group.name] = group.normalise(alpha)
+                continue
+            noise = -torch.empty(alpha.shape, dtype=torch.float64).exponential_(generator=self.arch_generator).log()
+            soft = F.softmax((F.log_softmax(alpha, dim=-1) + noise.to(alpha.device, alpha.dtype)) / tau, dim=-1)
+            index = soft.argmax(dim=-1, keepdim=True)
+            hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
+            weights[group.name] = hard - soft.detach() + soft
+            indices[group.name] = index
+        return weights, ActiveSet(indices, passthrough=self.straight_through == "reference")
 
     def relaxed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        indices, weights = self.sample_weights()
-        self.last_indices = indices.detach().cpu()
-        columns = [self._columns[int(i)] for i in indices]
-        return self.supernet.forward_sampled(x, columns, self.expand(weights))
+        weights, active = self.sample_weights()
+        self.last_indices = {k: v.detach().cpu().reshape(-1) for k, v in active.indices.items()}
+        return self.supernet.forward_weighted(x, weights, active)
 
     def on_train_epoch_start(self) -> None:
         self.log("arch/tau", self.tau, on_step=False, on_epoch=True)

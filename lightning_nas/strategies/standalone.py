@@ -2,8 +2,8 @@
 
 The ground truth of ``lightning_nas.tabulate``, the random-sampling baseline when no table exists,
 and the final full-size ("proxyless") network trained with DDP all use this module. It is a
-``SearchStrategy`` whose "super-net" holds a single path, so the CLI, the data, the optimiser
-and the callbacks treat it like any other strategy.
+``SearchStrategy`` whose network holds a single path (the space's network built with ``arch``),
+so the CLI, the data, the optimiser and the callbacks treat it like any other strategy.
 """
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightning_nas.registry import STRATEGIES
 from lightning_nas.strategies.base import FixedArchitecture
 
 
+@STRATEGIES.register("standalone")
 class Standalone(FixedArchitecture):
     """Args:
         architecture: the architecture's text form (e.g. an NB201 string).
@@ -22,15 +24,10 @@ class Standalone(FixedArchitecture):
         momentum 0.9, weight decay 5e-4, cosine to 0 (Dong & Yang 2020, Sec. 2.3).
     """
 
-    def __init__(self, architecture: str, *args: Any, **kwargs: Any) -> None:
-        self._architecture_text = architecture
-        super().__init__(*args, **kwargs)
-
-    def build_network(self, options: dict[str, Any], **fixed: Any) -> nn.Module:
-        self.architecture = self.space.parse(self._architecture_text)
-        options = {k: v for k, v in options.items() if k != "operations"}
-        return super().build_network(options, arch=self.architecture, **fixed)
-
+    def __init__(self, architecture: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.architecture = self.space.parse(architecture)
+        self.supernet = self.build_network(arch=self.architecture)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch

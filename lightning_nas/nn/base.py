@@ -1,0 +1,149 @@
+"""The one super-net protocol every space's network implements, and the edge policies strategies pick.
+
+A super-net is built from its space (``Network(space=..., **options)``) and offers three things:
+
+- ``net(x, arch)``: one path, exactly the stand-alone network of ``arch`` (single-path strategies,
+  scoring with shared weights);
+- ``net.forward_weighted(x, weights, active=None)``: the continuous relaxation. ``weights`` maps
+  each of the space's ``WeightGroup`` names to *normalised* weights; every decision edge returns
+  ``sum_{o in active} weights[row, o] * op_o(input)`` (DARTS Eq. 2 over all options; GDAS passes
+  the sampled option as the only active one with straight-through weights). Vector groups (edge
+  weights, PC-DARTS Eq. 4) scale whole edges. A one-hot weight dict of an architecture computes
+  that architecture's function (tested for every space);
+- ``net.standalone(arch)``: the stand-alone network of ``arch`` carrying this super-net's weights
+  for that path; written once here.
+
+Partial channels (PC-DARTS, Xu et al. 2020, Eq. 2) are a build option of networks that support
+them (``supports_partial_channels``): their mixed edges then see 1/K of the channels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Hashable, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+class Options(list):
+    """The options of one decision edge that run; ``passthrough`` adds the other options'
+    weights as scalars (GDAS' reference straight-through estimator, see ``mix``)."""
+
+    passthrough: bool = False
+
+
+@dataclass(frozen=True)
+class ActiveSet:
+    """Which options of each matrix group run: ``indices[group]`` is a (rows, k) integer tensor.
+
+    ``passthrough``: every edge also adds the weights of its inactive options (zero in value for
+    straight-through one-hot weights, but a gradient path to them), as the GDAS code of Dong &
+    Yang does; False drops those terms (only the sampled operation's weight gets a gradient)."""
+
+    indices: Mapping[str, torch.Tensor]
+    passthrough: bool = False
+
+
+Active = Optional[ActiveSet]
+
+
+def mix(weights: torch.Tensor, options: Sequence[int], run: Callable[[int], Optional[torch.Tensor]]) -> Optional[torch.Tensor]:
+    """``sum_o weights[o] * run(o)`` over ``options``; ``run`` returns None for ``none`` (adds nothing).
+
+    The one mixed-operation rule of every space: the softmax mixture of DARTS (Eq. 2) when
+    ``options`` are all of them, GDAS's single sampled operation when it is the active one
+    (plus the inactive weights as scalars when ``options.passthrough``). Returns None when no
+    operation contributes.
+    """
+    total: Optional[torch.Tensor] = None
+    for o in options:
+        out = run(int(o))
+        if out is None:
+            continue
+        term = weights[int(o)] * out
+        total = term if total is None else total + term
+    if total is not None and getattr(options, "passthrough", False):
+        chosen = {int(o) for o in options}
+        rest = [o for o in range(weights.shape[0]) if o not in chosen]
+        if rest:
+            total = total + weights[rest].sum()
+    return total
+
+
+def active_options(active: Active, group: str, row: int, count: int) -> Sequence[int]:
+    """The options of ``group``'s row ``row`` that run: all of them unless ``active`` restricts it."""
+    if active is None or group not in active.indices:
+        return range(count)
+    options = Options(int(i) for i in active.indices[group][row].reshape(-1))
+    options.passthrough = active.passthrough
+    return options
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle (Zhang et al. 2018), used by PC-DARTS after each partial edge."""
+    if groups == 1:
+        return x
+    b, c = x.shape[:2]
+    return x.view(b, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
+
+
+def partial_mix(x: torch.Tensor, k: int, weights: torch.Tensor, options: Sequence[int],
+                run: Callable[[int, torch.Tensor], Optional[torch.Tensor]]) -> torch.Tensor:
+    """PC-DARTS' partial channel connection (Xu et al. 2020, Eq. 2): the first C/K channels go
+    through the mixed operation, the rest bypass it, and a channel shuffle with K groups
+    interleaves the two. The authors' code takes the first slice; the shuffle varies it per cell.
+    Options that change the resolution (stride 2) pool the bypass channels to match."""
+    part = x.shape[1] // k
+    inside, bypass = x[:, :part], x[:, part:]
+    mixed = mix(weights, options, lambda o: run(o, inside))
+    if mixed is None:
+        mixed = torch.zeros_like(inside)
+    if mixed.shape[2:] != bypass.shape[2:]:
+        bypass = nn.functional.max_pool2d(bypass, 2, 2)
+    return channel_shuffle(torch.cat([mixed, bypass], dim=1), k)
+
+
+class SuperNet(nn.Module):
+    """Base of every space's network. Subclasses take ``space`` (the space object), ``arch``
+    (None: the super-net; else the stand-alone net of that architecture) and their own options,
+    record those options in ``self.config`` and implement ``forward`` and ``forward_weighted``."""
+
+    #: networks whose mixed edges can run on 1/K of the channels (PC-DARTS)
+    supports_partial_channels: ClassVar[bool] = False
+    #: what ``forward`` takes: ``image`` (B, C, H, W) floats or ``tokens`` (B, T) ids
+    input_kind: ClassVar[str] = "image"
+    #: options of a tiny instance that runs a step on 8x8 inputs in milliseconds (tests, smoke runs)
+    tiny_options: ClassVar[dict[str, Any]] = {}
+
+    space: Any
+    arch: Optional[Hashable]
+    config: dict[str, Any]
+
+    def forward(self, x: torch.Tensor, arch: Optional[Hashable] = None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward_weighted(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor],
+                         active: Active = None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__} has no relaxed forward")
+
+    def path_architecture(self, arch: Optional[Hashable]) -> Hashable:
+        """``arch``, or this stand-alone network's own; a super-net needs one."""
+        arch = arch if arch is not None else self.arch
+        if arch is None:
+            raise ValueError("a super-net forward needs an architecture: call net(x, arch)")
+        return arch
+
+    def standalone(self, arch: Hashable) -> "SuperNet":
+        """The stand-alone network of ``arch`` carrying this super-net's weights for that path.
+
+        The stand-alone state-dict keys are a subset of the super-net's (one cell/operation
+        implementation serves both), so the path *is* the stand-alone net with copied weights."""
+        if self.config.get("partial_channels", 1) > 1:
+            raise ValueError("a partial-channel (PC-DARTS) super-net has no stand-alone paths: its operations see C/K channels")
+        options = {k: v for k, v in self.config.items() if k != "partial_channels"}
+        net = type(self)(space=self.space, arch=arch, **options)
+        shared = self.state_dict()
+        missing = [k for k in net.state_dict() if k not in shared]
+        if missing:
+            raise ValueError(f"stand-alone keys absent from the super-net: {missing[:5]}")
+        net.load_state_dict({key: shared[key] for key in net.state_dict()})
+        return net

@@ -1,0 +1,72 @@
+"""Bi-level optimisation shared by every strategy with architecture parameters.
+
+DARTS' Alg. 1 (Liu et al. 2019): alternately update the architecture on the architecture split
+(``batch["arch"]``) and the shared weights on the weights split (``batch["weights"]``). ENAS has
+the same shape with a controller as the architecture and REINFORCE as its update. A variant
+(DrNAS, SNAS, ...) overrides ``architecture_loss`` (or ``architecture_step``) and
+``weight_forward``; the optimisers, warm-up, clipping and scheduler stepping live here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lightning_nas.strategies.base import Batch, SearchStrategy
+from lightning_nas.strategies.settings import ArchitectureOptimizer
+
+
+class BilevelStrategy(SearchStrategy):
+    """Args:
+        architecture_optimizer: Adam for the architecture parameters (``ArchitectureOptimizer``;
+            DARTS' defaults).
+        Everything else as ``SearchStrategy``.
+    """
+
+    uses_architecture_split = True
+
+    def __init__(self, architecture_optimizer: ArchitectureOptimizer = ArchitectureOptimizer(), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.arch_optim = architecture_optimizer
+        self.automatic_optimization = False
+
+    # ------------------------------------------------------------------ what variants override
+    def weight_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The super-net as the weight step trains it."""
+        raise NotImplementedError
+
+    def architecture_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss whose gradient updates the architecture parameters (first order)."""
+        raise NotImplementedError
+
+    def architecture_step(self, batch: Batch, weight_optimizer: torch.optim.Optimizer) -> None:
+        """Write the architecture gradient (default: backward of ``architecture_loss`` on the arch split)."""
+        x, y = batch["arch"]
+        loss = self.architecture_loss(x, y)
+        self.manual_backward(loss)
+        self.log_train("arch/loss", loss, len(y))
+
+    # ------------------------------------------------------------------ the loop
+    def configure_optimizers(self) -> Any:
+        optimizer, scheduler = self.weight_optimizer()
+        a = self.arch_optim
+        arch_optimizer = torch.optim.Adam(self.architecture_parameters(), lr=a.lr, betas=tuple(a.betas),
+                                          weight_decay=a.weight_decay)
+        return [optimizer, arch_optimizer], [{"scheduler": scheduler, "interval": "epoch"}]
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        weight_opt, arch_opt = self.optimizers()
+        if self.current_epoch >= self.arch_optim.warmup_epochs:
+            arch_opt.zero_grad()
+            self.architecture_step(batch, weight_opt.optimizer)
+            if self.arch_optim.grad_clip > 0:
+                self.clip_gradients(arch_opt, gradient_clip_val=self.arch_optim.grad_clip, gradient_clip_algorithm="norm")
+            arch_opt.step()
+        x, y = batch["weights"]
+        weight_opt.zero_grad()
+        loss = self.classification_step(y, self.weight_forward(x))
+        self.manual_backward(loss)
+        if self.optim.grad_clip > 0:
+            self.clip_gradients(weight_opt, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
+        weight_opt.step()
+        return loss.detach()
