@@ -1,6 +1,12 @@
-"""Training-step time of every search strategy relative to SPOS, and its peak memory, on one batch.
+"""Training-step time of every search strategy relative to SPOS, its kernel count and peak memory.
 
-    python benchmarks/strategy_step_time.py [--C 16 --N 1 --image 32 --batch 64 --steps 5 --threads 1]
+    python benchmarks/strategy_step_time.py [--space nb201] [--C 16 --N 1 --image 32 --batch 64 --steps 5 --threads 1]
+    python benchmarks/strategy_step_time.py --space darts_rnn [--hidden 300 --bptt 35 --vocab 10000]
+
+On a GPU these small super-nets are dominated by kernel-launch overhead, so besides wall time the
+benchmark counts the operators one training step dispatches (forward, backward and optimiser,
+counted with a ``TorchDispatchMode``; view and metadata operators, which launch nothing, are left
+out). That count is the proxy for GPU launches this CPU-only machine can measure exactly.
 
 Every strategy runs its real ``training_step`` inside a Lightning Trainer (manual optimisation,
 clipping and all) on the same fixed batch, which is also its architecture batch. Each strategy runs
@@ -30,7 +36,7 @@ STRATEGIES = {
     "DARTS (1st order)": {"unrolled": False},
     "DARTS (2nd order)": {"unrolled": True},
     "GDAS": {},
-    "PC-DARTS (K=4)": {"arch_warmup_epochs": 0},
+    "PC-DARTS (K=4)": {"architecture_optimizer": {"warmup_epochs": 0}},
     "ENAS": {},
 }
 
@@ -50,35 +56,77 @@ def measure(label: str, args: argparse.Namespace) -> dict:
 
     import lightning_nas.strategies as strategies
 
+    from lightning_nas.errors import UnsupportedCombinationError
+    from lightning_nas.strategies.settings import ArchitectureOptimizer
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cls = getattr(strategies, _class(label))
-    model = cls(network={"C": args.C, "N": args.N, "affine": False}, num_classes=10, in_channels=3,
-                **STRATEGIES[label])
+    options = dict(STRATEGIES[label])
+    if "architecture_optimizer" in options:
+        from lightning_nas.strategies.pcdarts import PCDARTS_ARCHITECTURE  # its defaults, without warm-up
+
+        options["architecture_optimizer"] = ArchitectureOptimizer(**{**PCDARTS_ARCHITECTURE.__dict__, **options["architecture_optimizer"]})
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 3, args.image, args.image, generator=gen)
-    y = torch.randint(10, (args.batch,), generator=gen)
+    if args.space == "darts_rnn":
+        network = {"embedding_size": args.hidden, "hidden_size": args.hidden}
+        classes, in_channels = args.vocab, 1
+        x = torch.randint(args.vocab, (args.batch, args.bptt), generator=gen)
+        y = torch.randint(args.vocab, (args.batch * args.bptt,), generator=gen)
+    else:
+        network = {"C": args.C, "N": args.N, "affine": False}
+        classes, in_channels = 10, 3
+        x = torch.randn(args.batch, 3, args.image, args.image, generator=gen)
+        y = torch.randint(10, (args.batch,), generator=gen)
+    try:
+        model = cls(space=args.space, network=network, num_classes=classes, in_channels=in_channels, **options)
+    except UnsupportedCombinationError as error:
+        return {"label": label, "unsupported": str(error)}
 
     class SameBatch:  # an iterable, not a list: Lightning reads a list as several dataloaders
         def __len__(self) -> int:
-            return args.steps + 1
+            return args.steps + 2
 
         def __iter__(self):
-            return iter([{"weights": (x, y), "arch": (x, y)}] * (args.steps + 1))
+            return iter([{"weights": (x, y), "arch": (x, y)}] * (args.steps + 2))
 
     batches = SameBatch()
     cuda = torch.cuda.is_available()
 
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class KernelCount(TorchDispatchMode):
+        """Operators that compute something (views and aliases launch no kernel)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not func.is_view and func.__name__.split(".")[0] not in ("detach", "alias", "lift_fresh"):
+                self.count += 1
+            return func(*args, **(kwargs or {}))
+
     class Timer(Callback):
         def __init__(self) -> None:
             self.times: list[float] = []
+            self.kernels = 0
+            self.mode: KernelCount | None = None
 
         def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            if batch_idx == 1:  # one counted step after the warm-up step, then the timed ones
+                self.mode = KernelCount()
+                self.mode.__enter__()
+                return
             if cuda:
                 torch.cuda.synchronize()
             self.start = time.perf_counter()
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            if self.mode is not None:
+                self.mode.__exit__(None, None, None)
+                self.kernels, self.mode = self.mode.count, None
+                return
             if cuda:
                 torch.cuda.synchronize()
             self.times.append(time.perf_counter() - self.start)
@@ -95,11 +143,16 @@ def measure(label: str, args: argparse.Namespace) -> dict:
         memory, how = torch.cuda.max_memory_allocated(), "cuda max_memory_allocated"
     else:
         memory, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before, "peak RSS - RSS before fit"
-    return {"label": label, "median_s": statistics.median(timer.times[1:]), "memory_bytes": memory, "memory": how}
+    return {"label": label, "median_s": statistics.median(timer.times[1:]), "memory_bytes": memory, "memory": how,
+            "kernels": timer.kernels}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="nb201", choices=["nb201", "darts_rnn"])
+    parser.add_argument("--hidden", type=int, default=300, help="darts_rnn: embedding and hidden size")
+    parser.add_argument("--bptt", type=int, default=35, help="darts_rnn: tokens per window")
+    parser.add_argument("--vocab", type=int, default=10000, help="darts_rnn: vocabulary size")
     parser.add_argument("--C", type=int, default=16)
     parser.add_argument("--N", type=int, default=1)
     parser.add_argument("--image", type=int, default=32)
@@ -117,14 +170,19 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--one", label, *passthrough], cwd=ROOT, check=True,
                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    spos = results[0]["median_s"]
-    print(f"NB201 super-net C={args.C} N={args.N}, batch {args.batch} x 3 x {args.image} x {args.image}, "
-          f"{args.threads} thread(s), median of {args.steps} steps; memory: {results[0]['memory']}")
-    print("| strategy | step time (ms) | time / SPOS | peak memory (MiB) |")
-    print("|---|---:|---:|---:|")
+    spos = results[0]
+    shape = (f"tokens {args.batch} x {args.bptt}, hidden {args.hidden}, vocabulary {args.vocab}"
+             if args.space == "darts_rnn" else f"C={args.C} N={args.N}, batch {args.batch} x 3 x {args.image}^2")
+    print(f"{args.space} super-net, {shape}, {args.threads} thread(s), median of {args.steps} steps; "
+          f"memory: {spos['memory']}")
+    print("| strategy | step time (ms) | time / SPOS | kernels / step | kernels / SPOS | peak memory (MiB) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['label']} | {1000 * r['median_s']:.1f} | {r['median_s'] / spos:.2f} | "
-              f"{r['memory_bytes'] / 2 ** 20:.1f} |")
+        if "unsupported" in r:
+            print(f"| {r['label']} | unsupported: {r['unsupported']} | | | | |")
+            continue
+        print(f"| {r['label']} | {1000 * r['median_s']:.1f} | {r['median_s'] / spos['median_s']:.2f} | "
+              f"{r['kernels']} | {r['kernels'] / spos['kernels']:.2f} | {r['memory_bytes'] / 2 ** 20:.1f} |")
 
 
 if __name__ == "__main__":

@@ -148,3 +148,43 @@ class AveragedSGD(Callback):
         """A restored average comes back on the CPU; move it next to the parameters."""
         if self.average is not None and params and self.average[0].device != params[0].device:
             self.average = [a.to(p.device) for a, p in zip(self.average, params)]
+
+
+class WindowLearningRate(Callback):
+    """AWD-LSTM's per-window learning rate: the weight optimiser's ``lr`` is multiplied by
+    ``length / bptt`` of the step's window (``lightning_nas.data.ptb.window_lr_scale``) for that step
+    only, then restored, as DARTS' and AWD-LSTM's ``lr2 = lr; lr = lr2 * seq_len / bptt; step; lr = lr2``.
+
+    Scales in ``on_before_optimizer_step`` (after the backward pass and gradient clipping, right
+    before the update; called for automatic and manual optimisation) and restores in
+    ``on_train_batch_end``, before any checkpoint callback runs. Optimisers holding architecture
+    parameters (``pl_module.architecture_parameters()``) are left alone: DARTS scales only the
+    weights' SGD. Batches without a ``window`` (stateless mode) use factor 1.
+    """
+
+    def __init__(self) -> None:
+        self.scale = 1.0
+        self._saved: list[tuple[torch.optim.Optimizer, list[float]]] = []
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        from lightning_nas.data.ptb import window_lr_scale
+
+        self.scale = window_lr_scale(batch)
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule,
+                                 optimizer: torch.optim.Optimizer) -> None:
+        if self.scale == 1.0:
+            return
+        architecture = {id(p) for p in getattr(pl_module, "architecture_parameters", lambda: [])()}
+        if any(id(p) in architecture for group in optimizer.param_groups for p in group["params"]):
+            return
+        self._saved.append((optimizer, [group["lr"] for group in optimizer.param_groups]))
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] * self.scale
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        for optimizer, lrs in reversed(self._saved):
+            for group, lr in zip(optimizer.param_groups, lrs):
+                group["lr"] = lr
+        self._saved = []

@@ -12,6 +12,7 @@ from lightning_nas.benchmarks import Benchmark, TableBenchmark, ground_truth_sum
 from lightning_nas.errors import RecipeError
 from lightning_nas.nn.batchnorm import BNMode
 from lightning_nas.seeding import generator
+from lightning_nas.spaces import SearchSpace
 from lightning_nas.strategies.base import FixedArchitecture
 
 
@@ -71,9 +72,29 @@ def sample_architectures(strategy: Any, benchmark: Optional[Benchmark], count: i
         return strategy.candidate_architectures(count, gen), f"{type(strategy).__name__} policy"
     if isinstance(benchmark, TableBenchmark) and len(benchmark) < space.size:
         keys = sorted(benchmark.table())
-        order = torch.randperm(len(keys), generator=gen)[:count]
-        return [space.parse(keys[int(i)]) for i in order], f"table entries ({len(keys)} of {space.size} in the space)"
+        source = f"table entries ({len(keys)} of {space.size} in the space)"
+        if type(space).key is SearchSpace.key:  # keys are text forms: draw table entries directly
+            order = torch.randperm(len(keys), generator=gen)[:count]
+            return [space.parse(keys[int(i)]) for i in order], source
+        return _sample_in_table(space, benchmark, count, gen), source
     return space.sample_many(min(count, space.size), gen), "uniform over the space"
+
+
+def _sample_in_table(space: Any, benchmark: TableBenchmark, count: int, gen: torch.Generator,
+                     max_draws: int = 1_000_000) -> list[Hashable]:
+    """Uniform draws from the space kept when their key is in the table (keys that are not text forms,
+    such as NAS-Bench-101's graph hashes, cannot be parsed back into architectures)."""
+    archs: list[Hashable] = []
+    seen: set[str] = set()
+    for _ in range(max_draws):
+        if len(archs) >= min(count, len(benchmark)):
+            break
+        arch = space.sample(gen)
+        key = space.key(arch)
+        if key in benchmark and key not in seen:
+            seen.add(key)
+            archs.append(arch)
+    return archs
 
 
 def evaluation_batches(trainer: Trainer, device: torch.device, limit: Optional[int]) -> list:

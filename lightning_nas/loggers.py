@@ -46,6 +46,34 @@ class _ContinuingWriter(ExperimentWriter):
         atomic_write_text(path, buffer.getvalue())
         self.metrics_keys = header
 
+    # Lightning's writer uses csv's default CRLF line ending and rewrites the file in place when a new
+    # column appears; one line ending ("\n", as the resume above writes) keeps a resumed run's
+    # metrics.csv byte-identical to an uninterrupted one, and the rewrite is atomic.
+    def save(self) -> None:
+        if not self.metrics:
+            return
+        new_keys = self._record_new_keys()
+        path = Path(self.metrics_file_path)
+        exists = path.is_file()
+        if new_keys and exists:
+            self._rewrite_with_new_header(self.metrics_keys)
+        with open(path, "a" if exists else "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.metrics_keys, lineterminator="\n")
+            if not exists:
+                writer.writeheader()
+            writer.writerows(self.metrics)
+        self.metrics = []
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        path = Path(self.metrics_file_path)
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, buffer.getvalue())
+
 
 class RunCSVLogger(CSVLogger):
     """``RUN_DIR/metrics.csv``, flushed every step (a killed run loses no row it logged) and

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import platform
 import subprocess
 import sys
@@ -39,16 +40,49 @@ def git_state(path: Path | None = None) -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
-def write_run_record(run_dir: Path, seed: int, argv: list[str], **extra: Any) -> Path:
-    record = {
-        "seed": seed,
-        "command": [Path(sys.argv[0]).name, *argv],
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": package_versions(),
-        "git": git_state(),
-        "platform": platform.platform(),
-        # CPU results are bit-identical only with the same intra-op thread count (train.py --reproduce uses it)
-        "torch_threads": torch.get_num_threads(),
-        **extra,
-    }
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_run_record(run_dir: Path) -> dict[str, Any]:
+    """``RUN_DIR/run.json`` as a dict ({} when absent or unreadable)."""
+    try:
+        record = json.loads((Path(run_dir) / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def recorded_threads(run_dir: Path) -> int | None:
+    """The torch thread count the run started with (``torch_threads``), or None if unknown."""
+    threads = read_run_record(run_dir).get("torch_threads")
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else None
+
+
+def write_run_record(run_dir: Path, seed: int, argv: list[str], event: str = "start", **extra: Any) -> Path:
+    """Write ``run.json``. A start writes the record; a resume keeps it (the original command, start
+    time and thread count) and appends to ``history``, the list of every start and resume."""
+    entry = {"event": event, "command": [Path(sys.argv[0]).name, *argv], "time": _now(),
+             "torch_threads": torch.get_num_threads(), "git": git_state(), **extra}
+    existing = read_run_record(run_dir) if event == "resume" else {}
+    if existing:
+        history = list(existing.get("history") or [])
+        if not history:  # a run.json written before the history existed: its start is the first entry
+            history.append({"event": "start", "command": existing.get("command"), "time": existing.get("started"),
+                            "torch_threads": existing.get("torch_threads"), "git": existing.get("git")})
+        record = {**existing, "history": [*history, entry]}
+    else:
+        record = {
+            "seed": seed,
+            "command": entry["command"],
+            "started": entry["time"],
+            "versions": package_versions(),
+            "git": entry["git"],
+            "platform": platform.platform(),
+            # CPU results are bit-identical only with the same intra-op thread count: --resume restores
+            # it and refuses another one, --reproduce uses it
+            "torch_threads": entry["torch_threads"],
+            **extra,
+            "history": [entry],
+        }
     return atomic_write_json(run_dir / "run.json", record)

@@ -77,7 +77,10 @@ def score_architectures(strategy: Any, archs: Sequence[Hashable], batches: Seque
     """``score`` for each architecture of ``strategy`` (a SearchStrategy) on the same batches."""
     from tqdm.auto import tqdm
 
+    from lightning_nas import signals
+
     results = []
-    for arch in tqdm(archs, desc=progress, disable=progress is None, leave=False, dynamic_ncols=True):
+    for arch in tqdm(archs, desc=progress, disable=True if progress is None else None, leave=False, dynamic_ncols=True):
+        signals.check(progress or "scoring architectures")  # SIGTERM/SIGINT: stop between architectures
         results.append(score(strategy.supernet, strategy.architecture_forward(arch), batches, bn_mode, calibration))
     return results

@@ -7,7 +7,7 @@ import pytest
 
 from lightning_nas.benchmarks.base import GroundTruthError
 from lightning_nas.benchmarks.csv_table import CSVBenchmark
-from lightning_nas.spaces.nb201 import NB201Architecture
+from lightning_nas.spaces.nb201 import NB201Architecture, NB201Space
 
 ROWS = [("a", 90.0), ("b", 93.5), ("c", 91.0), ("d", 93.5), ("e", 85.25)]
 
@@ -34,11 +34,50 @@ def test_query_best_regret(table):
     assert table.table() == dict(ROWS)
 
 
-def test_query_by_architecture_object(tmp_path):
+def test_query_by_the_space_key_of_an_architecture(tmp_path):
+    """Benchmarks answer keys; an architecture is looked up by ``space.key(arch)`` (its text form on NB201)."""
+    space = NB201Space()
     arch = NB201Architecture(("nor_conv_3x3",) * 6)
+    assert space.key(arch) == str(arch)
     path = tmp_path / "arch.csv"
     path.write_text(f"ArchitectureString,Accuracy\n{arch},77.5\n")
-    assert CSVBenchmark(str(path), metric="Accuracy").query(arch) == 77.5
+    bench = CSVBenchmark(str(path), metric="Accuracy")
+    assert bench.query(space.key(arch)) == 77.5
+    assert space.key(arch) in bench and space.key(NB201Architecture(("none",) * 6)) not in bench
+    bench.check(space)  # every key is an architecture of the space in its key form
+
+
+def _nb201_rows(*texts: str) -> list[tuple[str, float]]:
+    return [(text, 50.0 + i) for i, text in enumerate(texts)]
+
+
+ALL_CONV = str(NB201Architecture(("nor_conv_3x3",) * 6))
+ALL_SKIP = str(NB201Architecture(("skip_connect",) * 6))
+
+
+@pytest.mark.parametrize("comment", [False, True])
+def test_check_names_the_line_of_a_key_outside_the_space(tmp_path, comment):
+    bad = ALL_SKIP.replace("skip_connect~2", "max_pool_3x3~2")
+    path = _write(tmp_path / "t.csv", rows=_nb201_rows(ALL_CONV, bad, ALL_SKIP), comment=comment)
+    bench = CSVBenchmark(str(path), metric="Accuracy")
+    line = 3 + comment  # (comment), header, ALL_CONV, bad
+    assert path.read_text().splitlines()[line - 1].startswith(bad)
+    with pytest.raises(GroundTruthError, match=rf"t\.csv:{line}: .* is not a nb201 architecture.*max_pool_3x3"):
+        bench.check(NB201Space())
+    # an operation subset rejects entries that use other operations
+    subset = CSVBenchmark(str(_write(tmp_path / "s.csv", rows=_nb201_rows(ALL_SKIP, ALL_CONV), comment=comment)),
+                          metric="Accuracy")
+    with pytest.raises(GroundTruthError, match=rf"s\.csv:{3 + comment}: .*outside this space's operations"):
+        subset.check(NB201Space(["none", "skip_connect"]))
+    subset.check(NB201Space(["skip_connect", "nor_conv_3x3"]))
+
+
+def test_check_rejects_keys_that_are_not_in_key_form(tmp_path):
+    path = _write(tmp_path / "t.csv", rows=_nb201_rows(ALL_CONV, " " + ALL_SKIP), comment=False)
+    bench = CSVBenchmark(str(path), metric="Accuracy")
+    assert NB201Space().parse(" " + ALL_SKIP) == NB201Architecture(("skip_connect",) * 6)  # parses, but
+    with pytest.raises(GroundTruthError, match=r"t\.csv:3: .*not in the canonical key form"):
+        bench.check(NB201Space())
 
 
 def test_rank_ties_share_the_best_rank(table):
@@ -109,7 +148,9 @@ def test_real_nb201_table(nb201_table):
     best = max(bench.table(), key=bench.table().__getitem__)
     assert bench.rank(best) == 1
     assert bench.regret(best) == 0.0
-    # every architecture of the space is in the table, keyed by its text form
-    arch = NB201Architecture.from_string(best)
-    assert bench.query(arch) == bench.best()
-    assert bench.rank(NB201Architecture(("none",) * 6)) > 15_000  # 10% accuracy: among the worst
+    # every architecture of the space is in the table, keyed by ``space.key`` (its text form)
+    space = NB201Space()
+    bench.check(space)
+    arch = space.parse(best)
+    assert bench.query(space.key(arch)) == bench.best()
+    assert bench.rank(space.key(NB201Architecture(("none",) * 6))) > 15_000  # 10% accuracy: among the worst

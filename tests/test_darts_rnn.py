@@ -62,8 +62,10 @@ def test_architectures_outside_the_space_are_rejected() -> None:
         DartsRNNArchitecture((("tanh", 1),))
     with pytest.raises(ArchitectureError, match="num_nodes"):
         DartsRNNSpace(0)
-    with pytest.raises(ArchitectureError, match="distinct activations"):
+    with pytest.raises(ArchitectureError, match="distinct operations"):
         DartsRNNSpace(2, operations=["tanh", "elu"])
+    with pytest.raises(ArchitectureError, match="at least one activation"):
+        DartsRNNSpace(2, operations=["none"])
 
 
 def test_size_is_n_factorial_times_ops_to_the_n_and_enumeration_is_exhaustive() -> None:
@@ -101,11 +103,11 @@ def test_decode_takes_the_best_predecessor_and_activation_per_node() -> None:
     weights[0, ACTIVATIONS.index("sigmoid")] = 1.0
     weights[1, ACTIVATIONS.index("relu")] = 0.5
     weights[2, ACTIVATIONS.index("identity")] = 0.7  # node 2: from node 1 beats from s0
-    assert str(space.decode(weights)) == "sigmoid~0|identity~1"
+    assert str(space.decode({"ops": weights})) == "sigmoid~0|identity~1"
     weights[1, ACTIVATIONS.index("tanh")] = 0.9
-    assert str(space.decode(weights)) == "sigmoid~0|tanh~0"
+    assert str(space.decode({"ops": weights})) == "sigmoid~0|tanh~0"
     with pytest.raises(ArchitectureError, match=r"\(3, 4\)"):
-        space.decode(torch.zeros(2, 4))
+        space.decode({"ops": torch.zeros(2, 4)})
 
 
 # ------------------------------------------------------------------------------------------- network
@@ -153,6 +155,7 @@ def test_supernet_path_equals_standalone_network_with_copied_weights(sharing: st
         alone = supernet.standalone(arch)
         out_super, out_alone = supernet(x, arch), alone(x)
         assert torch.equal(out_super, out_alone)
+        assert torch.equal(out_super, supernet.forward_weighted(x, space2().one_hot(arch)))
         torch.nn.functional.cross_entropy(out_super, y).backward()
         torch.nn.functional.cross_entropy(out_alone, y).backward()
         grads = {k: p.grad for k, p in supernet.named_parameters()}
@@ -192,13 +195,17 @@ def test_mixture_with_one_hot_weights_is_the_single_path() -> None:
         for i, (act, j) in enumerate(arch.nodes, start=1):
             weights[space.edges.index((i, j)), space.operations.index(act)] = 1.0
         torch.testing.assert_close(supernet.forward_mixture(x, weights), supernet(x, arch))
-        assert space.decode(weights) == arch
+        assert space.decode({"ops": weights}) == arch
 
 
 def test_initialisation_is_deterministic_and_in_the_documented_ranges() -> None:
     a, b = net(tie_weights=False), net(tie_weights=False)
     for (key, p), q in zip(a.state_dict().items(), b.state_dict().values()):
-        assert torch.equal(p, q), key
+        if key == "_extra_state":  # the dropout generator's state and the carried hidden states
+            assert torch.equal(p["dropout_generator"], q["dropout_generator"]) and p["hidden"] == q["hidden"] == {}
+        else:
+            assert torch.equal(p, q), key
+    assert a.seed == b.seed
     assert a.cell.w0.abs().max() <= 0.04 and a.cell.w0.abs().max() > 0.03
     assert all(w.abs().max() <= 0.04 for w in a.cell.node_weights.values())
     assert a.encoder.weight.abs().max() <= 0.1 and a.decoder.weight.abs().max() <= 0.1
@@ -209,7 +216,7 @@ def test_initialisation_is_deterministic_and_in_the_documented_ranges() -> None:
 
 
 def test_configuration_errors_are_clear() -> None:
-    with pytest.raises(ValueError, match="num_nodes"):
+    with pytest.raises(ValueError, match="architecture has 3 nodes, this network 2"):
         net()(torch.zeros(1, 2, dtype=torch.long), DartsRNNSpace(3).parse("tanh~0|tanh~1|tanh~2"))
     with pytest.raises(ValueError, match="tie_weights needs embedding_size == hidden_size"):
         net(embedding_size=4)
@@ -217,16 +224,25 @@ def test_configuration_errors_are_clear() -> None:
         net(weight_sharing="cell")
     with pytest.raises(ValueError, match="num_nodes=3 but the architecture"):
         net(space2().parse("tanh~0|tanh~1"), num_nodes=3)
-    assert net(space2().parse("tanh~0|tanh~1"), num_nodes=None).config["num_nodes"] == 2
+    assert net(space2().parse("tanh~0|tanh~1"), num_nodes=None).space.num_nodes == 2
+    with pytest.raises(ValueError, match="batchnorm"):
+        net(batchnorm="cell")
+    with pytest.raises(ValueError, match="output"):
+        net(output="last")
+    with pytest.raises(ValueError, match="dropout_h must be in"):
+        net(dropout_h=1.0)
 
 
-def test_dropout_uses_the_global_generator() -> None:
+def test_dropout_uses_the_networks_own_generator() -> None:
+    """Masks come from the network's generator, not torch's global one, and eval mode is deterministic."""
     model = net(dropout=0.5).train()
     x = torch.randint(11, (2, 3), generator=torch.Generator().manual_seed(3))
     arch = space2().parse("tanh~0|relu~1")
+    state = model.dropout_generator.get_state()
     torch.manual_seed(4)
     first = model(x, arch)
-    torch.manual_seed(4)
+    torch.manual_seed(5)  # the global generator does not matter
+    model.dropout_generator.set_state(state)
     assert torch.equal(first, model(x, arch))
     assert not torch.equal(first, model(x, arch))
     model.eval()

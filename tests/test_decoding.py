@@ -9,7 +9,7 @@ from pytorch_lightning import Trainer
 
 from callbacks import ArchitectureDecoding
 from conftest import run_train
-from lightning_nas.benchmarks import Benchmark
+from lightning_nas.benchmarks import TableBenchmark
 from lightning_nas.data import ImageDataModule
 from lightning_nas.spaces.nb201 import NB201Architecture
 from lightning_nas.strategies import SPOS
@@ -22,7 +22,7 @@ ARCHS = [
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-class StubBenchmark(Benchmark):
+class StubBenchmark(TableBenchmark):
     """Four architectures; the third derived one (ARCHS[2]) is missing on purpose."""
 
     metric = "stub_accuracy"

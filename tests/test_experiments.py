@@ -25,7 +25,7 @@ def test_seeds():
 
 
 def test_grid_and_trial_names():
-    factors = parse_grid(["ranking.bn_mode,selection.bn_mode=batch,running", "model.init_args.lr=0.05,0.1",
+    factors = parse_grid(["ranking.bn_mode,selection.bn_mode=batch,running", "model.init_args.optimizer.lr=0.05,0.1",
                           "model.init_args.network=[1, 2],{C: 4, N: 1}"])
     assert [f.label for f in factors] == ["bn_mode", "lr", "network"]
     assert factors[0].keys == ("ranking.bn_mode", "selection.bn_mode")
@@ -36,7 +36,7 @@ def test_grid_and_trial_names():
         "bn_mode=batch__lr=0.1__seed1", "bn_mode=running__lr=0.05__seed0", "bn_mode=running__lr=0.05__seed1",
         "bn_mode=running__lr=0.1__seed0", "bn_mode=running__lr=0.1__seed1"]
     assert trials[5].overrides == ["--ranking.bn_mode", "running", "--selection.bn_mode", "running",
-                                   "--model.init_args.lr", "0.05"]
+                                   "--model.init_args.optimizer.lr", "0.05"]
     assert trials[5].factors == {"bn_mode": "running", "lr": "0.05"} and trials[5].seed == 1
     # values that are not file-name safe get a hash so that names stay unique and deterministic
     odd = design.expand(parse_grid(["data.init_args.data_dir=a/b,a_b"]), [0])
@@ -63,7 +63,7 @@ def test_bad_input_is_one_line_before_anything_runs(tiny_recipe, tmp_path, capsy
              (["--seeds", "0", "--grid", "ranking.bn_mod=batch"], "train.py: error: unrecognized arguments: --ranking.bn_mod"),
              (["--seeds", "0", "--grid", "ranking.bn_mode=batch,sideways"], 'Parser key "ranking.bn_mode"'),
              (["--seeds", "0", "--run_dir", tmp_path / "x"], "train.py: error: --run_dir: each trial gets its own"),
-             (["--seeds", "0", "--num_cpus", "0"], "train.py: error: --num_cpus: must be at least 1")]
+             (["--seeds", "0", "--num_cpus", "0"], 'train.py: error: Parser key "num_cpus": expected an integer > 0')]
     for extra, expected in cases:
         assert run_train([*base, *extra], cwd=tmp_path) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -104,7 +104,7 @@ def test_rerun_runs_only_unfinished_trials(tmp_path, monkeypatch, capsys):
 
 
 def test_failed_trial_is_recorded_not_raised(tiny_recipe, tmp_path):
-    trial = design.expand(parse_grid(["model.init_args.lr=-1"]), [0])[0]
+    trial = design.expand(parse_grid(["model.init_args.optimizer.lr=-1"]), [0])[0]
     spec = runner.trial_spec(trial, ["--recipe", str(tiny_recipe)], tmp_path / "exp", threads=1)
     result = runner.execute_trial(spec)  # never raises
     assert result["status"] == "failed" and "learning rate" in result["error"].lower(), result

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lightning_nas.metrics import (kendall_tau, p_beat_random, p_random_as_good, sparse_kendall_tau, sparsify,
-                                   spearman_rho)
+from lightning_nas.metrics import (kendall_tau, p_beat_random, p_beat_random_over_runs, p_random_as_good,
+                                   sparse_kendall_tau, sparsify, spearman_rho)
 
 # ground truth with ties (two 93.1, two 90.0) against scores with a tie of their own
 TRUTH = [93.1, 90.0, 93.1, 91.5, 90.0, 94.2, 89.7]
@@ -50,7 +50,10 @@ def test_sparse_kendall_threshold_zero_is_plain_kendall():
     truth = rng.integers(0, 5, 30).astype(float)
     scores = rng.normal(size=30)
     assert sparse_kendall_tau(truth, scores, threshold=0.0) == pytest.approx(kendall_tau(truth, scores))
-    np.testing.assert_array_equal(sparsify([3.0, 1.0, 3.0, 2.0], 0.0), [2, 0, 2, 1])
+    np.testing.assert_array_equal(sparsify([3.0, 1.0, 3.0, 2.0], 0.0, grouping="anchored"), [2, 0, 2, 1])
+    np.testing.assert_array_equal(sparsify([3.0, 1.0, 3.0, 2.0], 0.0), [3, 1, 3, 2])
+    assert sparse_kendall_tau(truth, scores, threshold=0.0, grouping="anchored") == pytest.approx(
+        kendall_tau(truth, scores))
 
 
 def test_sparse_kendall_values_within_threshold_become_ties():
@@ -59,16 +62,47 @@ def test_sparse_kendall_values_within_threshold_become_ties():
     # plain: 5 concordant, 1 discordant pair -> 4/6
     assert kendall_tau(truth, scores) == pytest.approx(4 / 6)
     # 1.0 and 1.05 are one group: C=5, D=0, one tie in truth -> 5 / sqrt((6 - 1) * 6)
-    np.testing.assert_array_equal(sparsify(truth, 0.1), [0, 0, 1, 2])
+    np.testing.assert_array_equal(sparsify(truth, 0.1, grouping="anchored"), [0, 0, 1, 2])
+    np.testing.assert_array_equal(sparsify(truth, 0.1), [10, 10, 12, 20])  # bins floor(v / 0.1)
     assert sparse_kendall_tau(truth, scores, threshold=0.1) == pytest.approx(5 / math.sqrt(5 * 6))
     # the default threshold is 0.1 accuracy points
     assert sparse_kendall_tau(truth, scores) == pytest.approx(5 / math.sqrt(30))
 
 
-def test_sparsify_groups_do_not_chain():
+def test_sparsify_anchored_groups_do_not_chain():
     # 0.06 joins 0's group; 0.12 is 0.12 above the group's smallest value, so it starts a new one
-    np.testing.assert_array_equal(sparsify([0.12, 0.0, 0.06], 0.1), [1, 0, 0])
-    np.testing.assert_array_equal(sparsify([0.0, 0.1, 0.2], 0.1), [0, 1, 2])  # exactly threshold apart: apart
+    np.testing.assert_array_equal(sparsify([0.12, 0.0, 0.06], 0.1, grouping="anchored"), [1, 0, 0])
+    np.testing.assert_array_equal(sparsify([0.0, 0.1, 0.2], 0.1, grouping="anchored"), [0, 1, 2])
+
+
+def test_sparsify_bins_are_floor_of_value_over_threshold():
+    np.testing.assert_array_equal(sparsify([0.12, 0.0, 0.06, 0.19, 0.2], 0.1), [1, 0, 0, 1, 2])
+    # values on a bin edge land in that bin although 0.3 / 0.1 == 2.9999999999999996 in floating point
+    np.testing.assert_array_equal(sparsify([0.3, 0.7, 93.1], 0.1), [3, 7, 931])
+    with pytest.raises(ValueError, match="grouping"):
+        sparsify([1.0, 2.0], 0.1, grouping="greedy")
+
+
+def test_sparse_kendall_hand_worked_example_where_bins_and_anchored_differ():
+    """docs/metrics.md's example. Ground truth (ascending) 93.08, 93.12, 93.17, 93.25, threshold 0.1;
+    super-net scores 2, 1, 4, 3.
+    bins floor(acc / 0.1) = 930, 931, 931, 932: one tied pair (93.12, 93.17); of the other five pairs
+    (93.08, 93.12) and (93.17, 93.25) are discordant, three concordant: C=3, D=2, n0=6, n1=1, n2=0 ->
+    tau_b = (3 - 2) / sqrt((6 - 1) * 6) = 1 / sqrt(30).
+    anchored: 93.08 anchors a group that takes 93.12 and 93.17 (< 93.18); 93.25 starts the next:
+    three tied pairs; of the other three, (93.17, 93.25) is discordant: C=2, D=1, n1=3 ->
+    tau_b = 1 / sqrt(3 * 6) = 1 / sqrt(18).
+    plain Kendall: C=4, D=2 -> 1/3."""
+    truth, scores = [93.08, 93.12, 93.17, 93.25], [2.0, 1.0, 4.0, 3.0]
+    np.testing.assert_array_equal(sparsify(truth, 0.1), [930, 931, 931, 932])
+    np.testing.assert_array_equal(sparsify(truth, 0.1, grouping="anchored"), [0, 0, 0, 1])
+    assert sparse_kendall_tau(truth, scores, 0.1) == pytest.approx(1 / math.sqrt(30))
+    assert sparse_kendall_tau(truth, scores) == pytest.approx(1 / math.sqrt(30))  # bins is the default
+    assert sparse_kendall_tau(truth, scores, 0.1, grouping="anchored") == pytest.approx(1 / math.sqrt(18))
+    assert kendall_tau(truth, scores) == pytest.approx(1 / 3)
+    # shuffling the architectures changes nothing
+    order = [2, 0, 3, 1]
+    assert sparse_kendall_tau([truth[i] for i in order], [scores[i] for i in order]) == pytest.approx(1 / math.sqrt(30))
 
 
 def test_sparse_kendall_large_threshold_is_nan():
@@ -76,6 +110,7 @@ def test_sparse_kendall_large_threshold_is_nan():
     and Kendall tau-b is undefined (0/0): nan, as scipy gives for a constant input. Callers report
     nan rather than a misleading 0."""
     assert math.isnan(sparse_kendall_tau(TRUTH, SCORES, threshold=100.0))
+    assert math.isnan(sparse_kendall_tau(TRUTH, SCORES, threshold=100.0, grouping="anchored"))
 
 
 def test_sparsify_rejects_negative_threshold():
@@ -107,3 +142,27 @@ def test_p_random_rejects_invalid_arguments(rank, rmax, n):
     for fn in (p_random_as_good, p_beat_random):
         with pytest.raises(ValueError, match="1 <= rank <= num_architectures"):
             fn(rank, rmax, n)
+
+
+# Yu et al. (ICLR 2020) Table 3 (B): NAS-Bench-101 n=7 (423,624 architectures), 10 runs per method;
+# best rank over the runs and the printed p(>random)
+YU_TABLE3 = [("DARTS", 57079, 0.24), ("NAO", 19552, 0.62), ("ENAS", 96939, 0.07)]
+
+
+@pytest.mark.parametrize("method, best_rank, printed", YU_TABLE3)
+def test_p_beat_random_over_runs_reproduces_yu_et_al_table3(method, best_rank, printed):
+    rng = np.random.default_rng(best_rank)
+    # ten runs whose best rank is the table's; the other nine are worse (their values do not matter)
+    ranks = [best_rank, *rng.integers(best_rank + 1, 423_624, 9)]
+    rng.shuffle(ranks)
+    p = p_beat_random_over_runs(ranks, 423_624)
+    assert round(p, 2) == printed, method
+    assert p == pytest.approx((1 - best_rank / 423_624) ** 10)
+    # the per-run average with n = 1 (what the report printed before) is a different number
+    assert round(float(np.mean([p_beat_random(int(r), 423_624) for r in ranks])), 2) != printed
+
+
+def test_p_beat_random_over_runs_skips_missing_ranks():
+    assert p_beat_random_over_runs([10, float("nan"), 20], 100) == pytest.approx(0.9 ** 2)
+    assert math.isnan(p_beat_random_over_runs([float("nan")], 100))
+    assert math.isnan(p_beat_random_over_runs([], 100))

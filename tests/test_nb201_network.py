@@ -169,32 +169,69 @@ def test_forward_needs_an_architecture():
 def test_one_hot_mixture_equals_single_path(arch):
     net = _tiny()
     net.eval()
+    # built by hand (not with ``space.one_hot``): column o is OPERATIONS[o] for the full space
     weights = torch.zeros(len(EDGES), len(OPERATIONS))
     for e, op in enumerate(arch.ops):
         weights[e, OPERATIONS.index(op)] = 1.0
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(2))
-    assert torch.equal(net.forward_mixture(x, weights), net(x, arch))
+    assert torch.equal(net.forward_weighted(x, {"ops": weights}), net(x, arch))
+    # unit edge weights (what ``one_hot`` adds for PC-DARTS' group) change nothing
+    assert torch.equal(net.forward_weighted(x, {"ops": weights, "edges": torch.ones(len(EDGES))}), net(x, arch))
+    assert torch.equal(net.forward_weighted(x, net.space.one_hot(arch)), net(x, arch))
     # in train mode the outputs agree too (BN statistics are per operation)
     train_net = copy.deepcopy(net).train()
-    assert torch.equal(train_net.forward_mixture(x, weights), train_net(x, arch))
+    assert torch.equal(train_net.forward_weighted(x, {"ops": weights}), train_net(x, arch))
+
+
+def test_mixture_columns_are_the_space_operations():
+    """A network of an operation subset holds only those operations, and column o of its
+    weights is the space's o-th operation (not the o-th of the global NB201 list)."""
+    space = NB201Space(["nor_conv_3x3", "skip_connect"])  # space order: skip_connect, nor_conv_3x3
+    torch.manual_seed(0)
+    net = NB201Network(space=space, num_classes=5, C=4, N=1).eval()
+    for layer in net.layers:
+        if isinstance(layer, NB201Cell):
+            assert all(set(ops) == {"skip_connect", "nor_conv_3x3"} for ops in layer.edges)
+    arch = NB201Architecture(("nor_conv_3x3", "skip_connect", "nor_conv_3x3", "skip_connect", "skip_connect",
+                              "nor_conv_3x3"))
+    weights = torch.zeros(len(EDGES), 2)
+    for e, op in enumerate(arch.ops):
+        weights[e, 1 if op == "nor_conv_3x3" else 0] = 1.0
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(net.forward_weighted(x, {"ops": weights}), net(x, arch))
+    assert torch.equal(space.one_hot(arch)["ops"], weights)
+    # the other column order would compute a different architecture
+    assert not torch.allclose(net.forward_weighted(x, {"ops": weights.flip(-1)}), net(x, arch))
+
+
+def _first_cell_output(net: NB201Network, x: torch.Tensor, weights: dict) -> torch.Tensor:
+    """The first cell's output under ``forward_weighted`` (the input of the reduction after it)."""
+    assert isinstance(net.layers[0], NB201Cell) and not isinstance(net.layers[1], NB201Cell)  # N=1
+    seen = []
+    handle = net.layers[1].register_forward_pre_hook(lambda m, inputs: seen.append(inputs[0]))
+    try:
+        net.forward_weighted(x, weights)
+    finally:
+        handle.remove()
+    return seen[0]
 
 
 def test_mixture_is_linear_in_the_weights():
     net = _tiny()
     net.eval()
     x = torch.randn(2, 3, 8, 8)
-    cell = next(layer for layer in net.layers if isinstance(layer, NB201Cell))
-    h = torch.randn(2, 4, 8, 8)
     w1, w2 = torch.rand(6, 5), torch.rand(6, 5)
-    # only edges into node 3 from node 0 depend linearly on a single edge's weights: check one edge
+    # with every other row zero, a cell's output is linear in the weights of the edge 0 -> 3
     w_a = torch.zeros(6, 5)
     w_a[3] = w1[3]
     w_b = torch.zeros(6, 5)
     w_b[3] = w2[3]
-    w_ab = w_a + w_b
-    torch.testing.assert_close(cell.forward_mixture(h, w_ab),
-                               cell.forward_mixture(h, w_a) + cell.forward_mixture(h, w_b))
-    assert net.forward_mixture(x, w1).shape == (2, 5)
+    out_a = _first_cell_output(net, x, {"ops": w_a})
+    out_b = _first_cell_output(net, x, {"ops": w_b})
+    torch.testing.assert_close(_first_cell_output(net, x, {"ops": w_a + w_b}), out_a + out_b)
+    torch.testing.assert_close(_first_cell_output(net, x, {"ops": 3.0 * w_a}), 3.0 * out_a)
+    assert out_a.abs().sum() > 0
+    assert net.forward_weighted(x, {"ops": w1}).shape == (2, 5)
 
 
 def test_canonical_form_computes_the_same_function():

@@ -271,14 +271,51 @@ def test_decode_is_argmax_per_edge():
     for e, op in enumerate(expected):
         weights[e, OPERATIONS.index(op)] = 1.0 + e
     weights[1, 4] = -3.0
-    assert space.decode(weights) == NB201Architecture(tuple(expected))
+    assert space.decode({"ops": weights}) == NB201Architecture(tuple(expected))
+    # NB201 keeps every edge: edge weights (PC-DARTS' beta) cannot change the decoded cell
+    beta = torch.tensor([1.0, 0.9, 0.1, 0.05, 0.05, 0.9])
+    assert space.decode({"ops": weights, "edges": beta}) == NB201Architecture(tuple(expected))
     subset = NB201Space(["skip_connect", "nor_conv_3x3"])
     w = torch.tensor([[0.1, 0.2], [0.3, -0.1], [0.0, 5.0], [2.0, 1.0], [-1.0, -2.0], [0.0, 0.5]])
-    assert subset.decode(w).ops == ("nor_conv_3x3", "skip_connect", "nor_conv_3x3", "skip_connect",
-                                     "skip_connect", "nor_conv_3x3")
+    assert subset.decode({"ops": w}).ops == ("nor_conv_3x3", "skip_connect", "nor_conv_3x3", "skip_connect",
+                                              "skip_connect", "nor_conv_3x3")
 
 
 @pytest.mark.parametrize("shape", [(6, 4), (5, 5), (30,), (1, 6, 5)])
 def test_decode_rejects_wrong_shape(shape):
     with pytest.raises(ArchitectureError, match=r"must have shape \(6, 5\)"):
-        NB201Space().decode(torch.zeros(shape))
+        NB201Space().decode({"ops": torch.zeros(shape)})
+
+
+# ------------------------------------------------------------------ decisions and relaxation
+def test_decisions_are_one_operation_per_edge_in_the_space_order():
+    space = NB201Space(["nor_conv_3x3", "none", "avg_pool_3x3"])
+    choices = space.decisions
+    assert len(choices) == len(EDGES)
+    assert all(c.options == ("none", "nor_conv_3x3", "avg_pool_3x3") and c.pick == 1 for c in choices)
+    arch = _arch("avg_pool_3x3", "none", "nor_conv_3x3", "none", "avg_pool_3x3", "nor_conv_3x3")
+    assert space.to_decisions(arch) == ((2,), (0,), (1,), (0,), (2,), (1,))
+    assert space.from_decisions(space.to_decisions(arch)) == arch
+    with pytest.raises(ArchitectureError, match="outside this space's operations"):
+        space.to_decisions(NB201Architecture.from_string(EXAMPLE))
+    with pytest.raises(ArchitectureError, match="distinct option"):
+        space.from_decisions([(3,)] + [(0,)] * 5)
+    with pytest.raises(ArchitectureError, match="6 decisions"):
+        space.from_decisions([(0,)] * 5)
+
+
+def test_relaxation_and_one_hot_follow_the_space_operations():
+    space = NB201Space(["nor_conv_3x3", "none"])
+    ops, edges = space.relaxation
+    assert (ops.name, ops.shape) == ("ops", (6, 2)) and not ops.edge_normalisation
+    # edge weights are normalised over the inputs of each node (PC-DARTS Eq. 4): nodes 1, 2, 3
+    assert (edges.name, edges.shape, edges.segments) == ("edges", (6,), ((0, 1), (1, 3), (3, 6)))
+    assert edges.edge_normalisation
+    arch = _arch("nor_conv_3x3", "none", "none", "nor_conv_3x3", "nor_conv_3x3", "none")
+    one_hot = space.one_hot(arch)
+    assert torch.equal(one_hot["ops"], torch.tensor([[0., 1.], [1., 0.], [1., 0.], [0., 1.], [0., 1.], [1., 0.]]))
+    assert torch.equal(one_hot["edges"], torch.ones(6))
+    assert space.decode(one_hot) == arch
+    normalised = edges.normalise(torch.randn(6))
+    assert torch.allclose(torch.stack([normalised[0:1].sum(), normalised[1:3].sum(), normalised[3:6].sum()]),
+                          torch.ones(3))

@@ -34,7 +34,8 @@ def write_corpus(folder: Path, lines: int = 120, seed: int = 0, names=("train.tx
 
 
 def module(folder: Path, **options) -> PTBDataModule:
-    config = dict(data_dir=str(folder), batch_size=4, eval_batch_size=3, bptt=5, seed=0)
+    """Stateless windows (the stateful default is tested in test_rnn_stateful.py)."""
+    config = dict(data_dir=str(folder), batch_size=4, eval_batch_size=3, bptt=5, seed=0, bptt_mode="stateless")
     config.update(options)
     return PTBDataModule(**config)
 
@@ -214,7 +215,8 @@ def fake_scoring(monkeypatch, target: str, accuracy) -> None:
 
 def fake_run(tmp_path: Path):
     space = DartsRNNSpace(2)
-    strategy = SimpleNamespace(hparams=SimpleNamespace(seed=0), space=space, device="cpu",
+    strategy = SimpleNamespace(hparams=SimpleNamespace(seed=0), space=space, device="cpu", answer="selection",
+                               has_policy=False,
                                candidate_architectures=lambda count, gen: space.sample_many(count, gen),
                                derive_architecture=lambda: None)
     return SimpleNamespace(current_epoch=0, default_root_dir=str(tmp_path / "run")), strategy
@@ -277,10 +279,7 @@ model:
     space: darts_rnn
     space_options: {{num_nodes: 2}}
     network: {{num_nodes: 2, embedding_size: 8, hidden_size: 8}}
-    lr: 5.0
-    momentum: 0.0
-    nesterov: false
-    lr_schedule: constant
+    optimizer: {{lr: 5.0, momentum: 0.0, nesterov: false, schedule: constant}}
 data:
   class_path: lightning_nas.data.PTBDataModule
   init_args: {{data_dir: {data}, train_file: test.txt, val_file: valid.txt, test_file: null, batch_size: 4,
@@ -302,7 +301,7 @@ def test_spos_on_the_two_node_space_runs_end_to_end(perplexity_table, tmp_path: 
     selection = json.loads((tmp_path / "run" / "selection.json").read_text())
     arch = DartsRNNSpace(2).parse(selection["architecture"])
     assert selection["score"] == "loss" and math.isfinite(selection["supernet_val_loss"])
-    assert selection["rank"] == perplexity_table.rank(arch) and selection["table_size"] == 32
+    assert selection["rank"] == perplexity_table.rank(DartsRNNSpace(2).key(arch)) and selection["table_size"] == 32
     assert len(selection["finalists"]) == 2
     with (tmp_path / "run" / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))

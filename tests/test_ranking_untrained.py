@@ -21,7 +21,8 @@ def test_untrained_supernet_ranks_at_chance(tmp_path, nb201_table):
     args = ["--recipe", TINY_RECIPE, "--run_dir", run_dir, "--trainer.max_steps", 1,
             "--data.init_args.image_size", 32, "--data.init_args.batch_size", 64,
             "--model.init_args.network", "{C: 8, N: 1, affine: false}",
-            "--model.init_args.lr", 0, "--model.init_args.min_lr", 0, "--model.init_args.weight_decay", 0,
+            "--model.init_args.optimizer.lr", 0, "--model.init_args.optimizer.min_lr", 0,
+            "--model.init_args.optimizer.weight_decay", 0,
             "--benchmark", "lightning_nas.benchmarks.CSVBenchmark", "--benchmark.init_args.path", nb201_table,
             "--ranking.num_architectures", 100, "--ranking.num_batches", 2,
             "--selection.num_architectures", 20, "--selection.num_batches", 1, "--selection.top_k", 3]
@@ -49,6 +50,9 @@ def test_untrained_supernet_ranks_at_chance(tmp_path, nb201_table):
     selection = json.loads((run_dir / "selection.json").read_text())
     print(f"selection: {selection['architecture']} ground truth {selection['ground_truth']:.2f}, rank "
           f"{selection['rank']} of {selection['table_size']}, p(beat random) {selection['p_beat_random']:.3f}")
+    # SPOS' own answer is the shared-weight selection: it is the top level, with no second answer
+    assert selection["answer_source"].startswith("SPOS: shared-weight selection")
+    assert selection["candidates"] == 20 and "shared_weight_selection" not in selection
     assert selection["table_size"] == 15625
     assert 1 <= selection["rank"] <= 15625
     assert 0.0 <= selection["p_beat_random"] <= 1.0

@@ -184,3 +184,97 @@ def test_plots_go_to_wandb_offline(tmp_path: Path, monkeypatch):
     assert len(runs) == 1
     images = list(runs[0].glob("files/media/images/report/*.png"))
     assert len(images) == 4, sorted(p.name for p in runs[0].rglob("*"))
+
+
+# paired design: the same 6 seeds under two conditions
+PAIR_A = {0: 0.51, 1: 0.48, 2: 0.55, 3: 0.47, 4: 0.52, 5: 0.50}
+PAIR_B = {0: 0.47, 1: 0.47, 2: 0.50, 3: 0.44, 4: 0.50, 5: 0.44}
+
+
+def test_paired_tests_match_scipy_on_known_numbers():
+    from lightning_nas.report.statistics import paired
+
+    a, b = list(PAIR_A.values()), list(PAIR_B.values())
+    result = paired(PAIR_A, dict(reversed(list(PAIR_B.items()))))  # matched by seed, not by position
+    assert result.n == 6
+    assert result.t == pytest.approx(stats.ttest_rel(a, b).statistic)
+    assert result.p_t == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert result.p_wilcoxon == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    diff = np.subtract(a, b)  # 0.04, 0.01, 0.05, 0.03, 0.02, 0.06
+    assert result.mean_difference == pytest.approx(0.035)
+    assert result.d_z == pytest.approx(0.035 / np.std(diff, ddof=1))
+    # by hand: t = mean / (sd / sqrt(n)) with n - 1 degrees of freedom; the exact Wilcoxon p of six
+    # positive differences is 2 / 2^6
+    assert result.t == pytest.approx(0.035 / (np.std(diff, ddof=1) / math.sqrt(6)))
+    assert result.p_wilcoxon == pytest.approx(2 / 64)
+    # unpaired on the same numbers the difference is not significant: pairing is what resolves it
+    assert report.welch(a, b)[1] > 0.05 > result.p_t
+    # seeds missing on one side are left out of the pairs
+    assert paired(PAIR_A, {0: 0.47, 1: 0.47, 9: 1.0}).n == 2
+
+
+def test_effect_sizes_and_seeds_needed():
+    from lightning_nas.report.statistics import cohens_d, power, seeds_needed
+
+    a, b = [90.1, 91.3, 89.7], [85.0, 88.2, 86.1, 84.2]
+    pooled = ((3 - 1) * np.var(a, ddof=1) + (4 - 1) * np.var(b, ddof=1)) / (3 + 4 - 2)
+    assert cohens_d(a, b) == pytest.approx((np.mean(a) - np.mean(b)) / math.sqrt(pooled))
+    # Cohen (1988) Table 2.4.1: d = 0.5 and 0.8 need 64 and 26 per group (alpha 0.05 two-sided, power 0.8);
+    # G*Power: d_z = 0.5 needs 34 pairs, d_z = 0.2 199
+    assert seeds_needed(0.5, paired=False) == 64 and seeds_needed(0.8, paired=False) == 26
+    assert seeds_needed(0.5, paired=True) == 34 and seeds_needed(-0.2, paired=True) == 199
+    assert power(0.5, 34, paired=True) >= 0.8 > power(0.5, 33, paired=True)
+    assert seeds_needed(0.0, paired=True) == math.inf and math.isnan(seeds_needed(float("nan"), paired=True))
+
+
+def test_report_without_matplotlib_writes_tables_and_exits_0(experiment: Path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    assert report.main([str(experiment), "--wandb", "no"]) == 0
+    out = experiment / "report"
+    assert (out / "summary.csv").is_file() and (out / "trials.csv").is_file()
+    text = (out / "summary.md").read_text()
+    assert "matplotlib is not installed" in text and "pip install" in text
+    assert not list(out.glob("*.png")) and "![" not in text
+    assert "matplotlib is not installed" in capsys.readouterr().out
+
+
+def test_report_paired_section_p_over_runs_and_vector_plots(experiment: Path):
+    summary = report.build_report(experiment, use_wandb=False)
+    out = summary.parent
+    rows = {row["group"]: row for row in csv.DictReader((out / "summary.csv").open())}
+    row = rows["SPOS bn_mode=running"]
+    truth, base = TRUTH["SPOS", "running"], TRUTH["RandomSampling", "running"]
+    assert float(row["ground_truth_paired_p"]) == pytest.approx(stats.ttest_rel(truth, base).pvalue)
+    assert float(row["ground_truth_paired_n"]) == 3
+    # Yu et al.: r = the best rank over the group's 3 runs (10, 11, 12 -> 10), n = 3
+    assert float(row["best_rank_over_runs"]) == 10
+    assert float(row["p_beat_random_over_runs"]) == pytest.approx((1 - 10 / 100) ** 3)
+    text = summary.read_text()
+    assert "0.729 (r = 10, n = 3)" in text and "p(beat random), per run (n=1)" in text
+    assert "no evidence" in text and "Wilcoxon" in text
+    for name in ("supernet_vs_truth", "ranking_over_epochs", "regret_over_epochs", "factor_influence"):
+        assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+        assert b"<svg" in (out / f"{name}.svg").read_bytes()[:2000]
+
+
+def test_headline_is_the_strategys_own_answer(tmp_path: Path):
+    """selection.json's top level is the strategy's own answer; shared_weight_selection is reported
+    separately and labelled."""
+    root = tmp_path / "exp"
+    for seed in range(2):
+        run = make_run(root, "SPOS", "batch", seed)
+        selection = json.loads((run / "selection.json").read_text())
+        selection.update(ground_truth=80.0 + seed, rank=40 + seed, answer_source="decoded alpha (argmax per edge)",
+                         shared_weight_selection={"architecture": "b", "ground_truth": 90.0 + seed, "rank": 3 + seed})
+        (run / "selection.json").write_text(json.dumps(selection))
+    summary = report.build_report(root, use_wandb=False)
+    row = next(csv.DictReader((summary.parent / "summary.csv").open()))
+    assert float(row["ground_truth_mean"]) == pytest.approx(80.5) and float(row["rank_mean"]) == 40.5
+    assert float(row["sw_ground_truth_mean"]) == pytest.approx(90.5) and float(row["sw_rank_mean"]) == 3.5
+    assert row["answer_source"] == "decoded alpha (argmax per edge)"
+    text = summary.read_text()
+    assert "shared-weight selection: ground truth" in text and "decoded alpha (argmax per edge)" in text
+    assert "each strategy's own answer" in text

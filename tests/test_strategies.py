@@ -11,8 +11,9 @@ from torch import nn
 
 from conftest import run_train
 from lightning_nas.nn.nb201 import NB201Cell, NB201Network
-from lightning_nas.spaces.nb201 import OPERATIONS
-from lightning_nas.strategies import DARTS, ENAS, GDAS, PCDARTS, STRATEGIES, FairNAS, RandomSampling
+from lightning_nas.spaces.nb201 import EDGES, OPERATIONS, NB201Architecture
+from lightning_nas.strategies import (DARTS, ENAS, GDAS, PCDARTS, STRATEGIES, ArchitectureOptimizer, FairNAS,
+                                      RandomSampling, WeightOptimizer)
 
 TINY = dict(network={"C": 4, "N": 1, "affine": False}, num_classes=3, in_channels=1)
 
@@ -85,13 +86,15 @@ def test_darts_second_order_gradient_matches_exact_unrolled_autograd():
     grads = torch.autograd.grad(train_loss, weights, create_graph=True)
     virtual = {n: w - xi * g for n, w, g in zip(names, weights, grads)}
     val_loss = F.cross_entropy(torch.func.functional_call(wrapper, virtual, (xa,)), ya)
-    exact = torch.autograd.grad(val_loss, strategy.alpha)[0]
+    alpha = strategy.arch_weights["ops"]
+    assert list(strategy.arch_weights) == ["ops"]  # DARTS creates no edge-normalisation group
+    exact = torch.autograd.grad(val_loss, alpha)[0]
 
     # the two pitfalls: grad at w' without the Hessian term, and grad without the virtual step
     fixed = {n: v.detach() for n, v in virtual.items()}
     no_hessian = torch.autograd.grad(F.cross_entropy(torch.func.functional_call(wrapper, fixed, (xa,)), ya),
-                                     strategy.alpha)[0]
-    no_virtual_step = torch.autograd.grad(F.cross_entropy(strategy.relaxed_forward(xa), ya), strategy.alpha)[0]
+                                     alpha)[0]
+    no_virtual_step = torch.autograd.grad(F.cross_entropy(strategy.relaxed_forward(xa), ya), alpha)[0]
     error = (approx - exact).norm()
     hessian_term = (exact - no_hessian).norm()  # a wrong division (by eps, or by 4 eps) errs by >= half of this
     assert hessian_term > 1e-3 * exact.norm()
@@ -101,24 +104,79 @@ def test_darts_second_order_gradient_matches_exact_unrolled_autograd():
 
 def test_darts_first_order_step_updates_alpha_and_derives_argmax():
     strategy = DARTS(**TINY)
+    alpha = strategy.arch_weights["ops"]
+    assert alpha.shape == (len(EDGES), len(OPERATIONS))
     with torch.no_grad():
-        strategy.alpha.zero_()
-        strategy.alpha[:, OPERATIONS.index("nor_conv_3x3")] = 1.0
+        alpha.zero_()
+        alpha[:, OPERATIONS.index("nor_conv_3x3")] = 1.0
     assert strategy.derive_architecture().ops == ("nor_conv_3x3",) * 6
+    weights = strategy.normalised_weights()
+    assert set(weights) == {"ops"} and torch.allclose(weights["ops"].sum(-1), torch.ones(6))
     x, y = _batch(3)
     F.cross_entropy(strategy.relaxed_forward(x), y).backward()
-    assert strategy.alpha.grad is not None and strategy.alpha.grad.abs().sum() > 0
+    assert alpha.grad is not None and alpha.grad.abs().sum() > 0
+    assert strategy.architecture_parameters() == [alpha]
+
+
+def test_darts_alpha_columns_are_the_space_operations():
+    """On an operation subset alpha has one column per operation of the space, in the space's order,
+    and the derived cell reads its columns that way."""
+    strategy = DARTS(space_options={"operations": ["nor_conv_3x3", "skip_connect"]}, **TINY)
+    alpha = strategy.arch_weights["ops"]
+    assert strategy.space.operations == ("skip_connect", "nor_conv_3x3") and alpha.shape == (6, 2)
+    cell = NB201Architecture(("nor_conv_3x3", "skip_connect", "skip_connect", "nor_conv_3x3", "nor_conv_3x3",
+                              "skip_connect"))
+    with torch.no_grad():
+        alpha.copy_(3.0 * strategy.space.one_hot(cell)["ops"])
+    assert strategy.derive_architecture() == cell
+    x, _ = _batch(3)
+    strategy.eval()
+    with torch.no_grad():  # a saturated relaxation computes (almost) the derived cell
+        alpha.mul_(20.0)
+        torch.testing.assert_close(strategy.relaxed_forward(x), strategy.supernet(x, cell), atol=1e-4, rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- GDAS
-def test_gdas_runs_exactly_one_operation_per_edge_and_alpha_gets_gradient():
-    strategy = GDAS(arch_init_std=1.0, **TINY)
+def _gdas_step(strategy: GDAS, x: torch.Tensor, y: torch.Tensor):
+    """relaxed_forward + backward; returns (logits, op calls, straight-through weights with their gradient)."""
+    sample = strategy.sample_weights
+    kept = {}
+
+    def keep(*args, **kwargs):
+        weights, active = sample(*args, **kwargs)
+        weights["ops"].retain_grad()
+        kept.update(weights=weights, active=active)
+        return weights, active
+
+    strategy.sample_weights = keep
     calls, handles = _count_calls(strategy.supernet)
+    try:
+        logits = strategy.relaxed_forward(x)
+    finally:
+        for h in handles:
+            h.remove()
+        del strategy.sample_weights
+    F.cross_entropy(logits, y).backward()
+    return logits, calls, kept
+
+
+def _nodes_reaching_output(ops) -> set[int]:
+    """Nodes whose value reaches the cell output through non-``none`` edges (backward reachability)."""
+    useful = {3}
+    for source in (2, 1, 0):
+        if any(ops[e] != "none" and tgt in useful for e, (tgt, src) in enumerate(EDGES) if src == source):
+            useful.add(source)
+    return useful
+
+
+@pytest.mark.parametrize("straight_through", ["reference", "sampled"])
+def test_gdas_runs_exactly_one_operation_per_edge_and_alpha_gets_gradient(straight_through):
+    strategy = GDAS(arch_init_std=1.0, straight_through=straight_through, **TINY)
     x, y = _batch(4)
-    logits = strategy.relaxed_forward(x)
-    for h in handles:
-        h.remove()
-    chosen = [strategy.space.operations[int(i)] for i in strategy.last_indices]
+    logits, calls, kept = _gdas_step(strategy, x, y)
+    chosen = [strategy.space.operations[int(i)] for i in strategy.last_indices["ops"]]
+    assert torch.equal(strategy.last_indices["ops"], kept["active"].indices["ops"].reshape(-1))
+    assert kept["active"].passthrough == (straight_through == "reference")
     cells = len([m for m in strategy.supernet.modules() if isinstance(m, NB201Cell)])
     for c in range(cells):
         for e in range(6):
@@ -126,10 +184,63 @@ def test_gdas_runs_exactly_one_operation_per_edge_and_alpha_gets_gradient():
             expected = {} if chosen[e] == "none" else {chosen[e]: 1}
             assert per_edge == expected, (c, e, per_edge, chosen[e])
     # straight-through: the forward value is that of the single sampled path
-    arch = strategy.space.decode(F.one_hot(strategy.last_indices, 5).float())
+    arch = strategy.space.from_decisions([(int(i),) for i in strategy.last_indices["ops"]])
+    assert arch.ops == tuple(chosen)
     assert torch.allclose(logits, strategy.supernet(x, arch), atol=1e-5)
-    F.cross_entropy(logits, y).backward()
-    assert strategy.alpha.grad is not None and strategy.alpha.grad.abs().sum() > 0
+    alpha = strategy.arch_weights["ops"]
+    assert alpha.grad is not None and alpha.grad.abs().sum() > 0
+    # the estimator: "sampled" differentiates only the sampled weight of each edge; "reference" also
+    # every other weight of the edge, added as a scalar (zero in value, a gradient path)
+    grad = kept["weights"]["ops"].grad
+    for e, index in enumerate(strategy.last_indices["ops"].tolist()):
+        others = torch.cat([grad[e, :index], grad[e, index + 1:]])
+        if straight_through == "sampled":
+            assert not others.any(), (e, grad[e])
+        elif EDGES[e][0] in _nodes_reaching_output(chosen) and chosen[e] != "none":
+            assert others.abs().min() > 0 and torch.allclose(others, others[0].expand_as(others)), (e, grad[e])
+
+
+def test_gdas_straight_through_modes_share_the_forward_and_reference_reaches_more_alpha():
+    """Same seed, same Gumbel sample: the two estimators compute the identical forward value, and
+    the reference one gives a gradient to every alpha of every edge whose node reaches the output."""
+    x, y = _batch(4)
+    runs = {}
+    for mode in ("reference", "sampled"):
+        torch.manual_seed(0)  # the same super-net weights
+        strategy = GDAS(arch_init_std=1.0, straight_through=mode, seed=7, **TINY)
+        logits, _, _ = _gdas_step(strategy, x, y)
+        runs[mode] = (strategy, logits)
+    (ref, ref_logits), (smp, smp_logits) = runs["reference"], runs["sampled"]
+    assert torch.equal(ref.last_indices["ops"], smp.last_indices["ops"])
+    assert torch.equal(ref_logits, smp_logits)
+    chosen = [ref.space.operations[int(i)] for i in ref.last_indices["ops"]]
+    live = _nodes_reaching_output(chosen)
+    ref_grad, smp_grad = ref.arch_weights["ops"].grad, smp.arch_weights["ops"].grad
+    for e, (target, _) in enumerate(EDGES):
+        if target in live and chosen[e] != "none":
+            assert (ref_grad[e] != 0).all(), (e, ref_grad[e])
+    assert not torch.allclose(ref_grad, smp_grad)
+
+
+def test_gdas_reference_gives_alpha_a_gradient_where_none_is_sampled():
+    """In the authors' ``forward_gdas`` the sampled ``none`` is a Zero module whose zero output still
+    receives the other weights of the edge as scalars: every alpha of an edge into the output node
+    gets a gradient even where ``none`` is sampled. (Only the sampled weight then gets none.)"""
+    strategy = GDAS(straight_through="reference", **TINY)
+    with torch.no_grad():
+        alpha = strategy.arch_weights["ops"]
+        alpha.zero_()
+        alpha[:, OPERATIONS.index("skip_connect")] = 10.0  # every edge skip ...
+        alpha[5] = 0.0
+        alpha[5, OPERATIONS.index("none")] = 10.0  # ... but 2 -> 3 none
+    x, y = _batch(4)
+    _, _, kept = _gdas_step(strategy, x, y)
+    chosen = tuple(strategy.space.operations[int(i)] for i in strategy.last_indices["ops"])
+    assert chosen == ("skip_connect",) * 5 + ("none",)
+    grad = kept["weights"]["ops"].grad
+    none = OPERATIONS.index("none")
+    assert (torch.cat([grad[5, :none], grad[5, none + 1:]]) != 0).all(), grad[5]
+    assert (strategy.arch_weights["ops"].grad[5] != 0).all(), strategy.arch_weights["ops"].grad
 
 
 def test_gdas_temperature_anneals_linearly():
@@ -164,9 +275,11 @@ def test_pcdarts_sends_one_kth_of_the_channels_through_the_mixed_operation():
     assert len(cells) == 3 and seen
     for c, channels in seen:
         assert channels == stage_channels[c] // 4, (c, channels)
-    assert strategy.alpha.grad.abs().sum() > 0 and strategy.beta.grad.abs().sum() > 0
+    assert set(strategy.arch_weights) == {"ops", "edges"}
+    assert strategy.arch_weights["edges"].shape == (6,)
+    assert strategy.arch_weights["ops"].grad.abs().sum() > 0 and strategy.arch_weights["edges"].grad.abs().sum() > 0
     # edge normalisation: softmax over the edges entering each node
-    w = strategy.edge_weights().detach()
+    w = strategy.normalised_weights()["edges"].detach()
     assert torch.allclose(torch.stack([w[0:1].sum(), w[1:3].sum(), w[3:6].sum()]), torch.ones(3))
     # the partial super-net is smaller; the default network is untouched
     full = NB201Network(C=8, N=1, num_classes=3, in_channels=1, affine=False)
@@ -180,20 +293,45 @@ def test_pcdarts_sends_one_kth_of_the_channels_through_the_mixed_operation():
 # ---------------------------------------------------------------------------------------------- ENAS
 def test_enas_reinforce_raises_the_probability_of_the_rewarded_architecture():
     strategy = ENAS(**TINY)
+    assert strategy.baseline_decay == 0.99
+    assert strategy.controller.choices == strategy.space.decisions
     # a reward the shared-head controller can express: the fraction of edges using nor_conv_3x3
-    target = strategy.space.decode(F.one_hot(torch.full((6,), OPERATIONS.index("nor_conv_3x3")), 5).float())
+    target = strategy.space.from_decisions([(OPERATIONS.index("nor_conv_3x3"),)] * 6)
     optimizer = torch.optim.Adam(strategy.controller.parameters(), lr=0.01)
     before = float(strategy.log_probability(target).detach())
-    rewards = []
+    rewards, baselines = [], []
     for _ in range(40):
-        stats = strategy.controller_step(lambda a: sum(p == q for p, q in zip(a.ops, target.ops)) / 6, optimizer)
+        stats = strategy.reinforce(lambda a: sum(p == q for p, q in zip(a.ops, target.ops)) / 6, optimizer)
         rewards.append(stats["reward"])
+        baselines.append(stats["baseline"])
     after = float(strategy.log_probability(target).detach())
     assert after > before + 3.0, (before, after)
     assert sum(rewards[-10:]) > sum(rewards[:10])
     assert strategy.derive_architecture() == target
-    # the baseline is a moving average of the rewards
-    assert 0 < float(strategy.baseline) <= 1
+    # the baseline is a moving average of the rewards: b <- 0.99 b + 0.01 R, starting at the first reward
+    expected = rewards[0]
+    for reward, baseline in zip(rewards, baselines):
+        expected = 0.99 * expected + 0.01 * reward
+        assert baseline == pytest.approx(expected)
+    assert float(strategy.baseline) == pytest.approx(baselines[-1]) and 0 < baselines[-1] <= 1
+
+
+def test_enas_reinforce_without_an_optimizer_writes_the_policy_gradient():
+    """``reinforce`` leaves the REINFORCE gradient -(R - b) grad log pi - w grad H in the controller."""
+    strategy = ENAS(entropy_weight=0.0, **TINY)
+    with torch.no_grad():
+        strategy.baseline.fill_(0.25)
+        strategy.baseline_ready.fill_(True)
+    state = strategy.arch_generator.get_state()
+    arch = strategy._draw(strategy.arch_generator)[0]
+    strategy.arch_generator.set_state(state)  # reinforce draws the same architecture
+    stats = strategy.reinforce(lambda a: 1.0)
+    assert stats["reward"] == 1.0
+    got = [p.grad.clone() for p in strategy.controller.parameters()]
+    strategy.controller.zero_grad()
+    (-(1.0 - 0.25) * strategy.log_probability(arch)).backward()
+    for g, p in zip(got, strategy.controller.parameters()):
+        torch.testing.assert_close(g, p.grad)
 
 
 def test_enas_sampling_follows_the_seeded_generator_and_derivation_is_greedy():
@@ -216,7 +354,9 @@ def test_fairnas_uses_every_operation_of_every_edge_exactly_once_per_step():
     for h in handles:
         h.remove()
     archs = strategy.last_architectures
-    assert len(archs) == 5
+    assert len(archs) == strategy.paths == 5
+    for c, choice in enumerate(strategy.space.decisions):  # over the decisions: each option once
+        assert sorted(strategy.space.to_decisions(a)[c][0] for a in archs) == list(range(len(choice)))
     for e in range(6):
         assert sorted(a.ops[e] for a in archs) == sorted(OPERATIONS)
     expected = {(c, e, name): 1 for c, e, name, _ in _op_modules(strategy.supernet)}
@@ -249,10 +389,10 @@ BILEVEL = ["--data.init_args.arch_split", "0.3"]
 CASES = {
     "DARTS": BILEVEL,
     "DARTS-unrolled": BILEVEL + ["--model.init_args.unrolled", "true"],
-    "GDAS": BILEVEL,
-    "PCDARTS": BILEVEL + ["--model.init_args.arch_warmup_epochs", "0"],
-    "ENAS": BILEVEL,
-    "FairNAS": [],
+    "GDAS": BILEVEL + ["--model.init_args.straight_through", "sampled"],
+    "PCDARTS": BILEVEL + ["--model.init_args.architecture_optimizer.warmup_epochs", "0"],
+    "ENAS": BILEVEL + ["--model.init_args.architecture_optimizer.lr", "0.01"],
+    "FairNAS": ["--model.init_args.optimizer.lr", "0.1", "--model.init_args.optimizer.nesterov", "false"],
 }
 
 
@@ -269,23 +409,82 @@ def test_strategy_trains_deterministically(case, tiny_recipe, tmp_path):
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
     assert torch.equal(a["architecture_generator"], b["architecture_generator"])
-    if name in ("DARTS", "GDAS", "PCDARTS"):
-        initial = STRATEGIES.get(name.lower())(network={"C": 4, "N": 1, "affine": False}).alpha
-        assert not torch.equal(a["state_dict"]["alpha"], initial), "alpha was never updated"
-        assert (tmp_path / "a" / "decoding.csv").read_text().count("\n") == 2  # header + one epoch
-    if name == "ENAS":
-        assert (tmp_path / "a" / "decoding.csv").is_file()
+    # the trained module, as a user reloads it; the recipe keys reached its typed settings
+    trained = STRATEGIES.get(name.lower()).load_from_checkpoint(tmp_path / "a" / "checkpoints" / "last.ckpt")
+    assert isinstance(trained.optim, WeightOptimizer)
+    if case == "PCDARTS":
+        assert trained.arch_optim.warmup_epochs == 0
+    if case == "GDAS":
+        assert trained.straight_through == "sampled"
+    if case == "ENAS":
+        assert isinstance(trained.arch_optim, ArchitectureOptimizer) and trained.arch_optim.lr == 0.01
+    if case == "FairNAS":
+        assert trained.optim.lr == 0.1 and trained.optim.nesterov is False
     selection = json.loads((tmp_path / "a" / "selection.json").read_text())
     assert selection == json.loads((tmp_path / "b" / "selection.json").read_text())
+    assert "derived" not in selection
+    if name in ("DARTS", "GDAS", "PCDARTS"):
+        initial = STRATEGIES.get(name.lower())(network={"C": 4, "N": 1, "affine": False}).arch_weights
+        groups = ["ops", "edges"] if name == "PCDARTS" else ["ops"]
+        assert sorted(k for k in a["state_dict"] if k.startswith("arch_weights.")) == sorted(
+            f"arch_weights.{g}" for g in groups)
+        for group in groups:
+            assert not torch.equal(a["state_dict"][f"arch_weights.{group}"], initial[group]), f"{group} never updated"
+        assert (tmp_path / "a" / "decoding.csv").read_text().count("\n") == 2  # header + one epoch
+        # the top-level answer is the strategy's own: its decoded alpha, with the shared-weight
+        # selection reported beside it
+        assert selection["architecture"] == str(trained.derive_architecture())
+        assert selection["answer_source"] == f"{name}: decoded from its architecture weights"
+        assert selection["shared_weight_selection"]["candidates"] == 3
+    else:
+        assert selection["answer_source"].startswith(f"{name}: shared-weight selection")
+        assert "shared_weight_selection" not in selection
+    if name == "ENAS":
+        assert (tmp_path / "a" / "decoding.csv").is_file()
+        assert selection["candidate_source"] == "ENAS policy"
+        assert not torch.equal(a["state_dict"]["baseline"], torch.zeros((), dtype=torch.float64))
+
+
+def test_darts_selection_is_the_cell_its_alpha_favours(tmp_path):
+    """A DARTS run whose alpha favours a known cell answers that cell (top level of selection.json),
+    whatever the shared-weight selection beside it finds."""
+    from pytorch_lightning import Trainer
+
+    from callbacks import FinalSelection
+    from lightning_nas.data import ImageDataModule
+
+    cell = NB201Architecture.from_string(
+        "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|")
+    torch.manual_seed(0)
+    strategy = DARTS(network={"C": 4, "N": 1, "affine": False}, num_classes=10, in_channels=1)
+    with torch.no_grad():  # a margin of 5 that three Adam steps of 3e-4 cannot undo
+        strategy.arch_weights["ops"].copy_(5.0 * strategy.space.one_hot(cell)["ops"])
+    selection = FinalSelection(num_architectures=4, num_batches=1, top_k=2)
+    data = ImageDataModule(dataset="digits", data_dir=str(tmp_path), image_size=8, batch_size=32, val_split=0.2,
+                           arch_split=0.3)
+    trainer = Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=0, accelerator="cpu", devices=1,
+                      callbacks=[selection], default_root_dir=str(tmp_path), logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, deterministic=True)
+    trainer.fit(strategy, datamodule=data)
+    assert not torch.equal(strategy.arch_weights["ops"], 5.0 * strategy.space.one_hot(cell)["ops"])  # trained
+    result = json.loads((tmp_path / "selection.json").read_text())
+    assert result["architecture"] == str(cell) == str(strategy.derive_architecture())
+    assert result["answer_source"] == "DARTS: decoded from its architecture weights"
+    assert 0.0 <= result["supernet_val_accuracy"] <= 100.0
+    shared = result["shared_weight_selection"]
+    assert shared["candidates"] == 4 and len(shared["finalists"]) == 2
+    assert "derived" not in result
 
 
 def test_random_sampling_run_reports_its_draw(tiny_recipe, tmp_path):
-    args = ["--recipe", tiny_recipe, "--model", "lightning_nas.strategies.RandomSampling", "--trainer.max_epochs", "0",
+    args = ["--recipe", tiny_recipe, "--model", "lightning_nas.strategies.RandomSampling", "--trainer.max_epochs", "1",
             "--ranking.num_architectures", "0", "--run_dir", tmp_path / "r"]
     assert run_train(args, tmp_path) == 0
     selection = json.loads((tmp_path / "r" / "selection.json").read_text())
     expected = str(RandomSampling(seed=0, **TINY).derive_architecture())
-    assert selection["architecture"] == selection["derived"]["architecture"] == expected
+    assert selection["architecture"] == expected
+    assert selection["answer_source"] == "RandomSampling: its fixed architecture"
+    assert "derived" not in selection and "shared_weight_selection" not in selection
 
 
 def test_bilevel_strategy_without_arch_split_is_a_one_line_error(tiny_recipe, tmp_path, capsys):
@@ -304,7 +503,8 @@ def test_fixed_architecture_is_scored_alone_even_with_a_partial_table(tiny_recip
             "--run_dir", tmp_path / "run"]
     assert run_train(args, tmp_path) == 0
     result = json.loads((tmp_path / "run" / "selection.json").read_text())
-    assert result["architecture"] == arch and result["candidates"] == 1
-    assert result["candidate_source"] == "the strategy's fixed architecture"
+    assert result["architecture"] == arch
+    assert result["answer_source"] == "Standalone: its fixed architecture"
+    assert "shared_weight_selection" not in result  # no other cell was drawn to select among
     ranked = (tmp_path / "run" / "ranking" / "epoch_000.csv").read_text().strip().splitlines()
     assert len(ranked) == 2 and ranked[1].startswith(arch)

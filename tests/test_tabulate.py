@@ -162,3 +162,154 @@ def test_rerunning_a_complete_table_changes_nothing(single: Path) -> None:
     tabulate(config(single), log=lambda _: None)
     assert single.read_bytes() == table
     assert single.with_suffix(".json").read_bytes() == side
+
+
+def test_extending_a_table_with_a_seed_keeps_existing_values(single: Path, tmp_path: Path, monkeypatch) -> None:
+    """Seeds [0] first, then [0, 1]: the seed-0 values are copied as written (never retrained) and the
+    extended table equals the one made with both seeds at once."""
+    import lightning_nas.tabulate.run as run_module
+
+    out = tmp_path / "table.csv"
+    tabulate(config(out, "--seeds", "[0]"), log=lambda _: None)
+    first = rows(out)
+    assert [k for k in first[0] if "seed" in k] == ["test_accuracy_seed0", "test_loss_seed0"]
+    trained = []
+    real = run_module.train_one
+    monkeypatch.setattr(run_module, "train_one", lambda c, a, seed: trained.append(seed) or real(c, a, seed))
+    with pytest.raises(TabulateError, match="another protocol"):  # only the seeds may change
+        tabulate(config(out, "--seeds", "[0, 1]", "--max_epochs", "2"), log=lambda _: None)
+    tabulate(config(out, "--seeds", "[0, 1]", "--limit", "2"), log=lambda _: None)  # interrupted extension
+    assert rows(out) == first  # the table stays the 1-seed table until the extension is complete
+    assert (tmp_path / "table.extending.csv").is_file()
+    tabulate(config(out, "--seeds", "[0, 1]"), log=lambda _: None)
+    assert trained == [1, 1, 1, 1]
+    extended = rows(out)
+    for before, after in zip(first, extended):
+        assert after["test_accuracy_seed0"] == before["test_accuracy_seed0"]
+        assert after["test_loss_seed0"] == before["test_loss_seed0"]
+    assert out.read_text() == single.read_text()
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["seeds"] == [0, 1] and side["extends"]["seeds"] == [0] and side["status"] == "complete"
+    assert not (tmp_path / "table.extending.csv").exists()
+
+
+def test_extension_copies_values_instead_of_retraining(tmp_path: Path, monkeypatch) -> None:
+    import lightning_nas.tabulate.run as run_module
+
+    out = tmp_path / "table.csv"
+    tabulate(config(out, "--seeds", "[1]", "--architectures", "2"), log=lambda _: None)
+    text = out.read_text().splitlines()
+    cells = text[1].split(",")
+    cells[2] = cells[4] = "12.345"  # a value no training gives: it must survive the extension as is
+    out.write_text("\n".join([text[0], ",".join(cells), *text[2:]]) + "\n")
+    monkeypatch.setattr(run_module, "train_one", lambda c, a, seed: ({"test_accuracy": 50.0, "test_loss": 1.0}, 7))
+    tabulate(config(out, "--seeds", "[1, 5]", "--architectures", "2"), log=lambda _: None)
+    table = rows(out)
+    assert table[0]["test_accuracy_seed1"] == "12.345" and table[0]["test_accuracy_seed5"] == "50"
+    assert float(table[0]["test_accuracy_mean"]) == pytest.approx((12.345 + 50) / 2)
+
+
+def test_tabulate_never_writes_into_the_package(tmp_path: Path, monkeypatch, capsys) -> None:
+    import lightning_nas
+
+    package = Path(lightning_nas.__file__).resolve().parent
+    before = sorted(p.name for p in (package / "benchmarks" / "tables").iterdir())
+    target = package / "benchmarks" / "tables" / "nb201_digits.csv"
+    assert main([*TINY, "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "inside the installed package" in err and "\n" not in err
+    assert main([*TINY, "--out", str(target), "--shard", "0/2"]) == 2
+    assert main(["merge", "--out", str(package / "t.csv"), str(tmp_path / "a.csv")]) == 2
+    assert "inside the installed package" in capsys.readouterr().err
+    assert sorted(p.name for p in (package / "benchmarks" / "tables").iterdir()) == before
+    # without --out the table goes under runs/ of the working directory, named after the recipe
+    recipe = tmp_path / "tabulate_tiny.yaml"
+    recipe.write_text("max_epochs: 1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("lightning_nas.tabulate.run.train_one",
+                        lambda c, a, seed: ({"test_accuracy": 50.0, "test_loss": 1.0}, 7))
+    assert main(["--recipe", str(recipe), *TINY, "--architectures", "1"]) == 0
+    assert (tmp_path / "runs" / "tabulate" / "tiny.csv").is_file()
+
+
+def test_shipped_recipes_write_under_runs() -> None:
+    import yaml
+
+    for recipe in Path(__file__).resolve().parents[1].glob("recipes/tabulate_*.yaml"):
+        out = yaml.safe_load(recipe.read_text()).get("out")
+        assert out is None or out.startswith("runs/"), recipe
+
+
+def test_split_seed_fixes_the_split_across_training_seeds(tmp_path: Path, monkeypatch) -> None:
+    from lightning_nas.data.images import ImageDataModule
+
+    splits = []
+    real = ImageDataModule.splits.fget
+
+    def spy(self):
+        result = real(self)
+        splits.append((self.seed, result["val"][:5].tolist()))
+        return result
+
+    monkeypatch.setattr(ImageDataModule, "splits", property(spy))
+    cfg = config(tmp_path / "t.csv", "--split_seed", "7", "--evaluate", "[val, test]")
+    first, _ = train_one(cfg, str(architectures(cfg)[0]), 0)
+    second, _ = train_one(cfg, str(architectures(cfg)[0]), 1)
+    assert first != second  # the training seed still matters
+    vals = {tuple(v) for _, v in splits}
+    assert len(vals) == 1, splits  # ... but the split is the same for both
+    assert {s for s, _ in splits} >= {0, 1}  # and batches follow the training seed after the split
+    from lightning_nas.tabulate.options import protocol
+
+    assert protocol(cfg)["split_seed"] == 7 and "split_seed" not in protocol(config(tmp_path / "t.csv"))
+
+
+def test_split_half_reliability_and_top_quartile_agreement() -> None:
+    from lightning_nas.tabulate.noise import split_half
+
+    truth = [float(i) for i in range(8)]
+    same = split_half([truth, truth, truth, truth])
+    assert same["spearman_half_means"] == 1.0 and same["spearman_brown"] == 1.0
+    assert same["top_quartile_agreement"] == 1.0 and same["splits"] == 3  # {0,1}|{2,3}, {0,2}|.., {0,3}|..
+    # two seeds: one split; seed 1 reverses the order -> rho = -1, no top-quartile overlap
+    reverse = split_half([truth, truth[::-1]])
+    assert reverse["spearman_half_means"] == -1.0 and reverse["top_quartile_agreement"] == 0.0
+    # seed 1 swaps the two best: top quartile (2 of 8) still agrees; rho = 1 - 6*2/(8*63)
+    swapped = truth[:6] + [7.0, 6.0]
+    result = split_half([truth, swapped])
+    rho = 1 - 6 * 2 / (8 * 63)
+    assert result["spearman_half_means"] == pytest.approx(rho, abs=1e-4)
+    assert result["spearman_brown"] == pytest.approx(2 * rho / (1 + rho), abs=1e-4)
+    assert result["top_quartile_agreement"] == 1.0 and result["top_quartile_agreement_by_chance"] == 0.25
+    # losses: lower is better
+    assert split_half([truth, swapped], higher_is_better=False)["top_quartile_agreement"] == 1.0
+
+
+def test_sigterm_stops_between_architectures_and_resumes(single: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """SIGTERM during the second architecture: that architecture is finished and written, the next one
+    is not started, the exit status is 128 + 15, and a rerun completes the table."""
+    import os
+    import signal
+
+    signals = pytest.importorskip("lightning_nas.signals")
+    import lightning_nas.tabulate.run as run_module
+
+    real = run_module.train_one
+    calls = []
+
+    def train_and_signal(c, arch, seed):
+        calls.append((arch, seed))
+        if len(calls) == 3:  # the first seed of the second architecture
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(c, arch, seed)
+
+    monkeypatch.setattr(run_module, "train_one", train_and_signal)
+    out = tmp_path / "table.csv"
+    assert main([*TINY, "--out", str(out)]) == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in capsys.readouterr().err
+    assert len(calls) == 4 and len(rows(out)) == 2  # the second architecture finished its seeds
+    assert json.loads(out.with_suffix(".json").read_text())["status"] == "partial"
+    assert signal.getsignal(signal.SIGTERM) is not signals._handler  # handlers restored
+    monkeypatch.setattr(run_module, "train_one", real)
+    tabulate(config(out), log=lambda _: None)
+    assert out.read_text() == single.read_text()

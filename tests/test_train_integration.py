@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,6 +187,59 @@ def test_stop_at_max_steps_then_resume_with_larger_budget(uninterrupted, tmp_pat
         assert [row for row in resumed.metrics if row != partial[0]] == uninterrupted.metrics
 
 
+# ---------------------------------------------------------------------------------------- stop signals, moved directories
+def test_sigterm_mid_epoch_saves_a_checkpoint_exits_nonzero_and_resumes_exactly(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "train.py", *map(str, tiny(run_dir))], cwd=ROOT,
+                               env=_env(LNAS_PROBE_SLEEP="0.05"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.12)  # a couple of steps past the periodic checkpoint (every 5 steps)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith("train.py:")]
+    assert len(lines) == 1 and "SIGTERM" in lines[0] and f"--resume {run_dir}" in lines[0], err[-2000:]
+    assert "Traceback" not in err and not (run_dir / "selection.json").exists()
+    step = checkpoint_step(run_dir)
+    assert 0 < step < 70 and f"step {step}" in lines[0]
+    probe = [json.loads(line)[0] for line in (run_dir / "probe" / "archs_rank0.jsonl").read_text().splitlines()]
+    assert step == max(probe) + 1  # the checkpoint is of the step the signal arrived in, not an older one
+    assert "\x1b[" not in out and "\r" not in out  # stdout is a pipe: plain lines, no cursor movement
+    resumed = train(["--resume", run_dir])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_outcome(uninterrupted, Outcome(run_dir))
+    assert (run_dir / "metrics.csv").read_bytes() == (uninterrupted.run_dir / "metrics.csv").read_bytes()
+
+
+def test_moved_run_directory_resumes_twice_without_losing_progress(uninterrupted, tmp_path):
+    first = tmp_path / "first"
+    killed = train(tiny(first), LNAS_PROBE_KILL_AT_STEP="12")  # mid-epoch; checkpoint at step 10
+    assert killed.returncode == -signal.SIGKILL
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+    again = train(["--resume", moved], LNAS_PROBE_KILL_AT_STEP="22")  # checkpoint at step 20
+    assert again.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in (moved / "checkpoints").iterdir()) == ["last.ckpt", "last.prev.ckpt"]
+    assert checkpoint_step(moved) == 20  # last.ckpt is the newest (no last-v1.ckpt beside a stale one)
+    copied = tmp_path / "copied"
+    shutil.copytree(moved, copied)
+    assert run_train(["--resume", copied], tmp_path) == 0
+    assert_same_outcome(uninterrupted, Outcome(copied))
+    # one line ending everywhere: the resumed metrics.csv is byte-identical to the uninterrupted one
+    assert (copied / "metrics.csv").read_bytes() == (uninterrupted.run_dir / "metrics.csv").read_bytes()
+    history = json.loads((copied / "run.json").read_text())["history"]
+    assert [h["event"] for h in history] == ["start", "resume", "resume"]
+    assert json.loads((copied / "run.json").read_text())["command"][1:3] == ["--recipe", str(TINY_RECIPE)]
+    assert "resume: null" in (copied / "config.yaml").read_text()
+
+
 # ---------------------------------------------------------------------------------------- atomic writes
 def test_checkpoint_writes_are_atomic(tmp_path):
     """A checkpoint write that dies half-way leaves the previous last.ckpt intact and no partial file:
@@ -232,7 +286,7 @@ def _error(args: list[str], tmp_path: Path, capsys) -> str:
 @pytest.mark.parametrize("args, expected", [
     (["--model.init_args.no_such_option", "1"], "no_such_option"),
     (["--no_such_key", "1"], "no_such_key"),
-    (["--model.init_args.lr", "fast"], "lr"),
+    (["--model.init_args.optimizer.lr", "fast"], "lr"),
     (["--data.init_args.dataset", "imagenet_42"], "imagenet_42"),
     (["--model", "lightning_nas.strategies.Standalone", "--model.init_args.architecture", "|bad|"], "|bad|"),
     (["--data.init_args.dataset", "cifar10", "--data.init_args.image_size", "32", "--data.init_args.download", "false"],
@@ -264,7 +318,7 @@ def test_existing_run_dir_and_resume_without_checkpoint(tmp_path, capsys):
 
 
 def test_error_in_a_subprocess_has_no_traceback(tmp_path):
-    done = train(["--recipe", TINY_RECIPE, "--run_dir", tmp_path / "run", "--model.init_args.lr", "fast"])
+    done = train(["--recipe", TINY_RECIPE, "--run_dir", tmp_path / "run", "--model.init_args.optimizer.lr", "fast"])
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]

@@ -39,25 +39,26 @@ class CSVBenchmark(TableBenchmark):
 
     def _read(self) -> dict[str, float]:
         with self.path.open(newline="") as handle:
-            rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-            columns = rows.fieldnames or []
-            for needed, key in ((self.key_column, "key_column"), (self.metric, "metric")):
-                if needed not in columns:
-                    raise GroundTruthError(f"benchmark.{key}: column {needed!r} is not in {self.path}; "
-                                           f"columns: {', '.join(columns)}")
-            table: dict[str, float] = {}
-            for line, row in enumerate(rows, start=2):
-                try:
-                    value = float(row[self.metric])
-                except (TypeError, ValueError):
-                    raise GroundTruthError(f"{self.path}:{line}: {self.metric}={row[self.metric]!r} is not a number") from None
-                if math.isnan(value):
-                    raise GroundTruthError(f"{self.path}:{line}: {self.metric} is NaN")
-                key = row[self.key_column]
-                if key in table:
-                    raise GroundTruthError(f"{self.path}:{line}: {key!r} appears twice (first on line {self._lines[key]})")
-                table[key] = value
-                self._lines[key] = line
+            numbered = [(number, line) for number, line in enumerate(handle, start=1) if not line.startswith("#")]
+        rows = csv.DictReader(line for _, line in numbered)
+        columns = rows.fieldnames or []
+        for needed, key in ((self.key_column, "key_column"), (self.metric, "metric")):
+            if needed not in columns:
+                raise GroundTruthError(f"benchmark.{key}: column {needed!r} is not in {self.path}; "
+                                       f"columns: {', '.join(columns)}")
+        table: dict[str, float] = {}
+        for (line, _), row in zip(numbered[1:], rows):  # the file's own line numbers, comments included
+            try:
+                value = float(row[self.metric])
+            except (TypeError, ValueError):
+                raise GroundTruthError(f"{self.path}:{line}: {self.metric}={row[self.metric]!r} is not a number") from None
+            if math.isnan(value):
+                raise GroundTruthError(f"{self.path}:{line}: {self.metric} is NaN")
+            key = row[self.key_column]
+            if key in table:
+                raise GroundTruthError(f"{self.path}:{line}: {key!r} appears twice (first on line {self._lines[key]})")
+            table[key] = value
+            self._lines[key] = line
         if not table:
             raise GroundTruthError(f"{self.path} holds no architectures")
         return table

@@ -7,6 +7,7 @@ from typing import Any, Optional
 from pytorch_lightning import LightningDataModule
 
 from lightning_nas.data.batches import SeededBatches
+from lightning_nas.errors import RecipeError
 
 
 class SeededDataModule(LightningDataModule):
@@ -23,7 +24,7 @@ class SeededDataModule(LightningDataModule):
         if not getattr(module, "uses_architecture_split", False):
             return ["weights"]
         if not has_arch_split:
-            raise ValueError(f"{type(module).__name__} learns architecture parameters on a separate split: "
+            raise RecipeError(f"{type(module).__name__} learns architecture parameters on a separate split: "
                              "set data.arch_split (e.g. 0.5 as in DARTS)")
         return ["weights", "arch"]
 

@@ -12,6 +12,7 @@ from typing import Any, Iterator, Mapping
 import torch
 
 from lightning_nas.seeding import generator
+from lightning_nas.errors import RecipeError
 
 
 class SeededBatches:
@@ -29,7 +30,7 @@ class SeededBatches:
         self.seed, self.rank, self.world_size = seed, rank, world_size
         for name, idx in self.splits.items():
             if len(idx) // world_size < batch_size:
-                raise ValueError(
+                raise RecipeError(
                     f"the {name} split has {len(idx)} images, fewer than one batch of data.batch_size={batch_size} "
                     f"per process ({world_size} processes): lower the batch size or enlarge the split")
         self.epoch = -1  # the epoch being (or last) iterated
@@ -71,7 +72,7 @@ class SeededBatches:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if state.get("seed", self.seed) != self.seed or state.get("world_size", self.world_size) != self.world_size:
-            raise ValueError(f"checkpointed data order (seed {state.get('seed')}, {state.get('world_size')} processes) "
+            raise RecipeError(f"checkpointed data order (seed {state.get('seed')}, {state.get('world_size')} processes) "
                              f"does not match this run (seed {self.seed}, {self.world_size} processes)")
         self.epoch = int(state["epoch"])
         self._next_index = int(state["next_index"])

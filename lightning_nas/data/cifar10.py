@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_nas.errors import DatasetError
+
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
 FOLDER = "cifar-10-batches-py"
@@ -24,8 +26,8 @@ TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    pass
+class DatasetNotFoundError(DatasetError):
+    """The CIFAR-10 archive or one of its batch files is missing or corrupt."""
 
 
 def read_cifar10(data_dir: Path, download: bool = True, url: str = URL, md5: str = ARCHIVE_MD5):
@@ -61,9 +63,9 @@ def _read_batches(folder: Path, names: tuple[str, ...]) -> tuple[torch.Tensor, t
             target = np.asarray(entry[b"labels"], dtype=np.int64)
         except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError, IndexError, AttributeError,
                 ImportError, OverflowError) as error:  # what unpickling and indexing a damaged file can raise
-            raise ValueError(f"{path} is not a CIFAR-10 python batch ({error!r})") from None
+            raise DatasetError(f"{path} is not a CIFAR-10 python batch ({error!r})") from None
         if len(data) != len(target):
-            raise ValueError(f"{path}: {len(data)} images but {len(target)} labels")
+            raise DatasetError(f"{path}: {len(data)} images but {len(target)} labels")
         images.append(torch.from_numpy(data))
         labels.append(torch.from_numpy(target))
     return torch.cat(images), torch.cat(labels)

@@ -11,6 +11,7 @@ from lightning_nas.data.base import SeededDataModule
 from lightning_nas.data.batches import EvalBatches, SeededBatches
 from lightning_nas.data.sources import IMAGE_SOURCES, ImageData
 from lightning_nas.seeding import generator
+from lightning_nas.errors import RecipeError
 
 Size = Union[int, float]
 
@@ -18,10 +19,10 @@ Size = Union[int, float]
 def _count(size: Size, total: int, key: str) -> int:
     """A split size given as a fraction (0 <= f < 1) or a count (int >= 0) -> count."""
     if isinstance(size, bool) or size < 0:
-        raise ValueError(f"data.{key} must be a fraction in [0, 1) or a non-negative count, got {size!r}")
+        raise RecipeError(f"data.{key} must be a fraction in [0, 1) or a non-negative count, got {size!r}")
     if isinstance(size, float):
         if size >= 1:
-            raise ValueError(f"data.{key}={size}: a fraction must be below 1; write an integer for a count")
+            raise RecipeError(f"data.{key}={size}: a fraction must be below 1; write an integer for a count")
         return int(round(size * total))
     return int(size)
 
@@ -52,9 +53,9 @@ class ImageDataModule(SeededDataModule):
         super().__init__()
         IMAGE_SOURCES.get(dataset)  # fail early on an unknown name
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+            raise RecipeError(f"data.batch_size must be >= 1, got {batch_size}")
         if not 0 < train_portion <= 1:
-            raise ValueError(f"data.train_portion must be in (0, 1], got {train_portion}")
+            raise RecipeError(f"data.train_portion must be in (0, 1], got {train_portion}")
         self.dataset, self.data_dir, self.download, self.image_size = dataset, data_dir, download, image_size
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -91,7 +92,7 @@ class ImageDataModule(SeededDataModule):
             n_val = _count(self.val_split, total, "val_split")
             n_arch = _count(self.arch_split, total, "arch_split")
             if n_val + n_arch >= total:
-                raise ValueError(f"data.val_split ({n_val}) + data.arch_split ({n_arch}) leave no training images "
+                raise RecipeError(f"data.val_split ({n_val}) + data.arch_split ({n_arch}) leave no training images "
                                  f"out of {total}")
             order = torch.randperm(total, generator=generator(self.seed, "split"))
             weights = order[n_val + n_arch:]
@@ -146,7 +147,7 @@ class ImageDataModule(SeededDataModule):
         else:
             images, labels, indices = data.train_images, data.train_labels, self.splits[split]
         if len(indices) == 0:
-            raise ValueError(f"the {split} split is empty: set data.{split}_split")
+            raise RecipeError(f"the {split} split is empty: set data.{split}_split")
         loader = EvalBatches(images, labels, indices, batch_size or self.eval_batch_size)
         for count, (x, y) in enumerate(loader):
             if limit is not None and count >= limit:

@@ -7,13 +7,25 @@ comes from the training file, in order of first occurrence. Each split's stream 
 ``batch_size`` contiguous rows ("batchify"), and a step sees one window of ``bptt`` (35) time
 steps of all rows, the targets being the inputs shifted by one token.
 
-Deliberate difference from DARTS/ENAS training: the hidden state starts at zero in every window
-(stateless truncated BPTT) instead of being carried from the previous window, and windows are
-visited in a seeded random order per epoch instead of in stream order, with a fixed ``bptt``. A
-batch is then a pure function of (seed, epoch, index), which is what makes resumption exact with
-the same ``SeededBatches`` machinery as the image data; the price is a slightly worse perplexity
-(no context beyond the window's own start). Evaluation windows run in stream order, also from
-a zero state.
+Two ways to read the training stream (``bptt_mode``):
+
+- ``stateful`` (default; AWD-LSTM, DARTS, ENAS): the windows of an epoch follow each other in
+  stream order, and the model carries its hidden state from one window into the next (detached),
+  starting from zero at the epoch's first window (``batch["window"]["first"]``). The window length
+  is drawn per window as in AWD-LSTM / DARTS: ``bptt`` with probability 0.95, ``bptt / 2``
+  otherwise, plus N(0, ``length_jitter`` = 5) jitter (none in DARTS' search), at least 5 tokens, at most ``bptt + max_seq_len_delta``; the
+  learning rate of that step is scaled by ``length / bptt`` (``window_lr_scale``). The lengths of
+  epoch e come from a generator seeded by (seed, "bptt", e), so the position in the stream (epoch,
+  window index, token offset), which Lightning checkpoints through the loader's ``state_dict``,
+  determines the length generator's state too: a resumed run replays the same lengths.
+- ``stateless``: fixed-length windows in a seeded random order per epoch, each from a zero state.
+  Every batch is a pure function of (seed, epoch, index), so runs need no carried model state.
+  Use it for cheap low-fidelity proxies and for super-net training where the carried state would
+  mix architectures in a way you do not want to study; its perplexities are worse (no context
+  beyond the window) and not comparable with published numbers.
+
+Evaluation windows run in stream order with the fixed ``bptt`` in both modes; whether the hidden
+state is carried across them is the strategy's choice (AWD-LSTM does so, starting from zero).
 
 Only ``valid.txt`` and ``test.txt`` ship in ``../shared/data/ptb-sample``: the recipes there train
 on ``test.txt`` (``train_file: test.txt``) and validate on ``valid.txt``, with no test split, and
@@ -22,13 +34,15 @@ runs are not comparable with published PTB perplexities.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional
+from typing import Any, Iterator, Literal, Mapping, Optional
 
 import torch
 
 from lightning_nas.data.base import SeededDataModule
 from lightning_nas.data.batches import SeededBatches
+from lightning_nas.seeding import generator
 
 EOS, UNK = "<eos>", "<unk>"
 SPLIT_KEYS = {"train": "train_file", "val": "val_file", "test": "test_file"}
@@ -57,6 +71,122 @@ def windows(data: torch.Tensor, bptt: int, partial: bool = False) -> Iterator[tu
         start += length
 
 
+def window_lengths(bptt: int, total: int, gen: torch.Generator, variable: bool = True,
+                   max_seq_len_delta: Optional[int] = 20, min_length: int = 5,
+                   jitter: float = 5.0) -> list[tuple[int, int]]:
+    """(start, length) of the training windows over ``total`` columns (a target needs one more token).
+
+    AWD-LSTM / DARTS ``train.py``: while ``start < total - 2``: base = bptt with probability 0.95,
+    else bptt / 2; length = max(min_length, int(N(base, jitter))), capped at ``bptt +
+    max_seq_len_delta`` (DARTS; None: no cap, AWD-LSTM) and at the tokens left. ``jitter=0``:
+    length = int(base), DARTS' search (``train_search.py`` comments the Gaussian out).
+    ``variable=False``: every window ``bptt`` long."""
+    spans, start = [], 0
+    while start < total - 2:
+        if variable:
+            base = bptt if float(torch.rand((), generator=gen)) < 0.95 else bptt / 2
+            noise = jitter * float(torch.randn((), generator=gen)) if jitter else 0.0
+            length = max(min_length, int(base + noise))
+            if max_seq_len_delta is not None:
+                length = min(length, bptt + max_seq_len_delta)
+        else:
+            length = bptt
+        length = min(length, total - 1 - start)
+        spans.append((start, length))
+        start += length
+    return spans
+
+
+class StreamBatches:
+    """Stateful training windows: every split's batchified stream read in order, once per epoch.
+
+    Yields ``{"epoch", "index", "start", "length", <split>: {"images": x (B, T), "labels": y (B, T)}}``;
+    splits (weights and architecture data) advance in lockstep with the same window lengths, and
+    an epoch ends when the shortest split does. No ``__len__``: the number of windows varies per
+    epoch, so Lightning runs validation when the iterator is exhausted.
+    """
+
+    def __init__(self, data: Mapping[str, torch.Tensor], bptt: int, seed: int, variable: bool = True,
+                 max_seq_len_delta: Optional[int] = 20, jitter: float = 5.0) -> None:
+        self.data = dict(data)
+        self.bptt, self.seed, self.variable, self.max_seq_len_delta = bptt, seed, variable, max_seq_len_delta
+        self.jitter = jitter
+        self.columns = min(d.shape[1] for d in self.data.values())
+        self.epoch = -1
+        self._next_index = 0
+        self._resume: tuple[int, int, int] | None = None
+
+    def spans(self, epoch: int) -> list[tuple[int, int]]:
+        """The windows of ``epoch``: a function of (seed, epoch) only."""
+        return window_lengths(self.bptt, self.columns, generator(self.seed, "bptt", epoch), self.variable,
+                              self.max_seq_len_delta, jitter=self.jitter)
+
+    def expected_windows(self) -> float:
+        """Mean number of windows per epoch (for progress estimates)."""
+        mean = 0.95 * self.bptt + 0.05 * self.bptt / 2 if self.variable else self.bptt
+        return (self.columns - 1) / mean
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._resume is not None:
+            epoch, start, offset = self._resume
+            self._resume = None
+            spans = self.spans(max(epoch, 0))
+            if epoch >= 0 and start < len(spans) and spans[start][0] != offset:
+                raise ValueError(f"the checkpointed stream position (window {start} at token {offset}) does not match "
+                                 "this run's windows: data.bptt, batch_size or the corpus changed")
+            if start >= len(spans) or epoch < 0:
+                epoch, start = epoch + 1, 0
+        else:
+            epoch, start = self.epoch + 1, 0
+        self.epoch, self._next_index = epoch, start
+        spans = self.spans(epoch)
+        for i in range(start, len(spans)):
+            s, n = spans[i]
+            batch: dict[str, Any] = {"epoch": epoch, "index": i, "start": s, "length": n}
+            for name, data in self.data.items():
+                batch[name] = {"images": data[:, s:s + n], "labels": data[:, s + 1:s + 1 + n]}
+            yield batch
+
+    def mark_consumed(self, epoch: int, index: int) -> None:
+        self.epoch, self._next_index = epoch, index + 1
+
+    def state_dict(self) -> dict[str, Any]:
+        spans = self.spans(self.epoch) if self.epoch >= 0 else []
+        offset = spans[self._next_index][0] if self._next_index < len(spans) else self.columns
+        return {"mode": "stateful", "epoch": self.epoch, "next_index": self._next_index, "next_start": offset,
+                "seed": self.seed, "bptt": self.bptt}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("mode") != "stateful":
+            raise ValueError("the checkpoint was written with data.bptt_mode: stateless; resume with the same mode")
+        if state.get("seed", self.seed) != self.seed or state.get("bptt", self.bptt) != self.bptt:
+            raise ValueError(f"checkpointed stream (seed {state.get('seed')}, bptt {state.get('bptt')}) does not match "
+                             f"this run (seed {self.seed}, bptt {self.bptt})")
+        self.epoch, self._next_index = int(state["epoch"]), int(state["next_index"])
+        self._resume = (self.epoch, self._next_index, int(state.get("next_start", 0)))
+
+
+def window_lr_scale(batch: Mapping[str, Any]) -> float:
+    """AWD-LSTM's learning-rate factor for a training batch: ``length / bptt`` of its window (1 for
+    stateless batches, which have no ``window``)."""
+    window = batch.get("window") if isinstance(batch, Mapping) else None
+    return 1.0 if not window else window["length"] / window["bptt"]
+
+
+@contextmanager
+def scaled_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
+    """Multiply every param group's ``lr`` by ``factor`` for one step, then restore it (AWD-LSTM's
+    ``lr2 = lr; lr = lr2 * seq_len / bptt; step; lr = lr2``)."""
+    saved = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * factor
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, saved):
+            group["lr"] = lr
+
+
 class WindowEvalBatches:
     """Windows of one split in stream order: ``(x (B, T), y (B*T,))``, the last one possibly shorter."""
 
@@ -80,7 +210,15 @@ class PTBDataModule(SeededDataModule):
         batch_size: rows of the training stream, i.e. sequences per step (DARTS searches with 256,
             Li & Talwalkar also with 64). ``eval_batch_size``: rows for validation/test (10, as
             AWD-LSTM and DARTS).
-        bptt: time steps per window (35, DARTS/ENAS; fixed here, not DARTS' randomised length).
+        bptt: base time steps per window (35, DARTS/ENAS); stateful windows vary around it.
+        bptt_mode: ``stateful`` (default: stream order, carried hidden state, AWD-LSTM's variable
+            length) or ``stateless`` (fixed windows in a seeded random order, zero state); see the
+            module docstring for when to use which.
+        variable_length: stateful windows draw their length (AWD-LSTM); False keeps ``bptt``.
+        max_seq_len_delta: cap of a stateful window at ``bptt + max_seq_len_delta`` (DARTS: 20;
+            null: uncapped, AWD-LSTM).
+        length_jitter: standard deviation of the window length's Gaussian jitter (AWD-LSTM and
+            DARTS' final training: 5; DARTS' search: 0, i.e. 35 or 17 tokens).
         arch_split: fraction of the training stream (its end) kept apart for architecture updates
             of bi-level strategies (DARTS, ENAS); 0 for SPOS.
         oov: a word of the validation/test file missing from the vocabulary becomes ``<unk>``
@@ -90,7 +228,9 @@ class PTBDataModule(SeededDataModule):
 
     def __init__(self, data_dir: str = "data/ptb", train_file: str = "train.txt", val_file: str = "valid.txt",
                  test_file: Optional[str] = "test.txt", batch_size: int = 64, eval_batch_size: int = 10,
-                 bptt: int = 35, arch_split: float = 0.0, oov: Literal["unk", "error"] = "unk", seed: int = 0) -> None:
+                 bptt: int = 35, arch_split: float = 0.0, oov: Literal["unk", "error"] = "unk", seed: int = 0,
+                 bptt_mode: Literal["stateful", "stateless"] = "stateful", variable_length: bool = True,
+                 max_seq_len_delta: Optional[int] = 20, length_jitter: float = 5.0) -> None:
         super().__init__()
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("bptt", bptt)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -99,6 +239,14 @@ class PTBDataModule(SeededDataModule):
             raise ValueError(f"data.arch_split must be a fraction in [0, 1), got {arch_split}")
         if oov not in ("unk", "error"):
             raise ValueError(f"data.oov must be 'unk' or 'error', got {oov!r}")
+        if bptt_mode not in ("stateful", "stateless"):
+            raise ValueError(f"data.bptt_mode must be 'stateful' or 'stateless', got {bptt_mode!r}")
+        if max_seq_len_delta is not None and max_seq_len_delta < 0:
+            raise ValueError(f"data.max_seq_len_delta must be >= 0 or null, got {max_seq_len_delta}")
+        if length_jitter < 0:
+            raise ValueError(f"data.length_jitter must be >= 0, got {length_jitter}")
+        self.bptt_mode, self.variable_length, self.max_seq_len_delta = bptt_mode, variable_length, max_seq_len_delta
+        self.length_jitter = length_jitter
         self.data_dir, self.oov, self.seed = Path(data_dir), oov, seed
         self.files = {"train": train_file, "val": val_file, "test": test_file}
         self.batch_size, self.eval_batch_size, self.bptt = batch_size, eval_batch_size, bptt
@@ -186,9 +334,28 @@ class PTBDataModule(SeededDataModule):
         return data
 
     # ---------------------------------------------------------------- loaders
-    def train_dataloader(self) -> SeededBatches:
+    @property
+    def has_test(self) -> bool:
+        """Whether there is a test split (``test_file`` set): the CLI should skip ``trainer.test`` otherwise."""
+        return bool(self.files["test"])
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the model should carry its hidden state across windows (training and evaluation)."""
+        return self.bptt_mode == "stateful"
+
+    def train_dataloader(self) -> SeededBatches | StreamBatches:
         names = self.training_splits(has_arch_split=self.arch_split != 0)
         rank, world = self._rank()
+        if self.stateful:
+            # every process reads its own block of rows of the same windows
+            data = {}
+            for name in names:
+                rows = self._batchified(name, self.batch_size * world)
+                data[name] = rows[rank * self.batch_size:(rank + 1) * self.batch_size]
+            self._train_batches = StreamBatches(data, self.bptt, self.seed, self.variable_length,
+                                                self.max_seq_len_delta, self.length_jitter)
+            return self._train_batches
         # Windows become the "images" of SeededBatches, one window per step: (windows, B, bptt)
         inputs, targets, splits, offset = [], [], {}, 0
         for name in names:
@@ -211,9 +378,17 @@ class PTBDataModule(SeededDataModule):
         return WindowEvalBatches(self._batchified("test", self.eval_batch_size), self.bptt, rank, world)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Training: ``{split: (x (B, T), y (B*T,))}``, the position marked consumed; evaluation: as is."""
+        """Training: ``{split: (x (B, T), y (B*T,))}``, the position marked consumed; stateful batches
+        add ``window = {epoch, index, start, length, bptt, first}`` (``first``: reset the carried
+        state). Evaluation: as is."""
         if isinstance(batch, dict) and "epoch" in batch:
             self.mark_consumed(batch)
+            if "length" in batch:
+                out: dict[str, Any] = {name: (part["images"], part["labels"].reshape(-1))
+                                       for name, part in batch.items() if isinstance(part, dict)}
+                out["window"] = {"epoch": batch["epoch"], "index": batch["index"], "start": batch["start"],
+                                 "length": batch["length"], "bptt": self.bptt, "first": batch["index"] == 0}
+                return out
             return {name: (part["images"][0], part["labels"][0].reshape(-1))
                     for name, part in batch.items() if isinstance(part, dict)}
         return batch

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_nas.registry import Registry
+from lightning_nas.errors import RecipeError
 
 
 @dataclass(frozen=True)
@@ -88,5 +89,5 @@ def load_cifar10(data_dir: str | Path = "data", image_size: int = 32, download: 
     from lightning_nas.data.cifar10 import read_cifar10
 
     if image_size != 32:
-        raise ValueError(f"data.image_size: CIFAR-10 images are 32x32, got {image_size}")
+        raise RecipeError(f"data.image_size: CIFAR-10 images are 32x32, got {image_size}")
     return read_cifar10(Path(data_dir), download=download)

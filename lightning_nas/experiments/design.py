@@ -5,7 +5,7 @@ are cheap to test and identical on a laptop and on a cluster.
 
 - ``--seeds 0-9`` / ``0,3,7`` / ``0-2,5``: the seeds (``seed_everything``) of every grid point.
 - ``--grid KEY=V1,V2``: one factor, any recipe key (``ranking.bn_mode=batch,running``,
-  ``model.init_args.lr=0.01,0.05``). ``--grid K1,K2=V1,V2`` ties keys: they take the same value
+  ``model.init_args.optimizer.lr=0.01,0.05``). ``--grid K1,K2=V1,V2`` ties keys: they take the same value
   together (``ranking.bn_mode,selection.bn_mode=batch,running``: score and select in one BN mode).
   Several ``--grid`` options form the cartesian product. Commas inside brackets do not split.
 - A trial is named from its factor values and seed, ``bn_mode=batch__seed0``; the factor's label is
@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightning_nas.errors import RecipeError
+
 TRIAL_RECORD = "trial.json"
 EXPERIMENT_RECORD = "experiment.json"
 FINISHED = "finished"
@@ -30,7 +32,7 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
-class ExperimentError(ValueError):
+class ExperimentError(RecipeError):
     """A malformed experiment option; the message names the option."""
 
 
@@ -102,7 +104,7 @@ def parse_grid(options: list[str]) -> list[Factor]:
         keys = tuple(k.strip().removeprefix("--") for k in keys_text.split(","))
         for key in keys:
             if not _KEY.match(key):
-                raise ExperimentError(f"--grid {option!r}: {key!r} is not a recipe key (e.g. model.init_args.lr)")
+                raise ExperimentError(f"--grid {option!r}: {key!r} is not a recipe key (e.g. model.init_args.optimizer.lr)")
             if key in seen or key in ("seed_everything", "run_dir"):
                 raise ExperimentError(f"--grid {option!r}: {key} is set twice or by the runner itself"
                                       + (" (use --seeds)" if key == "seed_everything" else ""))

@@ -1,10 +1,14 @@
 """``train.py --reproduce RUN_DIR``: rerun a run from its own resolved recipe and compare the results.
 
-The rerun goes to ``RUN_DIR-reproduce`` (or ``--run_dir``) through the normal train.py path.
+``--reproduce`` is a parser option of ``train.py`` (``lightning_nas.cli``): it reads the run's
+``config.yaml`` like ``--recipe`` and the rerun goes, through the normal train.py path, to
+``RUN_DIR-reproduce`` beside the run, or, for a trial of an experiment, to
+``EXPERIMENT_DIR-reproduce/<trial>`` beside the experiment (never into it, where the report would
+count it as one more group); ``--run_dir`` chooses another place.
 On CPU every logged number must come out identical; the comparison covers the files that hold
 results (``selection.json``, ``metrics.csv``, ``ranking/epoch_*.csv``, ``decoding.csv``) value by
 value, is printed, and is saved as ``reproduce.json`` in the new run directory. The rerun uses the
-original's torch thread count (``run.json`` ``torch_threads``): CPU float reductions depend on it.
+original's torch thread count (``run.json`` ``torch_threads``, or ``threads`` in its config.yaml): CPU float reductions depend on it.
 Differences in the recorded versions, git commit or thread count (``run.json``) are printed as
 notes, since they explain most differences.
 """
@@ -19,22 +23,6 @@ from lightning_nas.io import atomic_write_json
 
 RESULT_FILES = ("selection.json", "metrics.csv", "decoding.csv")
 RESULT_GLOBS = ("ranking/epoch_*.csv",)
-
-
-def reproduce_arguments(run_dir: str, overrides: list[str]) -> tuple[list[str], Path]:
-    """The original's resolved recipe, a new run directory, then any overrides (a later ``--run_dir`` wins)."""
-    from lightning_nas.app import _take_option
-    from lightning_nas.cli import RecipeError
-
-    original = Path(run_dir)
-    recipe = original / "config.yaml"
-    if not recipe.is_file():
-        raise RecipeError(f"--reproduce {run_dir}: {recipe} not found; is this a lightning_nas run directory?")
-    target, overrides = _take_option(list(overrides), "--run_dir")
-    target_dir = Path(target) if target else original.with_name(original.name + "-reproduce")
-    if target_dir.resolve() == original.resolve():
-        raise RecipeError(f"--reproduce {run_dir}: --run_dir must differ from the run being reproduced")
-    return ["--recipe", str(recipe), *overrides, "--run_dir", str(target_dir)], target_dir
 
 
 def use_recorded_threads(run_dir: str | Path) -> int | None:

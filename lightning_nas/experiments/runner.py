@@ -4,10 +4,12 @@
         [--experiment_dir DIR] [--ray_address ADDR] [--num_cpus N] [--gpus_per_trial G] [--max_concurrent K]
         [other overrides]
 
-``--experiment_dir`` defaults to ``runs/experiments/<recipe name>``.
+The experiment options are ordinary parser options of ``train.py`` (``lightning_nas.cli``); this module
+receives the parsed command. ``--experiment_dir`` defaults to ``runs/experiments/<recipe name>``.
 
-Ray Tune only schedules: each trial calls ``lightning_nas.app.main`` with the recipe, the other
-overrides, the trial's factor values, ``--seed_everything`` and ``--run_dir DIR/<trial name>``,
+Ray Tune only schedules: the command's resolved recipe is written to ``DIR/recipe.yaml`` and each
+trial runs ``lightning_nas.cli.run`` with it, the trial's factor values, ``--seed_everything`` and
+``--run_dir DIR/<trial name>``,
 so a trial directory is exactly what ``train.py`` alone would have written (plus ``trial.json``
 and ``train.log``). Locally Ray starts a private cluster of ``--num_cpus`` (default: all cores);
 with ``--ray_address`` the same code runs on an existing cluster, which must see the project on
@@ -41,47 +43,50 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _number(option: str, text: str | None, kind: type, default: Any, minimum: float = 0) -> Any:
-    if text is None:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ExperimentError(f"{option}: expected a {kind.__name__} (got {text!r})") from None
-    if value < minimum:
-        raise ExperimentError(f"{option}: must be at least {minimum} (got {text!r})")
-    return value
-
-
-def experiment_main(seeds_text: str | None, grid_options: list[str], argv: list[str]) -> int:
-    """``train.py --seeds/--grid``: check every grid point parses, then run the pending trials."""
-    from lightning_nas.app import _take_option
-
-    experiment_dir, argv = _take_option(argv, "--experiment_dir")
-    address, argv = _take_option(argv, "--ray_address")
-    num_cpus, argv = _take_option(argv, "--num_cpus")
-    gpus, argv = _take_option(argv, "--gpus_per_trial")
-    concurrent, argv = _take_option(argv, "--max_concurrent")
-    if any(a == "--run_dir" or a.startswith("--run_dir=") for a in argv):
+def experiment_main(parser: Any, config: Any) -> int:
+    """``train.py --seeds/--grid``: the parsed command (``parser``, ``config``: what ``lightning_nas.cli``
+    parsed, experiment options included); check every grid point parses, then run the pending trials."""
+    if config.get("run_dir") is not None:
         raise ExperimentError("--run_dir: each trial gets its own run directory; use --experiment_dir with --seeds/--grid")
-    if any(a == "--resume" or a.startswith("--resume=") for a in argv):
-        raise ExperimentError("--resume: rerun the experiment command instead; it resumes unfinished trials")
-    seeds = parse_seeds(seeds_text) if seeds_text is not None else None
-    factors = parse_grid(grid_options)
-    resources = dict(num_cpus=_number("--num_cpus", num_cpus, int, None, minimum=1),
-                     gpus_per_trial=_number("--gpus_per_trial", gpus, float, 0.0),
-                     max_concurrent=_number("--max_concurrent", concurrent, int, 0))
-
-    recipe_seed, recipe_name = validate(argv, factors, seeds[0] if seeds else None)
+    seeds = parse_seeds(config.seeds) if config.get("seeds") is not None else None
+    factors = parse_grid(list(config.get("grid") or []))
+    recipes = config.get("recipe") or []
+    recipe_name = Path(str(recipes[-1])).stem if recipes else "run"
+    root = Path(config.experiment_dir) if config.get("experiment_dir") else Path("runs") / "experiments" / recipe_name
+    text = resolved_recipe(parser, config)
+    recipe_seed = validate(["--recipe", text], factors, seeds[0] if seeds else None)  # before writing anything
+    argv = ["--recipe", str(write_recipe(text, root))]
     seeds = seeds if seeds is not None else [recipe_seed]
-    root = Path(experiment_dir) if experiment_dir else Path("runs") / "experiments" / recipe_name
     trials = expand(factors, seeds)
-    return run_experiment(trials, argv, root, factors, seeds, address=address, **resources)
+    return run_experiment(trials, argv, root, factors, seeds, address=config.get("ray_address"),
+                          num_cpus=config.get("num_cpus"), gpus_per_trial=float(config.get("gpus_per_trial") or 0.0),
+                          max_concurrent=int(config.get("max_concurrent") or 0))
 
 
-def validate(argv: list[str], factors: list[Factor], seed: int | None) -> tuple[int, str]:
+def resolved_recipe(parser: Any, config: Any) -> str:
+    """The experiment's resolved recipe (every trial starts from it), without the experiment options."""
+    from lightning_nas.cli import FRONT_OPTIONS
+
+    config = config.clone()
+    for key, default in {**FRONT_OPTIONS, "run_dir": None}.items():  # (an explicit --threads is kept)
+        if key in config:
+            config[key] = default
+    return parser.dump(config, skip_none=False)
+
+
+def write_recipe(text: str, root: Path) -> Path:
+    """``EXPERIMENT_DIR/recipe.yaml``, rewritten only when the command changed it."""
+    from lightning_nas.io import atomic_write_text
+
+    path = root / "recipe.yaml"
+    if not path.is_file() or path.read_text() != text:
+        atomic_write_text(path, text)
+    return path
+
+
+def validate(argv: list[str], factors: list[Factor], seed: int | None) -> int:
     """Parse (without building anything) the recipe at every grid point: a bad key or value fails
-    here, with the normal recipe error, before any trial starts. Returns the recipe's seed and name."""
+    here, with the normal recipe error, before any trial starts. Returns the recipe's seed."""
     import itertools
 
     from lightning_nas.cli import NASCLI
@@ -99,12 +104,10 @@ def validate(argv: list[str], factors: list[Factor], seed: int | None) -> tuple[
     for combo in combos:
         overrides = [arg for f, v in zip(factors, combo) for k in f.keys for arg in (f"--{k}", v)]
         config = ParseOnly(args=[*argv, *seed_args, *overrides]).config  # the CLI rejects abbreviated keys
-    recipes = config.get("recipe") or []
-    name = Path(str(recipes[-1])).stem if recipes else "run"
     recipe_seed = config.seed_everything
     if isinstance(recipe_seed, bool) or not isinstance(recipe_seed, int):
         raise ExperimentError(f"seed_everything must be an integer seed (got {recipe_seed!r})")
-    return recipe_seed, name
+    return recipe_seed
 
 
 def trial_spec(trial: Trial, argv: list[str], root: Path, threads: int) -> dict[str, Any]:
@@ -253,11 +256,11 @@ def execute_trial(spec: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    from lightning_nas.app import concise, main
+    from lightning_nas.cli import concise, run
 
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
+    resume = any((run_dir / "checkpoints").glob("last*.ckpt"))
     argv = ["--resume", str(run_dir)] if resume else list(spec["arguments"])
     record = {key: spec[key] for key in ("name", "seed", "factors")}
     record.update(status="running", arguments=argv, resumed=resume, host=socket.gethostname(), started=_now())
@@ -270,7 +273,7 @@ def execute_trial(spec: dict[str, Any]) -> dict[str, Any]:
         sys.argv[:1] = ["train.py"]  # run.json records the command as train.py's
         with output_to(run_dir / "train.log"):
             try:
-                code = main(argv, show_traceback=True)
+                code = run(argv)
             except (Exception, SystemExit) as exc:
                 traceback.print_exc()
                 error = f"{type(exc).__name__}: {concise(str(exc))}"

@@ -1,24 +1,35 @@
 """How well a super-net ranks architectures, and how a search compares with random search.
 
-Definitions (docs/metrics.md has the long form):
+Definitions (docs/metrics.md has the long form, with a worked example):
 - Kendall tau-b and Spearman rho between super-net scores and ground truth (scipy.stats).
-- Sparse Kendall tau ("How to Train Your Super-Net", Sec. 3.2): ground-truth values closer than
-  ``threshold`` (0.1 accuracy points by default) are made ties before Kendall tau-b, so that
-  ordering noise among practically equal architectures does not count. Ties are formed greedily
-  in ascending order: a value joins the current group while it is less than ``threshold`` above
-  the group's smallest value (groups never chain beyond one threshold).
-- Yu et al. (ICLR 2020), Eq. 1: ``p = 1 - (1 - r / r_max) ** n`` for the best rank ``r`` (1 = best)
-  reached after ``n`` searches out of ``r_max`` architectures. Read literally it is the
-  probability that ``n`` uniform random draws contain an architecture ranked ``r`` or better,
-  so its complement ``(1 - r / r_max) ** n`` is the probability that the search beats random
-  search with the same budget; both are reported.
+- Sparse Kendall tau ("How to Train Your Super-Net", Sec. 3.2 and its released code): ground-truth
+  values are grouped into ties before Kendall tau-b, so that ordering noise among practically equal
+  architectures does not count. Two groupings:
+
+  * ``grouping="bins"`` (default, the authors' code): fixed bins ``floor(acc / threshold)``; two
+    values share a rank when they fall into the same bin of width ``threshold``;
+  * ``grouping="anchored"``: greedy groups in ascending order; a value joins the current group while
+    it is less than ``threshold`` above the group's smallest value (groups never span a threshold).
+
+  Both leave values closer than ``threshold`` tied *most* of the time but disagree near bin edges:
+  93.08 and 93.12 are in different bins (930, 931) but one anchored group.
+- Yu et al. (ICLR 2020), Eq. 1 prints ``p = 1 - (1 - r / r_max) ** n`` for the best rank ``r``
+  (1 = best) reached over ``n`` runs out of ``r_max`` architectures. Read literally it is the
+  probability that ``n`` uniform random draws contain an architecture ranked ``r`` or better
+  (``p_random_as_good``); the values of their Table 3 ("p(>random)": DARTS 0.24, NAO 0.62, ENAS 0.07
+  for best ranks 57079, 19552, 96939 of 423,624 over n = 10 runs) are its complement
+  ``(1 - r / r_max) ** n`` (``p_beat_random``). The paper's aggregate over a group of runs is
+  ``p_beat_random_over_runs(ranks, r_max)``: r = the best rank of the group, n = its number of runs.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 from scipy import stats
+
+Grouping = Literal["bins", "anchored"]
+GROUPINGS = ("bins", "anchored")
 
 
 def _check(truth: Sequence[float], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -40,11 +51,7 @@ def spearman_rho(truth: Sequence[float], scores: Sequence[float]) -> float:
     return float(stats.spearmanr(t, s).statistic)
 
 
-def sparsify(values: Sequence[float], threshold: float) -> np.ndarray:
-    """Replace each value by the index of its tie group (groups span less than ``threshold``)."""
-    if not threshold >= 0:
-        raise ValueError(f"sparse Kendall threshold must be >= 0, got {threshold}")
-    v = np.asarray(values, dtype=float)
+def _anchored(v: np.ndarray, threshold: float) -> np.ndarray:
     order = np.argsort(v, kind="stable")
     groups = np.empty(len(v), dtype=float)
     group, anchor = -1, -np.inf
@@ -56,11 +63,32 @@ def sparsify(values: Sequence[float], threshold: float) -> np.ndarray:
     return groups
 
 
-def sparse_kendall_tau(truth: Sequence[float], scores: Sequence[float], threshold: float = 0.1) -> float:
-    """Kendall tau-b after ``sparsify(truth, threshold)``; ``threshold=0`` is plain tau-b. nan when every
-    ground-truth value falls into one group (no order left to agree with), as scipy gives for a constant."""
+def _bins(v: np.ndarray, threshold: float) -> np.ndarray:
+    if threshold == 0:
+        return v.copy()
+    # floor(acc / threshold) as in the authors' code; the quotient is rounded to 9 decimals first so
+    # that a value on a bin edge lands in its bin in exact arithmetic (0.3 / 0.1 = 2.9999999999999996)
+    return np.floor(np.round(v / threshold, 9))
+
+
+def sparsify(values: Sequence[float], threshold: float, grouping: Grouping = "bins") -> np.ndarray:
+    """Replace each value by its tie group: its bin ``floor(v / threshold)`` (``"bins"``, default) or
+    the index of its anchored group (``"anchored"``, groups span less than ``threshold``)."""
+    if not threshold >= 0:
+        raise ValueError(f"sparse Kendall threshold must be >= 0, got {threshold}")
+    if grouping not in GROUPINGS:
+        raise ValueError(f"sparse Kendall grouping must be one of {', '.join(GROUPINGS)}, got {grouping!r}")
+    v = np.asarray(values, dtype=float)
+    return _bins(v, threshold) if grouping == "bins" else _anchored(v, threshold)
+
+
+def sparse_kendall_tau(truth: Sequence[float], scores: Sequence[float], threshold: float = 0.1,
+                       grouping: Grouping = "bins") -> float:
+    """Kendall tau-b after ``sparsify(truth, threshold, grouping)``; ``threshold=0`` is plain tau-b. nan
+    when every ground-truth value falls into one group (no order left to agree with), as scipy gives
+    for a constant."""
     t, s = _check(truth, scores)
-    return float(stats.kendalltau(sparsify(t, threshold), s, variant="b").statistic)
+    return float(stats.kendalltau(sparsify(t, threshold, grouping), s, variant="b").statistic)
 
 
 def p_random_as_good(rank: int, num_architectures: int, n: int = 1) -> float:
@@ -72,5 +100,15 @@ def p_random_as_good(rank: int, num_architectures: int, n: int = 1) -> float:
 
 
 def p_beat_random(rank: int, num_architectures: int, n: int = 1) -> float:
-    """Probability that the search's best (rank ``rank``) beats random search with budget ``n``."""
+    """Probability that the search's best (rank ``rank``) beats random search with budget ``n``
+    (Yu et al. Table 3's "p(>random)")."""
     return 1.0 - p_random_as_good(rank, num_architectures, n)
+
+
+def p_beat_random_over_runs(ranks: Sequence[float], num_architectures: int) -> float:
+    """Yu et al.'s aggregate over a group of runs: r = the best (smallest) rank over the runs, n = the
+    number of runs; nan without a finite rank. Non-finite ranks (no ground truth) are left out."""
+    finite = [float(r) for r in ranks if r is not None and np.isfinite(r)]
+    if not finite:
+        return float("nan")
+    return p_beat_random(int(min(finite)), int(num_architectures), len(finite))

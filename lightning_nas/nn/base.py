@@ -52,21 +52,40 @@ def mix(weights: torch.Tensor, options: Sequence[int], run: Callable[[int], Opti
     The one mixed-operation rule of every space: the softmax mixture of DARTS (Eq. 2) when
     ``options`` are all of them, GDAS's single sampled operation when it is the active one
     (plus the inactive weights as scalars when ``options.passthrough``). Returns None when no
-    operation contributes.
+    operation contributes, and a 0-dim tensor when only the passthrough constant does (cells turn
+    both into a node value with ``node_value``). Several outputs are combined by one stack and one contraction instead
+    of a multiply and an add per option: on a GPU these small networks are bound by kernel
+    launches, not arithmetic. A one-hot row still gives the chosen output exactly.
     """
-    total: Optional[torch.Tensor] = None
+    outputs, chosen = [], []
     for o in options:
         out = run(int(o))
-        if out is None:
-            continue
-        term = weights[int(o)] * out
-        total = term if total is None else total + term
-    if total is not None and getattr(options, "passthrough", False):
-        chosen = {int(o) for o in options}
-        rest = [o for o in range(weights.shape[0]) if o not in chosen]
-        if rest:
-            total = total + weights[rest].sum()
-    return total
+        if out is not None:
+            outputs.append(out)
+            chosen.append(int(o))
+    rest: Optional[torch.Tensor] = None
+    if getattr(options, "passthrough", False):
+        active = {int(o) for o in options}
+        inactive = [o for o in range(weights.shape[0]) if o not in active]
+        if inactive:
+            rest = weights[inactive].sum()
+    if not outputs:
+        return rest  # a 0-dim constant (GDAS reference with ``none`` sampled) or None
+    if len(outputs) == 1:
+        total = weights[chosen[0]] * outputs[0]
+    else:
+        first, last = chosen[0], chosen[-1]
+        row = weights[first:last + 1] if chosen == list(range(first, last + 1)) else weights[chosen]
+        total = torch.tensordot(row, torch.stack(outputs), dims=1)
+    return total if rest is None else total + rest
+
+
+def node_value(total: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """A node's value from the sum of its incoming edges: zeros when none contributed, broadcast
+    when only 0-dim constants did (``mix`` in GDAS' reference mode with ``none`` sampled)."""
+    if total is None:
+        return torch.zeros_like(like)
+    return total if total.dim() else torch.zeros_like(like) + total
 
 
 def active_options(active: Active, group: str, row: int, count: int) -> Sequence[int]:
@@ -90,16 +109,22 @@ def partial_mix(x: torch.Tensor, k: int, weights: torch.Tensor, options: Sequenc
                 run: Callable[[int, torch.Tensor], Optional[torch.Tensor]]) -> torch.Tensor:
     """PC-DARTS' partial channel connection (Xu et al. 2020, Eq. 2): the first C/K channels go
     through the mixed operation, the rest bypass it, and a channel shuffle with K groups
-    interleaves the two. The authors' code takes the first slice; the shuffle varies it per cell.
-    Options that change the resolution (stride 2) pool the bypass channels to match."""
+    interleaves the two (the authors' code takes the first slice; the shuffle varies it per cell).
+
+    The concatenation and the shuffle are one stack: shuffling ``cat([mixed, bypass])`` with K
+    groups puts channel j of group g at position j * K + g, which is exactly
+    ``stack(groups, dim=2).reshape(...)``. Options that change the resolution (stride 2) pool the
+    bypass channels to match."""
     part = x.shape[1] // k
-    inside, bypass = x[:, :part], x[:, part:]
+    inside = x[:, :part]
     mixed = mix(weights, options, lambda o: run(o, inside))
     if mixed is None:
         mixed = torch.zeros_like(inside)
+    bypass = x[:, part:]
     if mixed.shape[2:] != bypass.shape[2:]:
         bypass = nn.functional.max_pool2d(bypass, 2, 2)
-    return channel_shuffle(torch.cat([mixed, bypass], dim=1), k)
+    groups = [mixed] + list(bypass.split(part, dim=1))
+    return torch.stack(groups, dim=2).reshape(mixed.shape[0], part * k, *mixed.shape[2:])
 
 
 class SuperNet(nn.Module):

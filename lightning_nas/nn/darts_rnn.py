@@ -6,34 +6,60 @@ Sec. 2.1 / App. A.1.2; Pham et al. 2018, App. A, Eq. 2-5):
 
     [c0, h0] = W0 [x_t, h_{t-1}],           s0 = h_{t-1} + sigmoid(c0) * (tanh(h0) - h_{t-1})
     [ci, hi] = W_{i,j} s_j  (j = pred(i)),  s_i = s_j + sigmoid(ci) * (act_i(hi) - s_j)
-    h_t = mean(s_1, ..., s_n)
+    h_t = mean(s_1, ..., s_n)                  (``output: mean``, DARTS)
+    h_t = mean(s_i : no node takes s_i)        (``output: loose_ends``, ENAS)
 
 Weight sharing (``weight_sharing``): ``"edge"`` (default) keeps one matrix W_{i,j} per node and
-predecessor, shared by the four activations: ENAS' parameterisation (Pham et al., Eq. 4-5, the
-one Yu et al. use for their weight-sharing runs). Architectures then share a matrix only when
-they make the same connection, and a stand-alone network carries exactly its n connection
-matrices. ``"node"`` is DARTS' code: one W_i per node, shared by every predecessor and activation
-(more sharing; a stand-alone net holds all n matrices). Activations have no parameters, so in
-both modes the super-net path and the stand-alone network are the same function of the same
-tensors (``standalone(arch)`` copies them; the stand-alone keys are a subset of the super-net's).
+predecessor, shared by the activations: ENAS' parameterisation (Pham et al., Eq. 4-5, the one Yu
+et al. use for their weight-sharing runs). ``"node"`` is DARTS' code: one W_i per node, shared by
+every predecessor. Activations have no parameters, so in both modes the super-net path and the
+stand-alone network are the same function of the same tensors.
 
-Initialisation: cell matrices uniform in [-0.04, 0.04] (ENAS App. A for a fixed architecture;
-DARTS' INITRANGE), embedding and untied decoder uniform in [-0.1, 0.1], decoder bias 0 (DARTS /
-AWD-LSTM). Drawn from torch's global generator, which ``seed_everything`` seeds. The hidden
-state starts at zero in every window (stateless truncated BPTT; see ``lightning_nas.data.ptb``).
+Search-time options (all off by default, which keeps every exactness test bit-for-bit):
+
+- ``batchnorm``: ``nodes`` = DARTS' search cell (one ``BatchNorm1d(affine=False)`` after s0 and
+  after every node, ``rnn/model_search.py``); ``output`` = ENAS (batch norm after the average,
+  App. A "Stabilizing the Updates of w"). Both are meant for search only; stand-alone training
+  of the derived cell drops them (ENAS: "we can remove the batch normalization layer without any
+  loss in performance").
+- AWD-LSTM regularisation (``lightning_nas.nn.rnn_regularisation``): ``dropout_embedding``
+  (dropoute), ``dropout_input`` (dropouti, locked, on the embeddings), ``dropout_x`` / ``dropout_h``
+  (DARTS' dropoutx / dropouth: variational masks on the cell's input x_t and on every hidden input
+  of a matrix product, h_{t-1} and the node inputs s_j), ``weight_drop`` (DropConnect on the
+  hidden-to-hidden rows of W0, AWD-LSTM's WeightDrop), ``dropout`` (locked, on the cell outputs),
+  ``ar`` / ``tar`` (alpha / beta of activation and temporal activation regularisation: add
+  ``net.regularisation_loss()`` to the loss after each training forward). Masks come from the
+  network's own CPU generator (seeded by ``seed``, or from torch's global generator at
+  construction), saved in ``state_dict`` as extra state: dropout is reproducible and resumable.
+
+Stateful truncated BPTT: outside ``net.carrying(stream)`` every forward starts from h_0 = 0 (the
+contract's "one path == the stand-alone network"). Inside it, the forward starts from the state
+carried for ``stream`` (``"weights"``, ``"arch"``, ``"val"``, ...) and stores its last hidden state,
+detached, for the next window; ``reset_hidden`` forgets it. The carried states are part of
+``state_dict`` (extra state), so a checkpoint taken mid-epoch resumes with them.
+
+Initialisation: cell matrices uniform in [-init_range, init_range] (0.04: ENAS App. A for a fixed
+architecture and DARTS' INITRANGE; ENAS searches with 0.025), embedding and untied decoder
+uniform in [-0.1, 0.1], decoder bias 0 (DARTS / AWD-LSTM), from torch's global generator.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal, Mapping, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lightning_nas.spaces.darts_rnn import ACTIVATIONS, DEFAULT_NUM_NODES, DartsRNNArchitecture, rnn_edges
+from lightning_nas.nn.base import Active, SuperNet, active_options, mix, node_value
+from lightning_nas.nn.rnn_regularisation import (activation_regularisation, dropout_mask, embedded_dropout,
+                                                 locked_dropout, temporal_activation_regularisation)
+from lightning_nas.registry import NETWORKS
+from lightning_nas.spaces.darts_rnn import DartsRNNArchitecture, DartsRNNSpace, rnn_edges
 
 ACTIVATION_FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda x: x}
 WeightSharing = Literal["edge", "node"]
+BatchNormMode = Literal["none", "nodes", "output"]
+OutputMode = Literal["mean", "loose_ends"]
 
 
 class DartsRNNCell(nn.Module):
@@ -41,16 +67,24 @@ class DartsRNNCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_nodes: int,
                  connections: Sequence[tuple[int, int]], weight_sharing: WeightSharing = "edge",
-                 init_range: float = 0.04) -> None:
+                 init_range: float = 0.04, batchnorm: BatchNormMode = "none", output: OutputMode = "mean") -> None:
         super().__init__()
         if weight_sharing not in ("edge", "node"):
             raise ValueError(f"model.network.weight_sharing must be 'edge' or 'node', got {weight_sharing!r}")
+        if batchnorm not in ("none", "nodes", "output"):
+            raise ValueError(f"model.network.batchnorm must be 'none', 'nodes' (DARTS search) or 'output' (ENAS "
+                             f"search), got {batchnorm!r}")
+        if output not in ("mean", "loose_ends"):
+            raise ValueError(f"model.network.output must be 'mean' (DARTS) or 'loose_ends' (ENAS), got {output!r}")
         self.hidden_size, self.num_nodes, self.weight_sharing = hidden_size, num_nodes, weight_sharing
+        self.batchnorm, self.output = batchnorm, output
         self.w0 = nn.Parameter(torch.empty(input_size + hidden_size, 2 * hidden_size).uniform_(-init_range, init_range))
         keys = dict.fromkeys(self.key(i, j) for i, j in connections)  # ordered, without repeats
         self.node_weights = nn.ParameterDict({
             key: nn.Parameter(torch.empty(hidden_size, 2 * hidden_size).uniform_(-init_range, init_range))
             for key in keys})
+        # one BN for every place it is applied, as DARTS' search cell (running statistics shared)
+        self.bn = nn.BatchNorm1d(hidden_size, affine=False) if batchnorm != "none" else None
 
     def key(self, node: int, predecessor: int) -> str:
         return f"node{node}_from{predecessor}" if self.weight_sharing == "edge" else f"node{node}"
@@ -67,135 +101,271 @@ class DartsRNNCell(nn.Module):
         c, h = ch.chunk(2, dim=-1)
         return s + torch.sigmoid(c) * (activation(h) - s)
 
-    def _run(self, x: torch.Tensor, step) -> torch.Tensor:
-        """(B, T, E) inputs -> (B, T, H) cell outputs, h_0 = 0; ``step(s0)`` gives the intermediate states."""
+    def _norm(self, s: torch.Tensor, where: str) -> torch.Tensor:
+        return self.bn(s) if self.bn is not None and self.batchnorm == where else s
+
+    def _run(self, x: torch.Tensor, step, outputs_of, h0: Optional[torch.Tensor], masks: Mapping[str, torch.Tensor]):
+        """(B, T, E) inputs -> ((B, T, H) cell outputs, last hidden state). ``step(s0, h_mask)`` gives the
+        intermediate states, ``outputs_of`` the indices (1-based) of those averaged into h_t."""
         batch, steps, inputs = x.shape
+        if "x" in masks:
+            x = x * masks["x"].unsqueeze(1)
         w_x, w_h = self.w0[:inputs], self.w0[inputs:]
+        if "w_h" in masks:
+            w_h = w_h * masks["w_h"]
+        h_mask = masks.get("h")
         projected = x @ w_x  # the x_t part of W0 [x_t, h_{t-1}] for every t at once
-        h = x.new_zeros(batch, self.hidden_size)
+        h = x.new_zeros(batch, self.hidden_size) if h0 is None else h0
         outputs = []
         for t in range(steps):
-            s0 = self._highway(h, projected[:, t] + h @ w_h, torch.tanh)
-            states = step(s0)
-            h = torch.stack(states, dim=0).mean(dim=0)
+            h_in = h if h_mask is None else h * h_mask
+            s0 = self._norm(self._highway(h, projected[:, t] + h_in @ w_h, torch.tanh), "nodes")
+            states = step(s0, h_mask)
+            chosen = [states[i - 1] for i in outputs_of]
+            h = chosen[0] if len(chosen) == 1 else torch.stack(chosen, dim=0).mean(dim=0)
+            h = self._norm(h, "output")
             outputs.append(h)
-        return torch.stack(outputs, dim=1)
+        return torch.stack(outputs, dim=1), h
 
-    def forward(self, x: torch.Tensor, nodes: Sequence[tuple[str, int]]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, nodes: Sequence[tuple[str, int]], h0: Optional[torch.Tensor] = None,
+                masks: Mapping[str, torch.Tensor] = {}):
         """One path: node i applies ``nodes[i-1] = (activation, predecessor)``."""
         if len(nodes) != self.num_nodes:
             raise ValueError(f"the architecture has {len(nodes)} nodes, this network {self.num_nodes} "
-                             "(set model.network.num_nodes to model.space_options.num_nodes)")
+                             "(the network and the architecture must come from the same space)")
         matrices = [self.matrix(i, j) for i, (_, j) in enumerate(nodes, start=1)]
         functions = [ACTIVATION_FUNCTIONS[a] for a, _ in nodes]
+        used = {j for _, j in nodes}
+        outputs_of = (range(1, self.num_nodes + 1) if self.output == "mean"
+                      else [i for i in range(1, self.num_nodes + 1) if i not in used])
 
-        def step(s0: torch.Tensor) -> list[torch.Tensor]:
+        def step(s0: torch.Tensor, h_mask) -> list[torch.Tensor]:
             states = [s0]
             for (_, j), w, f in zip(nodes, matrices, functions):
-                states.append(self._highway(states[j], states[j] @ w, f))
+                inp = states[j] if h_mask is None else states[j] * h_mask
+                states.append(self._norm(self._highway(states[j], inp @ w, f), "nodes"))
             return states[1:]
 
-        return self._run(x, step)
+        return self._run(x, step, outputs_of, h0, masks)
 
-    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor, operations: Sequence[str]) -> torch.Tensor:
+    def forward_weighted(self, x: torch.Tensor, weights: torch.Tensor, operations: Sequence[str],
+                         active: Active = None, h0: Optional[torch.Tensor] = None,
+                         masks: Mapping[str, torch.Tensor] = {}):
         """DARTS' relaxation of the recurrent cell (Liu et al. 2019, Eq. 2 and App. A.1.2):
-        s_i = sum_{j<i} sum_o weights[(i,j), o] * (s_j + c_ij * (o(h_ij) - s_j)); rows in ``rnn_edges``
-        order. The weights are used as given (the strategy normalises them)."""
+        s_i = sum_{j<i} sum_{o in active} weights[(i,j), o] * (s_j + c_ij * (o(h_ij) - s_j)), rows in
+        ``rnn_edges`` order, ``none`` adding nothing; the weights are used as given (the strategy
+        normalises them). ``output: loose_ends``: a node is a loose end when no edge leaving it
+        carries a non-zero weight on an active activation (one-hot weights: the path's loose ends)."""
         edges = rnn_edges(self.num_nodes)
         if tuple(weights.shape) != (len(edges), len(operations)):
             raise ValueError(f"mixture weights must have shape {(len(edges), len(operations))}, "
                              f"got {tuple(weights.shape)}")
         matrices = [self.matrix(i, j) for i, j in edges]
-        functions = [ACTIVATION_FUNCTIONS[o] for o in operations]
+        functions = [None if o == "none" else ACTIVATION_FUNCTIONS[o] for o in operations]
+        options = [active_options(active, "ops", e, len(operations)) for e in range(len(edges))]
+        if self.output == "mean":
+            outputs_of = list(range(1, self.num_nodes + 1))
+        else:
+            used = {j for e, (_, j) in enumerate(edges)
+                    if any(functions[o] is not None and bool(weights[e, o] != 0) for o in options[e])}
+            outputs_of = [i for i in range(1, self.num_nodes + 1) if i not in used]
 
-        def step(s0: torch.Tensor) -> list[torch.Tensor]:
+        def step(s0: torch.Tensor, h_mask) -> list[torch.Tensor]:
             states = [s0]
             e = 0
             for i in range(1, self.num_nodes + 1):
-                total = torch.zeros_like(s0)
+                total = None
                 for j in range(i):
-                    c, h = (states[j] @ matrices[e]).chunk(2, dim=-1)
+                    s = states[j]
+                    c, h = ((s if h_mask is None else s * h_mask) @ matrices[e]).chunk(2, dim=-1)
                     c = torch.sigmoid(c)
-                    for o, f in enumerate(functions):
-                        total = total + weights[e, o] * (states[j] + c * (f(h) - states[j]))
+                    out = mix(weights[e], options[e],
+                              lambda o: None if functions[o] is None else s + c * (functions[o](h) - s))
+                    if out is not None:
+                        total = out if total is None else total + out
                     e += 1
-                states.append(total)
+                states.append(self._norm(node_value(total, s0), "nodes"))
             return states[1:]
 
-        return self._run(x, step)
+        return self._run(x, step, outputs_of, h0, masks)
 
 
-class DartsRNNNetwork(nn.Module):
+@NETWORKS.register("darts_rnn")
+class DartsRNNNetwork(SuperNet):
     """Recurrent language model; a super-net when ``arch`` is None, else the stand-alone net of ``arch``.
 
     Args:
         num_classes: the vocabulary size (linked from the DataModule). ``in_channels`` is ignored.
         embedding_size, hidden_size: 300 and 300 are DARTS' search sizes (850 for final training).
-        num_nodes: intermediate nodes; None takes the architecture's (stand-alone) or DARTS' 8.
+        space: the cell space (its ``num_nodes`` and operations); default DARTS' 8-node space,
+            or the architecture's node count for a stand-alone network.
+        num_nodes: only to build the space when ``space`` is not given (``DartsRNNSpace(num_nodes)``).
         weight_sharing: ``edge`` (ENAS, one matrix per connection) or ``node`` (DARTS, one per node).
-        init_range: cell matrices ~ U(-r, r); 0.04 (ENAS fixed architectures; ENAS searches with 0.025).
+        init_range: cell matrices ~ U(-r, r); 0.04 (fixed architectures), 0.025 (ENAS search).
         tie_weights: decoder weight = embedding (needs embedding_size == hidden_size).
-        dropout: on the cell outputs before the decoder; 0 (off) keeps runs bit-for-bit deterministic.
-        operations: the activations ``forward_mixture`` mixes (the strategy passes the space's).
+        batchnorm: ``none``, ``nodes`` (DARTS search cell), ``output`` (ENAS search cell).
+        output: ``mean`` of all nodes (DARTS) or of the ``loose_ends`` (ENAS).
+        dropout, dropout_input, dropout_embedding, dropout_x, dropout_h, weight_drop: AWD-LSTM /
+            DARTS regularisation (module docstring); DARTS search 0.75, 0.2, 0, 0.75, 0.25, 0;
+            DARTS final training 0.75, 0.2, 0.1, 0.75, 0.25, 0 (``rnn/train_search.py``, ``train.py``).
+        ar, tar: AWD-LSTM's alpha and beta (DARTS: 0 and 1e-3).
+        seed: seeds the network's dropout generator; None draws it from torch's global generator
+            at construction (so ``seed_everything`` fixes it).
     """
 
-    def __init__(self, num_classes: int = 10000, in_channels: int = 1, embedding_size: int = 300,
-                 hidden_size: int = 300, num_nodes: Optional[int] = None, arch: Optional[DartsRNNArchitecture] = None,
-                 operations: Sequence[str] = ACTIVATIONS, weight_sharing: WeightSharing = "edge",
-                 init_range: float = 0.04, tie_weights: bool = True, dropout: float = 0.0) -> None:
+    input_kind = "tokens"
+    tiny_options = {"embedding_size": 8, "hidden_size": 8}
+
+    def __init__(self, space: Optional[DartsRNNSpace] = None, num_classes: int = 10000, in_channels: int = 1,
+                 embedding_size: int = 300, hidden_size: int = 300, arch: Optional[DartsRNNArchitecture] = None,
+                 weight_sharing: WeightSharing = "edge", init_range: float = 0.04, tie_weights: bool = True,
+                 batchnorm: BatchNormMode = "none", output: OutputMode = "mean", dropout: float = 0.0,
+                 dropout_input: float = 0.0, dropout_embedding: float = 0.0, dropout_x: float = 0.0,
+                 dropout_h: float = 0.0, weight_drop: float = 0.0, ar: float = 0.0, tar: float = 0.0,
+                 seed: Optional[int] = None, num_nodes: Optional[int] = None) -> None:
         super().__init__()
-        if num_nodes is None:
-            num_nodes = arch.num_nodes if arch is not None else DEFAULT_NUM_NODES
+        if space is None:
+            nodes = num_nodes if num_nodes is not None else (arch.num_nodes if arch is not None else None)
+            space = DartsRNNSpace(num_nodes=nodes) if nodes is not None else DartsRNNSpace()
+        elif num_nodes is not None and num_nodes != space.num_nodes:
+            raise ValueError(f"model.network.num_nodes={num_nodes} but the space has {space.num_nodes} nodes")
+        self.space = space
+        num_nodes = space.num_nodes
         if num_classes < 1 or embedding_size < 1 or hidden_size < 1 or num_nodes < 1:
             raise ValueError(f"DARTS RNN network needs positive sizes, got num_classes={num_classes}, "
                              f"embedding_size={embedding_size}, hidden_size={hidden_size}, num_nodes={num_nodes}")
         if arch is not None and arch.num_nodes != num_nodes:
-            raise ValueError(f"model.network.num_nodes={num_nodes} but the architecture {arch} has {arch.num_nodes}")
+            raise ValueError(f"the space has num_nodes={num_nodes} but the architecture {arch} has {arch.num_nodes}")
         if tie_weights and embedding_size != hidden_size:
             raise ValueError(f"model.network.tie_weights needs embedding_size == hidden_size, got {embedding_size} "
                              f"and {hidden_size}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"model.network.dropout must be in [0, 1), got {dropout}")
-        unknown = [op for op in operations if op not in ACTIVATIONS]
-        if unknown:
-            raise ValueError(f"unknown activations {unknown}; known: {list(ACTIVATIONS)}")
+        self.rates = dict(dropout=dropout, dropout_input=dropout_input, dropout_embedding=dropout_embedding,
+                          dropout_x=dropout_x, dropout_h=dropout_h, weight_drop=weight_drop)
+        for key, value in self.rates.items():
+            if not 0 <= value < 1:
+                raise ValueError(f"model.network.{key} must be in [0, 1), got {value}")
+        if ar < 0 or tar < 0:
+            raise ValueError(f"model.network.ar and tar must be >= 0, got {ar} and {tar}")
         self.config = dict(num_classes=num_classes, in_channels=in_channels, embedding_size=embedding_size,
-                           hidden_size=hidden_size, num_nodes=num_nodes, weight_sharing=weight_sharing,
-                           init_range=init_range, tie_weights=tie_weights, dropout=dropout)
-        self.arch, self.operations, self.dropout = arch, tuple(operations), dropout
+                           hidden_size=hidden_size, weight_sharing=weight_sharing, init_range=init_range,
+                           tie_weights=tie_weights, batchnorm=batchnorm, output=output, **self.rates, ar=ar, tar=tar)
+        self.arch, self.operations, self.dropout = arch, space.operations, dropout
+        self.ar, self.tar = ar, tar
         self.encoder = nn.Embedding(num_classes, embedding_size)
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
         connections = ([(i, j) for i, (_, j) in enumerate(arch.nodes, start=1)] if arch is not None
                        else list(rnn_edges(num_nodes)))
-        self.cell = DartsRNNCell(embedding_size, hidden_size, num_nodes, connections, weight_sharing, init_range)
+        self.cell = DartsRNNCell(embedding_size, hidden_size, num_nodes, connections, weight_sharing, init_range,
+                                 batchnorm, output)
         self.decoder = nn.Linear(hidden_size, num_classes)
         nn.init.zeros_(self.decoder.bias)
         if tie_weights:
             self.decoder.weight = self.encoder.weight
         else:
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        # the dropout generator: seeded after the parameters so that their initialisation is unchanged
+        self.seed = int(seed) if seed is not None else int(torch.randint(2 ** 62, (1,)))
+        self.config["seed"] = self.seed  # a stand-alone copy draws the same masks from the same state
+        self.dropout_generator = torch.Generator().manual_seed(self.seed)
+        self.hidden: dict[str, torch.Tensor] = {}
+        self._stream: Optional[str] = None
+        self._activations: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
+    # ------------------------------------------------------------------ state: hidden + generator
+    def get_extra_state(self) -> dict[str, Any]:
+        """Saved in ``state_dict`` under ``_extra_state``: the dropout generator and the carried states."""
+        return {"dropout_generator": self.dropout_generator.get_state(),
+                "hidden": {k: v.detach().cpu().clone() for k, v in self.hidden.items()}}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.dropout_generator.set_state(state["dropout_generator"])
+        device = self.encoder.weight.device
+        self.hidden = {k: v.to(device) for k, v in state.get("hidden", {}).items()}
+
+    @contextmanager
+    def carrying(self, stream: str, reset: bool = False) -> Iterator[None]:
+        """Forwards inside start from ``stream``'s carried hidden state and store their last one
+        (detached: truncated BPTT). ``reset``: start this window from zero (first window of an epoch)."""
+        if reset:
+            self.reset_hidden(stream)
+        previous, self._stream = self._stream, stream
+        try:
+            yield
+        finally:
+            self._stream = previous
+
+    def reset_hidden(self, stream: Optional[str] = None) -> None:
+        """Forget the carried state of ``stream`` (None: of every stream)."""
+        if stream is None:
+            self.hidden.clear()
+        else:
+            self.hidden.pop(stream, None)
+
+    def detach_hidden(self) -> None:
+        """Cut the carried states from their graphs (they are stored detached already; kept for symmetry
+        with AWD-LSTM's ``repackage_hidden``)."""
+        self.hidden = {k: v.detach() for k, v in self.hidden.items()}
+
+    def _initial_hidden(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        if self._stream is None:
+            return None
+        h = self.hidden.get(self._stream)
+        if h is None:
+            return None
+        if h.shape != (x.shape[0], self.config["hidden_size"]):
+            raise ValueError(f"the hidden state carried for {self._stream!r} has shape {tuple(h.shape)}, this window "
+                             f"has {x.shape[0]} rows: reset it (carrying(..., reset=True)) when the batch size changes")
+        return h.to(x.device)
+
+    # ------------------------------------------------------------------ regularisation
+    def _masks(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The window's variational masks on the cell (training only), drawn in a fixed order."""
+        if not self.training:
+            return {}
+        gen, masks = self.dropout_generator, {}
+        ref = self.cell.w0
+        batch = x.shape[0]
+        if self.rates["dropout_x"]:
+            masks["x"] = dropout_mask((batch, self.config["embedding_size"]), self.rates["dropout_x"], gen, ref)
+        if self.rates["dropout_h"]:
+            masks["h"] = dropout_mask((batch, self.config["hidden_size"]), self.rates["dropout_h"], gen, ref)
+        if self.rates["weight_drop"]:
+            h = self.config["hidden_size"]
+            masks["w_h"] = dropout_mask((h, 2 * h), self.rates["weight_drop"], gen, ref)
+        return masks
+
+    def regularisation_loss(self) -> torch.Tensor:
+        """AR + TAR of the last training forward (AWD-LSTM): add it to the loss; 0 when both are off."""
+        if self._activations is None:
+            return self.decoder.bias.new_zeros(())
+        raw, dropped = self._activations
+        return activation_regularisation(dropped, self.ar) + temporal_activation_regularisation(raw, self.tar)
+
+    # ------------------------------------------------------------------ forward passes
     def _run(self, x: torch.Tensor, cell_forward) -> torch.Tensor:
         """(B, T) token ids -> (B*T, V) logits, row b*T + t predicting the token after x[b, t]."""
         if x.dim() != 2:
             raise ValueError(f"expected a (batch, time) tensor of token ids, got shape {tuple(x.shape)}")
-        outputs = cell_forward(self.encoder(x))
-        outputs = F.dropout(outputs, self.dropout, self.training) if self.dropout else outputs
+        gen = self.dropout_generator if self.training else None
+        emb = embedded_dropout(self.encoder.weight, x, self.rates["dropout_embedding"], gen)
+        emb = locked_dropout(emb, self.rates["dropout_input"], gen)
+        raw, last = cell_forward(emb, self._initial_hidden(x), self._masks(x))
+        if self._stream is not None:
+            self.hidden[self._stream] = last.detach()
+        outputs = locked_dropout(raw, self.dropout, gen)
+        self._activations = (raw, outputs) if self.training and (self.ar or self.tar) else None
         return self.decoder(outputs.reshape(-1, outputs.shape[-1]))
 
     def forward(self, x: torch.Tensor, arch: Optional[DartsRNNArchitecture] = None) -> torch.Tensor:
-        arch = arch if arch is not None else self.arch
-        if arch is None:
-            raise ValueError("a super-net forward needs an architecture: call net(x, arch)")
-        return self._run(x, lambda emb: self.cell(emb, arch.nodes))
+        arch = self.path_architecture(arch)
+        return self._run(x, lambda emb, h0, masks: self.cell(emb, arch.nodes, h0, masks))
+
+    def forward_weighted(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor], active: Active = None) -> torch.Tensor:
+        """Continuous relaxation: ``weights["ops"]`` has shape (len(rnn_edges(num_nodes)), len(operations)),
+        columns in the space's ``operations`` order (``none`` first where the space has it)."""
+        return self._run(x, lambda emb, h0, masks: self.cell.forward_weighted(emb, weights["ops"], self.operations,
+                                                                                active, h0, masks))
 
     def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Continuous relaxation: ``weights`` has shape (len(rnn_edges(num_nodes)), len(operations))."""
-        return self._run(x, lambda emb: self.cell.forward_mixture(emb, weights, self.operations))
-
-    def standalone(self, arch: DartsRNNArchitecture) -> "DartsRNNNetwork":
-        """The stand-alone network of ``arch`` carrying this super-net's weights for that path."""
-        net = DartsRNNNetwork(**self.config, arch=arch)
-        shared = self.state_dict()
-        net.load_state_dict({key: shared[key] for key in net.state_dict()})
-        return net
+        """``forward_weighted`` with the ``ops`` matrix alone (kept for older callers)."""
+        return self.forward_weighted(x, {"ops": weights})

@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import Active, SuperNet, active_options, mix, partial_mix
+from lightning_nas.nn.base import Active, SuperNet, active_options, mix, node_value, partial_mix
 from lightning_nas.nn.ops import NB201_OPS, ReLUConvBN
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb201 import EDGES, NUM_NODES, NB201Architecture, NB201Space
@@ -50,7 +50,7 @@ class NB201Cell(nn.Module):
                 out = edge(e, nodes[src])
                 if out is not None:
                     total = out if total is None else total + out
-            nodes.append(torch.zeros_like(x) if total is None else total)
+            nodes.append(node_value(total, x))
         return nodes[-1]
 
     def operation(self, e: int, op: str, h: torch.Tensor) -> Optional[torch.Tensor]:
@@ -137,15 +137,15 @@ class NB201Network(SuperNet):
         """Edge e returns ``edges[e] * sum_{o in active} ops[e, o] * op_o(h)`` (DARTS Eq. 2; with
         partial channels PC-DARTS Eq. 2 and 4). ``ops`` columns follow the space's operations."""
         ops, edge_weights = weights["ops"], weights.get("edges")
+        if edge_weights is not None:  # edges[e] * sum_o w[e, o] op_o = sum_o (edges[e] w[e, o]) op_o: one product per forward
+            ops = ops * edge_weights[:, None]
         names = self.operations
         k = self.partial_channels
+        options = [active_options(active, "ops", e, len(names)) for e in range(len(EDGES))]
 
         def edge(cell: NB201Cell, e: int, h: torch.Tensor) -> Optional[torch.Tensor]:
-            options = active_options(active, "ops", e, len(names))
             if k > 1:
-                out = partial_mix(h, k, ops[e], options, lambda o, part: cell.operation(e, names[o], part))
-            else:
-                out = mix(ops[e], options, lambda o: cell.operation(e, names[o], h))
-            return out if out is None or edge_weights is None else edge_weights[e] * out
+                return partial_mix(h, k, ops[e], options[e], lambda o, part: cell.operation(e, names[o], part))
+            return mix(ops[e], options[e], lambda o: cell.operation(e, names[o], h))
 
         return self._run(x, edge)

@@ -5,13 +5,16 @@ directories made without the runner, a ``selection.json``) and writes to ``EXPER
 
 - ``trials.csv``: one row per trial with its factor values and final numbers;
 - ``summary.csv`` / ``summary.md``: per strategy and factor value, mean ± sample std (ddof=1) over
-  seeds of the selected architecture's ground truth, sparse Kendall tau, Kendall tau, super-net
-  accuracy (mean over the ranking set at the last ranking epoch), best rank and p(beat random),
+  seeds of the ground truth of each strategy's own answer (``selection.json``'s top level), sparse Kendall tau, Kendall tau, super-net
+  accuracy (mean over the ranking set at the last ranking epoch), rank and p(beat random) (per run, and
+  as Yu et al. aggregate it: the best rank over a group's seeds), paired t and Wilcoxon tests with effect
+  sizes and the seeds a difference would need,
   and Welch's t-test of each group against a baseline group, as Table 1 of "Evaluating the Search
   Phase of NAS" (Yu et al., ICLR 2020) compares each algorithm with the random policy;
-- PNG plots: super-net score vs ground truth (coloured by rank change), Kendall / sparse Kendall
-  tau over epochs, test regret over epochs (from ``decoding.csv``), and the influence of each
-  factor on the final performance (Figure 10 of "How to Train Your Super-Net");
+- plots as PNG, PDF and SVG: super-net score vs ground truth (coloured by rank change), Kendall /
+  sparse Kendall tau over epochs, test regret over epochs (from ``decoding.csv``), and the influence
+  of each factor on the final performance (Figure 10 of "How to Train Your Super-Net"); without
+  matplotlib the tables are written all the same and ``summary.md`` says how to get the plots;
 - the same plots as ``wandb.Image`` when the runs logged to W&B (``WANDB_MODE=offline`` works).
 
 The baseline of the t-test is the random-policy group sharing most factor values when the
@@ -48,6 +51,35 @@ def log_to_wandb(experiment_dir: Path, out: Path, runs: list[Run], table: list[l
         run.finish()
 
 
+MISSING_MATPLOTLIB = ("matplotlib is not installed, so no plots were drawn (the tables are complete); "
+                      "install it with `pip install -e \".[experiments]\"` or `pip install matplotlib` and rerun "
+                      "the report")
+
+
+def _plots(groups, order, out: Path, notes: list[str]) -> dict[str, str]:
+    """Draw every figure that has data (PNG + PDF + SVG); without matplotlib, a note instead."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        notes.append(MISSING_MATPLOTLIB)
+        return {}
+    plots: dict[str, str] = {}
+    if plot_score_vs_truth(groups, out / "supernet_vs_truth.png"):
+        plots["Super-net score vs ground truth (last ranking epoch)"] = "supernet_vs_truth.png"
+    if plot_ranking(groups, out / "ranking_over_epochs.png"):
+        plots["Ranking quality over epochs (mean ± std over seeds)"] = "ranking_over_epochs.png"
+    if plot_regret(groups, out / "regret_over_epochs.png"):
+        plots["Test regret over epochs (mean ± std over seeds)"] = "regret_over_epochs.png"
+    else:
+        notes.append("No decoding.csv in the runs: no regret-over-epochs plot.")
+    final = plot_factors(groups, order, out / "factor_influence.png")
+    if final:
+        plots[f"Influence of each factor on {METRICS[final][0]} and ranking quality"] = "factor_influence.png"
+    if plots:
+        notes.append("Every figure is also written as PDF and SVG beside its PNG (same name).")
+    return plots
+
+
 def build_report(experiment_dir: str | Path, out: str | Path | None = None, baseline: Optional[str] = None,
                  use_wandb: Optional[bool] = None) -> Path:
     """Write the tables and plots; returns the path of ``summary.md``."""
@@ -71,18 +103,7 @@ def build_report(experiment_dir: str | Path, out: str | Path | None = None, base
         notes.append("No ground truth (the recipe had no `benchmark:`): ground truth, Kendall tau, best rank and "
                      "p(beat random) are unavailable; the factor plot uses the selected architecture's super-net "
                      "validation accuracy instead.")
-    plots: dict[str, str] = {}
-    if plot_score_vs_truth(groups, out / "supernet_vs_truth.png"):
-        plots["Super-net score vs ground truth (last ranking epoch)"] = "supernet_vs_truth.png"
-    if plot_ranking(groups, out / "ranking_over_epochs.png"):
-        plots["Ranking quality over epochs (mean ± std over seeds)"] = "ranking_over_epochs.png"
-    if plot_regret(groups, out / "regret_over_epochs.png"):
-        plots["Test regret over epochs (mean ± std over seeds)"] = "regret_over_epochs.png"
-    else:
-        notes.append("No decoding.csv in the runs: no regret-over-epochs plot.")
-    final = plot_factors(groups, order, out / "factor_influence.png")
-    if final:
-        plots[f"Influence of each factor on {METRICS[final][0]} and ranking quality"] = "factor_influence.png"
+    plots = _plots(groups, order, out, notes)
     summary = out / "summary.md"
     from lightning_nas.io import atomic_write_text
 

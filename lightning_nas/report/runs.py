@@ -43,6 +43,9 @@ class Run:
     ranking_history: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> epoch -> value
     ranking_table: list[tuple[float, float]] = field(default_factory=list)  # (score, truth), last ranking epoch
     regret: dict[int, float] = field(default_factory=dict)  # epoch -> mean test regret (decoding.csv)
+    answer_source: str = ""  # selection.json "answer_source": what the headline architecture is
+    table_size: float = NAN  # architectures in the ground-truth table (r_max of p(beat random))
+    unit: str = ""  # unit of the ground truth ("%" for an accuracy table), for axis labels
 
 
 def load_run(path: Path) -> Run:
@@ -69,7 +72,9 @@ def load_run(path: Path) -> Run:
         rows = _read_csv(tables[-1])
         run.ranking_table = [(_float(r.get("supernet_accuracy")), _float(r.get("ground_truth"))) for r in rows]
         epoch = int(tables[-1].stem.split("_")[-1])
-        _fill_from_table(history, epoch, run.ranking_table, (config.get("ranking") or {}).get("sparse_threshold", 0.1))
+        ranking = config.get("ranking") or {}
+        _fill_from_table(history, epoch, run.ranking_table, ranking.get("sparse_threshold", 0.1),
+                         ranking.get("sparse_grouping", "bins"))
     run.ranking_history = history
 
     by_epoch: dict[int, list[float]] = {}
@@ -80,18 +85,30 @@ def load_run(path: Path) -> Run:
     run.regret = {e: float(np.mean(v)) for e, v in sorted(by_epoch.items())}
 
     last = {key: values[max(values)] for key, values in history.items() if values}
+    # selection.json: the top level is the strategy's own answer (decoded alpha, controller choice,
+    # shared-weight pick, random draw; "answer_source" says which); "shared_weight_selection", when
+    # present, is the shared-weight pick on the same super-net, reported separately
+    shared = selection.get("shared_weight_selection")
+    shared = shared if isinstance(shared, dict) else {}
+    run.answer_source = str(selection.get("answer_source") or "")
+    run.table_size = _float(selection.get("table_size"))
+    benchmark = config.get("benchmark") if isinstance(config.get("benchmark"), dict) else {}
+    metric = str((benchmark.get("init_args") or {}).get("metric", "")).lower()
+    run.unit = "" if any(word in metric for word in ("loss", "ppl", "perplexity")) else "%"
     run.final = {"ground_truth": _float(selection.get("ground_truth")),
                  "sparse_kendall_tau": last.get("sparse_kendall_tau", NAN),
                  "kendall_tau": last.get("kendall_tau", NAN),
                  "supernet_accuracy": last.get("supernet_accuracy", NAN),
                  "rank": _float(selection.get("rank")),
                  "p_beat_random": _float(selection.get("p_beat_random")),
-                 "selected_supernet_accuracy": _float(selection.get("supernet_val_accuracy"))}
+                 "selected_supernet_accuracy": _float(selection.get("supernet_val_accuracy")),
+                 "sw_ground_truth": _float(shared.get("ground_truth")),
+                 "sw_rank": _float(shared.get("rank"))}
     return run
 
 
 def _fill_from_table(history: dict[str, dict[int, float]], epoch: int, table: list[tuple[float, float]],
-                     threshold: float) -> None:
+                     threshold: float, grouping: str = "bins") -> None:
     """Runs that logged no ranking metrics (another logger) still have the ranking CSV."""
     from lightning_nas.metrics import kendall_tau, sparse_kendall_tau
 
@@ -101,7 +118,8 @@ def _fill_from_table(history: dict[str, dict[int, float]], epoch: int, table: li
         history.setdefault("supernet_accuracy", {})[epoch] = float(np.mean(scores))
     if len(table) > 1 and all(math.isfinite(t) for t in truth) and epoch not in history.get("kendall_tau", {}):
         history.setdefault("kendall_tau", {})[epoch] = kendall_tau(truth, scores)
-        history.setdefault("sparse_kendall_tau", {})[epoch] = sparse_kendall_tau(truth, scores, threshold)
+        history.setdefault("sparse_kendall_tau", {})[epoch] = sparse_kendall_tau(truth, scores, threshold,
+                                                                                  grouping=grouping)
 
 
 def find_runs(experiment_dir: Path) -> list[Run]:
@@ -125,6 +143,26 @@ class Group:
 
     def values(self, metric: str) -> list[float]:
         return [r.final.get(metric, NAN) for r in self.runs]
+
+    def by_seed(self, metric: str) -> dict[object, float]:
+        """Seed -> value (runs without a seed are left out: they cannot be paired)."""
+        return {r.seed: r.final.get(metric, NAN) for r in self.runs if r.seed is not None}
+
+    @property
+    def answer_source(self) -> str:
+        return ", ".join(dict.fromkeys(r.answer_source for r in self.runs if r.answer_source))
+
+    @property
+    def table_size(self) -> float:
+        sizes = [r.table_size for r in self.runs if math.isfinite(r.table_size)]
+        return max(sizes) if sizes else NAN
+
+    def p_beat_random_over_runs(self) -> float:
+        """Yu et al.: r = the best rank over the group's runs, n = the number of runs with a rank."""
+        from lightning_nas.metrics import p_beat_random_over_runs
+
+        size = self.table_size
+        return p_beat_random_over_runs(self.values("rank"), int(size)) if math.isfinite(size) else NAN
 
 
 def factor_order(experiment_dir: Path, runs: list[Run]) -> dict[str, list[str]]:

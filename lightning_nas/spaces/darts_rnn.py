@@ -18,9 +18,14 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
+from lightning_nas.registry import SPACES
 from lightning_nas.spaces.base import ArchitectureError, SearchSpace
+from lightning_nas.spaces.decisions import Choice, Picks, WeightGroup, Weights
 
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "sigmoid", "identity")
+#: DARTS' PRIMITIVES: the activations plus ``none`` (the zero operation), in DARTS' order. ``none``
+#: exists only in the relaxation (DARTS search); it is never part of an architecture.
+OPERATIONS: tuple[str, ...] = ("none",) + ACTIVATIONS
 #: DARTS' recurrent search space has 8 intermediate nodes (Liu et al. 2019, Sec. 3.1.2).
 DEFAULT_NUM_NODES = 8
 
@@ -82,30 +87,44 @@ class DartsRNNArchitecture:
         return cls(tuple(nodes))
 
 
+@SPACES.register("darts_rnn")
 class DartsRNNSpace(SearchSpace[DartsRNNArchitecture]):
-    """Args:
-        num_nodes: intermediate nodes n (8: DARTS; 2: the 32-architecture space of Yu et al.).
-        operations: a subset of the activations (default all four).
+    """Decisions: per node i, its input (one of nodes 0..i-1) and its activation. Relaxation
+    (DARTS, Liu et al. 2019, App. A.1.2): one softmax row over the activations for every
+    (node, predecessor) edge (``ops``), the node summing all its incoming edges; decoding keeps,
+    per node, the strongest edge and its strongest activation.
+
+    Args:
+        num_nodes: intermediate nodes n (8: DARTS; 2: the 32-architecture space of Yu et al.;
+            11 holds the published ENAS cell).
+        operations: a subset of ``none, tanh, relu, sigmoid, identity`` (default the four
+            activations). ``none`` (DARTS' zero operation, which DARTS searches with and Li &
+            Talwalkar leave out) adds a column to the relaxation only: it is never decoded and
+            never part of an architecture, so the decisions and the size do not change.
     """
 
     name = "darts_rnn"
+    tiny_options = {"num_nodes": 2}
 
     def __init__(self, num_nodes: int = DEFAULT_NUM_NODES, operations: Optional[Sequence[str]] = None) -> None:
         if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
             raise ArchitectureError(f"space_options.num_nodes must be a positive integer, got {num_nodes!r}")
         ops = tuple(operations) if operations is not None else ACTIVATIONS
-        if not ops or len(set(ops)) != len(ops) or any(op not in ACTIVATIONS for op in ops):
-            raise ArchitectureError(f"DARTS RNN activation subset {list(ops)} must name distinct activations of "
-                                    f"{list(ACTIVATIONS)}")
+        if (len(set(ops)) != len(ops) or any(op not in OPERATIONS for op in ops)
+                or not any(op in ACTIVATIONS for op in ops)):
+            raise ArchitectureError(f"DARTS RNN operations {list(ops)} must name distinct operations of "
+                                    f"{list(OPERATIONS)}, at least one activation")
         self.num_nodes = num_nodes
-        #: the activations (named ``operations`` like every cell space, for strategies and networks)
-        self.operations = tuple(op for op in ACTIVATIONS if op in ops)
+        #: the relaxation's columns, in DARTS' order (``none`` first where present)
+        self.operations = tuple(op for op in OPERATIONS if op in ops)
+        #: what an architecture's node can apply: the operations without ``none``
+        self.activations = tuple(op for op in self.operations if op != "none")
         self.edges = rnn_edges(num_nodes)
 
     @property
     def size(self) -> int:
         """n! * |O|^n (Yu et al. 2020, Sec. 3.2)."""
-        return math.factorial(self.num_nodes) * len(self.operations) ** self.num_nodes
+        return math.factorial(self.num_nodes) * len(self.activations) ** self.num_nodes
 
     def sample(self, generator: torch.Generator) -> DartsRNNArchitecture:
         """Each node draws its predecessor and activation independently and uniformly: uniform over S,
@@ -113,11 +132,22 @@ class DartsRNNSpace(SearchSpace[DartsRNNArchitecture]):
         nodes = []
         for i in range(1, self.num_nodes + 1):
             predecessor = int(torch.randint(i, (1,), generator=generator))
-            activation = self.operations[int(torch.randint(len(self.operations), (1,), generator=generator))]
+            activation = self.activations[int(torch.randint(len(self.activations), (1,), generator=generator))]
             nodes.append((activation, predecessor))
         return DartsRNNArchitecture(tuple(nodes))
 
     def parse(self, text: str) -> DartsRNNArchitecture:
+        """The text form, or the name of a published cell (``darts_v1``, ``darts_v2``, ``enas``: see
+        ``lightning_nas.spaces.darts_rnn_genotypes``)."""
+        from lightning_nas.spaces.darts_rnn_genotypes import GENOTYPES, genotype
+
+        if isinstance(text, str) and text.strip().lower() in GENOTYPES:
+            arch = genotype(text)
+            if arch.num_nodes != self.num_nodes:
+                raise ArchitectureError(f"the {text.strip()} cell has {arch.num_nodes} nodes; this space's cells have "
+                                        f"{self.num_nodes} (set space_options.num_nodes: {arch.num_nodes})")
+            self.check(arch)
+            return arch
         arch = DartsRNNArchitecture.from_string(text)
         self.check(arch)
         return arch
@@ -125,32 +155,66 @@ class DartsRNNSpace(SearchSpace[DartsRNNArchitecture]):
     def check(self, arch: DartsRNNArchitecture) -> None:
         if arch.num_nodes != self.num_nodes:
             raise ArchitectureError(f"{arch} has {arch.num_nodes} nodes; this space's cells have {self.num_nodes}")
-        outside = sorted({a for a, _ in arch.nodes} - set(self.operations))
+        outside = sorted({a for a, _ in arch.nodes} - set(self.activations))
         if outside:
-            raise ArchitectureError(f"{arch} uses {outside}, outside this space's activations {list(self.operations)}")
+            raise ArchitectureError(f"{arch} uses {outside}, outside this space's activations {list(self.activations)}")
 
     def enumerate(self) -> Iterator[DartsRNNArchitecture]:
         if self.size > 10 ** 7:
             raise NotImplementedError(f"{self.name} with {self.num_nodes} nodes has {self.size} architectures; "
                                       "too many to enumerate")
-        choices = [[(op, j) for j in range(i) for op in self.operations] for i in range(1, self.num_nodes + 1)]
+        choices = [[(op, j) for j in range(i) for op in self.activations] for i in range(1, self.num_nodes + 1)]
         for nodes in itertools.product(*choices):
             yield DartsRNNArchitecture(tuple(nodes))
 
-    def decode(self, arch_parameters: torch.Tensor) -> DartsRNNArchitecture:
+    # ------------------------------------------------------------------ the contract
+    @property
+    def decisions(self) -> tuple[Choice, ...]:
+        choices = []
+        for i in range(1, self.num_nodes + 1):
+            choices.append(Choice(f"node {i} input", tuple(str(j) for j in range(i))))
+            choices.append(Choice(f"node {i} activation", self.activations))
+        return tuple(choices)
+
+    def to_decisions(self, arch: DartsRNNArchitecture) -> Picks:
+        self.check(arch)
+        picks: list[tuple[int, ...]] = []
+        for activation, predecessor in arch.nodes:
+            picks += [(predecessor,), (self.activations.index(activation),)]
+        return tuple(picks)
+
+    def from_decisions(self, picks) -> DartsRNNArchitecture:
+        picks = self.check_picks(picks)
+        return DartsRNNArchitecture(tuple((self.activations[picks[2 * k + 1][0]], picks[2 * k][0])
+                                          for k in range(self.num_nodes)))
+
+    @property
+    def relaxation(self) -> tuple[WeightGroup, ...]:
+        return (WeightGroup("ops", (len(self.edges), len(self.operations))),)
+
+    def decode(self, weights: Weights) -> DartsRNNArchitecture:
         """DARTS' derivation for recurrent cells: per node, the (predecessor, activation) with the
-        largest weight among the node's rows of a (len(edges), len(operations)) matrix (Liu et al.
-        2019, Sec. 2.4, with no ``none`` operation in this space)."""
+        largest weight among the node's rows of the (len(edges), len(operations)) ``ops`` matrix
+        (Liu et al. 2019, Sec. 2.4), ``none`` excluded as in DARTS' ``genotype()``; ties go to the
+        first predecessor, then the first activation."""
+        ops = weights["ops"]
         expected = (len(self.edges), len(self.operations))
-        if tuple(arch_parameters.shape) != expected:
-            raise ArchitectureError(f"DARTS RNN architecture parameters must have shape {expected} "
-                                    f"(edges x activations), got {tuple(arch_parameters.shape)}")
+        if tuple(ops.shape) != expected:
+            raise ArchitectureError(f"DARTS RNN architecture weights 'ops' must have shape {expected} "
+                                    f"(edges x activations), got {tuple(ops.shape)}")
+        columns = [self.operations.index(a) for a in self.activations]
+        ops = ops[:, columns]
         nodes = []
         row = 0
         for i in range(1, self.num_nodes + 1):
-            block = arch_parameters[row:row + i]
-            flat = int(block.reshape(-1).argmax())
-            predecessor, op = divmod(flat, len(self.operations))
-            nodes.append((self.operations[op], predecessor))
+            predecessor, op = divmod(int(ops[row:row + i].reshape(-1).argmax()), len(self.activations))
+            nodes.append((self.activations[op], predecessor))
             row += i
         return DartsRNNArchitecture(tuple(nodes))
+
+    def one_hot(self, arch: DartsRNNArchitecture) -> dict[str, torch.Tensor]:
+        self.check(arch)
+        ops = torch.zeros(len(self.edges), len(self.operations))
+        for i, (activation, predecessor) in enumerate(arch.nodes, start=1):
+            ops[self.edges.index((i, predecessor)), self.operations.index(activation)] = 1.0
+        return {"ops": ops}

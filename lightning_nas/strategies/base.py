@@ -57,6 +57,8 @@ class SearchStrategy(LightningModule):
     uses_architecture_split: ClassVar[bool] = False
     #: False for strategies that build their own (stand-alone) network instead of the super-net
     builds_supernet: ClassVar[bool] = True
+    #: False for strategies that train nothing (the random-sampling baseline may run zero epochs)
+    trains: ClassVar[bool] = True
 
     def __init__(self, space: str = "nb201", space_options: Optional[dict[str, Any]] = None,
                  network: Optional[dict[str, Any]] = None, num_classes: int = 10, in_channels: int = 3,
@@ -145,17 +147,20 @@ class SearchStrategy(LightningModule):
         beside ``name_step`` when ``on_step``)."""
         value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
         key = f"{name}_epoch" if on_step else name
+        self.epoch_means.start(self.current_epoch)
         self.epoch_means.update(key, value, batch_size)
         if on_step:
             self.log(f"{name}_step", value, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
 
     def on_train_epoch_end(self) -> None:
+        self.epoch_means.start(self.current_epoch)
         reduce_sum = None
         if self._trainer is not None and self.trainer.world_size > 1:
             reduce_sum = lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()  # noqa: E731
         for name, mean in self.epoch_means.compute(reduce_sum).items():
             self.log(name, mean, on_step=False, on_epoch=True, prog_bar=name.startswith("train/"), rank_zero_only=True)
         self.epoch_means.reset()
+        self.epoch_means.epoch = None
         if not self.automatic_optimization:  # manual optimisation steps the epoch-wise schedule itself
             scheduler = self.lr_schedulers()
             if scheduler is not None:

@@ -147,8 +147,15 @@ class ENAS(BilevelStrategy):
 
     @torch.no_grad()
     def derive_architecture(self) -> Hashable:
-        """The controller's most likely architecture, decision by decision (greedy arg-max)."""
-        return self._draw(None, greedy=True)[0]
+        """The controller's most likely architecture, decision by decision (greedy arg-max); on a
+        constrained space where that combination is invalid, the most probable valid one among
+        ``max_resamples`` seeded samples of the policy."""
+        try:
+            return self._draw(None, greedy=True)[0]
+        except ArchitectureError:
+            gen = generator(self.hparams.seed, "enas-derivation")
+            samples = [self._draw(gen) for _ in range(self.max_resamples)]
+            return max(samples, key=lambda s: float(s[1]))[0]
 
     @torch.no_grad()
     def candidate_architectures(self, count: int, gen: torch.Generator) -> list[Hashable]:

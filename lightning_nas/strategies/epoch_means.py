@@ -17,6 +17,15 @@ class EpochMeans:
 
     def __init__(self) -> None:
         self._sums: dict[str, list[float]] = {}  # name -> [sum of value * weight, sum of weight]
+        #: the epoch the sums belong to (a checkpoint taken on an epoch's last batch restores sums
+        #: of an epoch whose end hooks already ran or will not run again: they must not leak)
+        self.epoch: int | None = None
+
+    def start(self, epoch: int) -> None:
+        """Begin collecting for ``epoch``: sums restored from another epoch are dropped."""
+        if self.epoch != epoch:
+            self._sums.clear()
+            self.epoch = epoch
 
     def update(self, name: str, value: float, weight: float = 1.0) -> None:
         entry = self._sums.setdefault(name, [0.0, 0.0])
@@ -40,7 +49,8 @@ class EpochMeans:
         self._sums.clear()
 
     def state_dict(self) -> dict[str, Any]:
-        return {name: list(entry) for name, entry in self._sums.items()}
+        return {"epoch": self.epoch, "sums": {name: list(entry) for name, entry in self._sums.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._sums = {name: [float(s), float(w)] for name, (s, w) in state.items()}
+        self.epoch = state.get("epoch")
+        self._sums = {name: [float(s), float(w)] for name, (s, w) in state.get("sums", {}).items()}

@@ -21,7 +21,9 @@ from lightning_nas.strategies.base import FixedArchitecture
 @STRATEGIES.register("random_sampling")
 class RandomSampling(FixedArchitecture):
     """Args as ``SearchStrategy``; only ``space``, ``space_options`` and ``seed`` matter. Recipes
-    set ``trainer.max_epochs: 1`` with ``limit_train_batches: 0`` or similar: no weight is updated."""
+    set ``trainer.max_epochs: 0``: nothing is trained."""
+
+    trains = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -10,5 +10,8 @@ FIXED_TRAINER = dict(logger=False, enable_checkpointing=False, enable_progress_b
                      enable_model_summary=False, deterministic=True, num_sanity_val_steps=0)
 
 
-class TabulateError(ValueError):
+from lightning_nas.errors import RecipeError  # noqa: E402
+
+
+class TabulateError(RecipeError):
     """Bad recipe, options or table file; the message names the key or file."""

@@ -18,6 +18,11 @@ def noise_ceiling(path: str | Path, seeds: Sequence[int], metrics: Sequence[str]
       two independent trainings, the ceiling for any proxy predicting one training;
     * Spearman-Brown ``S r / (1 + (S - 1) r)``: the expected reliability of the S-seed mean;
     * both again on the better half of the table (by mean), where a search actually decides;
+    * split-half reliability of the seed mean (``split_half``): the seeds are split into two halves,
+      the Spearman correlation of the two half-means is stepped up to the full seed count with
+      Spearman-Brown ``2 r / (1 + r)``, averaged over all balanced splits (50 sampled beyond 8 seeds);
+      and the top-quartile agreement: the fraction of the top 25 % by one half-mean that is also in
+      the top 25 % by the other (0.25 by chance, 1 when both halves pick the same quarter);
     * the spread of the means: best, mean, worst, and how many architectures lie within
       ``tie_threshold`` of the best and what fraction of pairs lie within it of each other
       (the pairs sparse Kendall tau treats as ties).
@@ -48,6 +53,8 @@ def noise_ceiling(path: str | Path, seeds: Sequence[int], metrics: Sequence[str]
             brown = s * r / (1 + (s - 1) * r) if math.isfinite(r) and 1 + (s - 1) * r > 0 else float("nan")
             entry[name] = {"seed_to_seed_kendall": _round(k), "seed_to_seed_spearman": _round(r),
                            "spearman_brown_mean_of_seeds": _round(brown)}
+        if len(seeds) >= 2 and len(rows) >= 4:
+            entry["split_half"] = split_half(per_seed, higher_is_better="accuracy" in metric)
         ordered = sorted(means, reverse=True)
         best = ordered[0] if "accuracy" in metric else ordered[-1]
         close_pairs = sum(1 for a, b in itertools.combinations(means, 2) if abs(a - b) < tie_threshold)
@@ -66,3 +73,42 @@ def noise_ceiling(path: str | Path, seeds: Sequence[int], metrics: Sequence[str]
 def _round(value: float) -> Optional[float]:
     """4 decimals; None for an undefined correlation (constant column), which JSON cannot hold as NaN."""
     return round(value, 4) if math.isfinite(value) else None
+
+
+def split_half(per_seed: Sequence[Sequence[float]], higher_is_better: bool = True,
+               max_splits: int = 50) -> dict[str, Any]:
+    """Split-half reliability of the seed mean and top-quartile agreement (see ``noise_ceiling``).
+
+    ``per_seed[s][i]``: the value of architecture i with seed s. With S seeds the halves hold
+    floor(S/2) and ceil(S/2) seeds; for odd S the Spearman-Brown step-up (factor 2) is approximate.
+    """
+    import numpy as np
+
+    from lightning_nas.metrics import spearman_rho
+
+    values = np.asarray(per_seed, dtype=float)
+    count, n = values.shape
+    half = count // 2
+    splits = [c for c in itertools.combinations(range(count), half) if 0 in c or 2 * half != count]
+    if len(splits) > max_splits:
+        rng = np.random.default_rng(0)
+        splits = [splits[i] for i in sorted(rng.choice(len(splits), max_splits, replace=False))]
+    quarter = max(1, int(round(n / 4)))
+    rhos, agreements = [], []
+    for first in splits:
+        second = [s for s in range(count) if s not in first]
+        a, b = values[list(first)].mean(axis=0), values[second].mean(axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rhos.append(spearman_rho(a, b))
+        sign = -1.0 if higher_is_better else 1.0
+        top_a = set(np.argsort(sign * a, kind="stable")[:quarter].tolist())
+        top_b = set(np.argsort(sign * b, kind="stable")[:quarter].tolist())
+        agreements.append(len(top_a & top_b) / quarter)
+    finite = [r for r in rhos if math.isfinite(r)]
+    r = statistics.fmean(finite) if finite else float("nan")
+    brown = 2 * r / (1 + r) if math.isfinite(r) and r > -1 else float("nan")
+    return {"splits": len(splits), "seeds_per_half": [half, count - half], "spearman_half_means": _round(r),
+            "spearman_brown": _round(brown), "top_quartile_size": quarter,
+            "top_quartile_agreement": _round(statistics.fmean(agreements)),
+            "top_quartile_agreement_by_chance": _round(quarter / n)}

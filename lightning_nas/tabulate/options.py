@@ -21,7 +21,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--architectures", type=Union[Literal["all"], int], default="all",
                         help="'all' (enumerate the space) or N: a seeded uniform sample of N distinct architectures.")
     parser.add_argument("--sample_seed", type=int, default=0, help="Seed of the architecture sample.")
-    parser.add_argument("--seeds", type=list[int], default=[0, 1], help="Training seeds per architecture.")
+    parser.add_argument("--seeds", type=list[int], default=[0, 1],
+                        help="Training seeds per architecture. A finished table can be extended with more seeds: "
+                             "rerun with a longer list (existing per-seed values are kept as they are).")
+    parser.add_argument("--split_seed", type=Optional[int], default=None,
+                        help="Seed of the train/validation split, fixed for every training seed (None: the split "
+                             "follows the training seed, as in tables made before this option).")
     parser.add_argument("--max_epochs", type=int, default=10)
     parser.add_argument("--evaluate", type=list[Literal["val", "test"]], default=["test"],
                         help="Splits evaluated after training: val (held-out training images) and/or test.")
@@ -30,7 +35,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--data", type=dict, default={},
                         help="ImageDataModule keyword arguments, or {class_path, init_args} of another DataModule.")
     parser.add_argument("--trainer", type=dict, default={}, help="Further Trainer keyword arguments.")
-    parser.add_argument("--out", type=Optional[str], default=None, help="The table (CSV); sidecar: same name .json.")
+    parser.add_argument("--out", type=Optional[str], default=None,
+                        help="The table (CSV); sidecar: same name .json. Default runs/tabulate/<recipe name>.csv; "
+                             "never inside the installed package (copy a finished table there deliberately).")
     parser.add_argument("--shard", type=Optional[str], default=None, help="i/k: positions p with p % k == i.")
     parser.add_argument("--limit", type=Optional[int], default=None,
                         help="Stop after this many new architectures (a deliberate, resumable stop).")
@@ -59,6 +66,45 @@ def _check_keywords(factory: Any, options: dict[str, Any], key: str, reserved: S
         if name not in parameters:
             valid = ", ".join(p for p in parameters if p not in reserved)
             raise TabulateError(f"{key}.{name}: unknown option for {factory.__name__}; valid: {valid}")
+
+
+LEGACY_OPTIMIZER_KEYS = {"lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay",
+                         "nesterov": "nesterov", "lr_schedule": "schedule", "min_lr": "min_lr",
+                         "grad_clip": "grad_clip"}
+
+
+def strategy_options(model: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's ``model`` section as keyword arguments of the strategy classes.
+
+    Where the strategies take their weight-optimiser settings as one typed ``optimizer`` argument
+    (``lightning_nas.strategies.settings.WeightOptimizer``), the flat keys of older recipes and table
+    protocols (``lr``, ``weight_decay``, ``min_lr``, ...) are moved into it, so that a table's protocol
+    (which records the recipe as written) keeps resuming; ``optimizer: {...}`` is accepted as well."""
+    from lightning_nas.strategies.base import SearchStrategy
+
+    options = dict(model)
+    if "optimizer" not in inspect.signature(SearchStrategy.__init__).parameters:
+        return options
+    try:
+        from lightning_nas.strategies.settings import WeightOptimizer
+    except ImportError:
+        return options
+    given = options.pop("optimizer", None)
+    if isinstance(given, WeightOptimizer):
+        return {**options, "optimizer": given}
+    settings = dict(given or {})
+    for old, new in LEGACY_OPTIMIZER_KEYS.items():
+        if old in options:
+            settings[new] = options.pop(old)
+    if settings:
+        import dataclasses
+
+        valid = [f.name for f in dataclasses.fields(WeightOptimizer)]
+        unknown = sorted(set(settings) - set(valid))
+        if unknown:
+            raise TabulateError(f"model.optimizer.{unknown[0]}: unknown option; valid: {', '.join(valid)}")
+        options["optimizer"] = WeightOptimizer(**settings)
+    return options
 
 
 def data_module(data: dict[str, Any]) -> tuple[type, dict[str, Any]]:
@@ -95,7 +141,7 @@ def validate(config: Any) -> None:
         raise TabulateError(f"architectures must be 'all' or a positive count, got {config.architectures}")
     if config.limit is not None and config.limit < 0:
         raise TabulateError(f"limit must be >= 0, got {config.limit}")
-    _check_keywords(SearchStrategy.__init__, config.model, "model",
+    _check_keywords(SearchStrategy.__init__, strategy_options(config.model), "model",
                     reserved=("space", "space_options", "num_classes", "in_channels", "seed"))
     data_class, data_options = data_module(config.data)
     _check_keywords(data_class.__init__, data_options, "data", reserved=("seed",))
@@ -119,8 +165,42 @@ def validate(config: Any) -> None:
 
 
 def protocol(config: Any) -> dict[str, Any]:
-    """What determines the table's numbers (compared on resume and merge)."""
-    return {key: config[key] for key in PROTOCOL_KEYS}
+    """What determines the table's numbers (compared on resume and merge). ``split_seed`` enters only
+    when set, so tables made before it existed (split following the training seed) still resume."""
+    result = {key: config[key] for key in PROTOCOL_KEYS}
+    if config.get("split_seed") is not None:
+        result["split_seed"] = config.split_seed
+    return result
+
+
+def without_seeds(proto: dict[str, Any]) -> dict[str, Any]:
+    """The protocol less its seed list: what must agree for a table to be extended with more seeds."""
+    return {key: value for key, value in (proto or {}).items() if key != "seeds"}
+
+
+def default_out(config: Any) -> str:
+    """``runs/tabulate/<recipe name>.csv`` (the last recipe given), else ``runs/tabulate/<space>.csv``."""
+    from pathlib import Path
+
+    recipes = config.get("recipe") or []
+    recipes = recipes if isinstance(recipes, list) else [recipes]
+    name = next((Path(str(r)).stem for r in reversed(recipes) if r is not None), None) or str(config.space)
+    name = name.removeprefix("tabulate_") or name
+    return str(Path("runs") / "tabulate" / f"{name}.csv")
+
+
+def check_outside_package(path: Any, option: str = "out") -> None:
+    """Refuse to write into the installed ``lightning_nas`` package (site-packages, or the source tree
+    of an editable install): a finished table is copied there deliberately, never written in place."""
+    from pathlib import Path
+
+    import lightning_nas
+
+    package = Path(lightning_nas.__file__).resolve().parent
+    target = Path(path).resolve()
+    if target == package or package in target.parents:
+        raise TabulateError(f"{option}: {path} is inside the installed package ({package}); write under runs/ "
+                            "and copy the finished table and its .json sidecar into benchmarks/tables/ deliberately")
 
 
 def architectures(config: Any) -> list[Any]:

@@ -24,6 +24,7 @@ Timing lives in the sidecar, not in the table, so that a table's bytes depend on
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import signal
 import statistics
@@ -36,39 +37,96 @@ from jsonargparse import ArgumentParser
 
 from lightning_nas.tabulate.common import TabulateError
 from lightning_nas.tabulate.noise import noise_ceiling
-from lightning_nas.tabulate.options import architectures, build_parser, header, make_row, metric_names, parse_shard, protocol, validate
+from lightning_nas.tabulate.options import (architectures, build_parser, check_outside_package, default_out, header,
+                                            make_row, metric_names, parse_shard, protocol, validate, without_seeds)
 from lightning_nas.tabulate.table import _read_json, _same, append_line, merge, read_rows, shard_path, sidecar_path
 from lightning_nas.tabulate.training import _quiet, train_one
 
 
 def tabulate(config: Any, argv: Optional[list[str]] = None, log=print) -> Path:
-    """Run (or continue) a tabulation; returns the path of the table this process wrote."""
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    """Run (or continue) a tabulation; returns the path of the table this process wrote.
+
+    SIGTERM/SIGINT only set a flag (``lightning_nas.signals``); the flag is checked between
+    architectures, so the architecture in training is finished and written first, the sidecar says
+    ``partial``, and ``signals.Interrupted`` (a ``SystemExit`` with status 128 + signal) is raised."""
     try:
-        return _tabulate(config, argv, log)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        from lightning_nas import signals
+    except ImportError:  # without the flag module: exit at once, dropping the row in progress
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        try:
+            return _tabulate(config, argv, log)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    with signals.handled():
+        try:
+            return _tabulate(config, argv, log)
+        except SystemExit as error:
+            # Lightning ends a fit on SIGTERM with its own SystemExit (status 0): report the signal instead
+            if signals.pending() is not None and not isinstance(error, signals.Interrupted):
+                raise signals.Interrupted(signals.pending(), "tabulate") from None
+            raise
+
+
+def _base_table(out: Path, columns: list[str], proto: dict[str, Any], seeds: list[int]) -> Optional[dict]:
+    """The finished table at ``out`` made with a subset of ``seeds`` (same protocol otherwise): the table
+    being extended with more seeds. Returns ``{architecture: {column: text}}`` or None."""
+    sidecar = sidecar_path(out)
+    if not (out.is_file() and sidecar.is_file()):
+        return None
+    old = _read_json(sidecar)
+    old_seeds = [int(s) for s in old.get("seeds") or []]
+    if not old_seeds or old_seeds == list(seeds) or not set(old_seeds) < set(seeds):
+        return None
+    if not _same(without_seeds(old.get("protocol")), without_seeds(proto)):
+        raise TabulateError(f"{out} was made with another protocol (see {sidecar}); only its seeds may be extended")
+    with out.open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    missing = [c for c in columns if c not in (table[0] if table else {}) and not _is_new_seed(c, old_seeds)]
+    if missing:
+        raise TabulateError(f"{out}: cannot extend it, columns {missing[:3]} are missing")
+    return {row["ArchitectureString"]: row for row in table}
+
+
+def _is_new_seed(column: str, old_seeds: list[int]) -> bool:
+    head, _, seed = column.rpartition("_seed")
+    return bool(head) and seed.isdigit() and int(seed) not in old_seeds
+
+
+def _pending_signal() -> Optional[int]:
+    """The stop signal received (``lightning_nas.signals``), or None."""
+    try:
+        from lightning_nas import signals
+    except ImportError:
+        return None
+    return signals.pending()
 
 
 def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
+    import os
+
     import torch
 
     from lightning_nas.io import atomic_write_json
     from lightning_nas.run_record import git_state, package_versions
 
     validate(config)
+    index, count = parse_shard(config.shard)
+    out = Path(config.out if config.out is not None else default_out(config))
+    check_outside_package(out)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     _quiet()
-    index, count = parse_shard(config.shard)
-    if config.out is None:
-        raise TabulateError("out: where to write the table (set it in the recipe or with --out)")
-    path = shard_path(Path(config.out), index, count)
-    path.parent.mkdir(parents=True, exist_ok=True)
     archs = architectures(config)
     metrics = metric_names(config)
     columns = header(metrics, config.seeds)
     proto = protocol(config)
+    # extending a finished table with more seeds: its per-seed values are copied as they are and only
+    # the new seeds are trained; one process writes OUT.extending.csv and replaces OUT when complete
+    base = _base_table(out, columns, proto, list(config.seeds))
+    path = shard_path(out, index, count)
+    if base is not None and count == 1:
+        path = out.with_name(f"{out.stem}.extending{out.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = sidecar_path(path)
     if sidecar.is_file() and path.is_file():
         previous = _read_json(sidecar)
@@ -84,7 +142,8 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
         log(f"[tabulate {index}/{count}] {len(mine)}/{len(mine)} architectures already in {path}; nothing to do")
         return path
     record = {
-        "table": path.name, "command": [sys.executable, "-m", "lightning_nas.tabulate", *(argv or [])],
+        "table": out.name if path.name.endswith(".extending.csv") else path.name,
+        "command": [sys.executable, "-m", "lightning_nas.tabulate", *(argv or [])],
         "seeds": list(config.seeds), "shard": f"{index}/{count}", "protocol": proto,
         "metrics": metrics, "architectures_in_table_order": len(archs), "architectures_in_shard": len(mine),
         "versions": package_versions(), "git": git_state(),
@@ -96,15 +155,30 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
         old = _read_json(sidecar)
         previous_seconds = float(old.get("train_seconds", 0.0))
         record["sessions"] = old.get("sessions", []) + [old.get("command")]
+    if base is not None:
+        old = _read_json(sidecar_path(out))
+        record["extends"] = {"table": out.name, "seeds": old.get("seeds"), "command": old.get("command"),
+                             "train_seconds": old.get("train_seconds")}
+        previous_seconds = max(previous_seconds, float(old.get("train_seconds") or 0.0))
     atomic_write_json(sidecar, record)
     log(f"[tabulate {index}/{count}] {len(mine) - len(todo)}/{len(mine)} architectures already in {path}; "
-        f"{len(todo)} to train x {len(config.seeds)} seeds")
-    start, trained = time.perf_counter(), 0
+        f"{len(todo)} to train x {len(config.seeds)} seeds" + (f" (extending {out})" if base is not None else ""))
+    start, trained, stopped = time.perf_counter(), 0, False
     for position, arch in todo:
         if config.limit is not None and trained >= config.limit:
             break
+        if _pending_signal() is not None:
+            stopped = True
+            log(f"[tabulate {index}/{count}] stop signal received: {trained} architectures written this session; "
+                "rerun the same command to continue")
+            break
         results, params = [], 0
+        kept = base.get(str(arch)) if base is not None else None
         for seed in config.seeds:
+            if kept is not None and f"{metrics[0]}_seed{seed}" in kept:
+                results.append({m: float(kept[f"{m}_seed{seed}"]) for m in metrics})
+                params = int(kept["params"])
+                continue
             metrics_of_seed, params = train_one(config, str(arch), seed)
             results.append(metrics_of_seed)
         append_line(path, make_row(position, str(arch), results, metrics, config.max_epochs, params))
@@ -126,7 +200,15 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
     if complete and count == 1:
         record["noise_ceiling"] = noise_ceiling(path, config.seeds, metrics)
     atomic_write_json(sidecar, record)
+    if complete and count == 1 and path != out:  # an extension is finished: it becomes the table
+        os.replace(sidecar, sidecar_path(out))
+        os.replace(path, out)
+        path = out
     log(f"[tabulate {index}/{count}] {'complete' if complete else 'stopped'}: {path} ({_duration(elapsed)})")
+    if stopped:
+        from lightning_nas import signals
+
+        raise signals.Interrupted(_pending_signal(), f"tabulate: {path}")
     return path
 
 
@@ -154,11 +236,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if argv[:1] == ["merge"]:
             args = build_merge_parser().parse_args(argv[1:])
+            check_outside_package(args.out, "merge --out")
             path = merge(args.shards, args.out, args.allow_partial)
             print(f"[tabulate] merged {len(args.shards)} shards -> {path}")
             return 0
         config = build_parser().parse_args(argv)
-        tabulate(config, argv, log=lambda message: print(message, file=sys.stderr, flush=True))
+        try:
+            tabulate(config, argv, log=lambda message: print(message, file=sys.stderr, flush=True))
+        except SystemExit as error:
+            signum = getattr(error, "signum", None)
+            if signum is None:
+                raise
+            print(f"tabulate: stopped by {signal.Signals(signum).name}; finished rows are kept, rerun the same "
+                  "command to continue", file=sys.stderr)
+            return 128 + signum
         return 0
     except (TabulateError, ValueError, LookupError, OSError, argparse.ArgumentError) as error:
         message = " ".join(str(error).split())

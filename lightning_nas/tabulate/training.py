@@ -6,7 +6,7 @@ import warnings
 from typing import Any
 
 from lightning_nas.tabulate.common import FIXED_TRAINER, TabulateError
-from lightning_nas.tabulate.options import data_module
+from lightning_nas.tabulate.options import data_module, strategy_options
 
 
 def _quiet() -> None:
@@ -24,9 +24,21 @@ def train_one(config: Any, arch: str, seed: int) -> tuple[dict[str, float], int]
 
     seed_everything(seed, verbose=False)
     data_class, data_options = data_module(config.data)
-    data = data_class(**data_options, seed=seed)
+    split_seed = config.get("split_seed") if hasattr(config, "get") else None
+    if split_seed is None:
+        data = data_class(**data_options, seed=seed)
+    else:
+        # the split is drawn once from split_seed (DataModules cache it on first access); batches and
+        # augmentation then follow the training seed
+        data = data_class(**data_options, seed=split_seed)
+        if not hasattr(data, "splits"):
+            raise TabulateError(f"split_seed: {data_class.__name__} has no train/validation split to fix; "
+                                "remove split_seed")
+        data.splits  # noqa: B018
+        data.seed = seed
     model = Standalone(arch, space=config.space, space_options=config.space_options or None,
-                       num_classes=data.num_classes, in_channels=data.in_channels, seed=seed, **config.model)
+                       num_classes=data.num_classes, in_channels=data.in_channels, seed=seed,
+                       **strategy_options(config.model))
     trainer_options = {"accelerator": "cpu", "devices": 1, **config.trainer, **FIXED_TRAINER}
     trainer = Trainer(max_epochs=config.max_epochs, limit_val_batches=0, **trainer_options)
     trainer.fit(model, datamodule=data)

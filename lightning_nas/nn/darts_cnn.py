@@ -1,0 +1,327 @@
+"""The DARTS CNN macro network: the 8-cell search super-net and the 20-cell evaluation network.
+
+One class serves both (Liu et al. 2019, Sec. 3.1.1, 3.2 and App. A.1):
+
+- ``DartsCNNNetwork()`` (defaults): the search super-net, C=16, 8 cells, every operation on every
+  one of the 14 edges of each cell, batch norms without affine parameters and a BN after each
+  pooling operation (DARTS' search network);
+- ``DartsCNNNetwork(arch=genotype, C=36, layers=20, auxiliary=True, affine=True, pool_bn=False,
+  drop_path_prob=0.2)``: the evaluation network of a genotype, with the auxiliary head after the
+  cell at 2/3 of the depth; its parameter count is the reference DARTS network's
+  (``count_parameters(net, auxiliary=False)``: 3,349,342 for DARTS V2, DARTS' "3.3M").
+
+Macro structure: a 3x3 convolution stem to ``stem_multiplier * C`` channels; ``layers`` cells, the
+ones at ``layers // 3`` and ``2 * layers // 3`` being reduction cells that double the channels;
+global average pooling; a linear classifier. Each cell reads the two previous cells' outputs
+through 1x1 ReLU-conv-BN preprocessing (a factorized reduction when the previous cell reduced the
+resolution) and outputs the concatenation of its output nodes.
+
+The super-net protocol (``lightning_nas.nn.base``): ``net(x, arch)`` runs one path,
+``net.forward_weighted(x, weights, active)`` the relaxation (groups ``normal_ops``, ``reduce_ops``
+of shape (14, 8) and, for PC-DARTS, ``normal_edges``, ``reduce_edges``), ``net.standalone(arch)`` the
+stand-alone network with the path's weights. Both forwards sum each node in one loop
+(``DartsCNNCell.run``).
+
+Training-only parts of the evaluation network: ``forward_with_auxiliary`` returns the auxiliary
+logits in training mode (None otherwise); drop-path applies in training mode to every operation
+output except identities, with the probability set by ``set_drop_path`` (see
+``drop_path_schedule``).
+
+ENAS stabilisation (``enas_tricks=True``, Pham et al. 2018, App.): every convolution already runs
+ReLU -> conv -> BN here; the option adds ENAS' combination of several inputs: a cell outputs its
+*loose ends* (intermediate nodes no other node reads) concatenated and passed through a 1x1
+ReLU-conv-BN to C channels, with one shared weight over all intermediate nodes (the unused nodes'
+slices see zeros). It applies to single-path forwards (ENAS, SPOS, ... and stand-alone training),
+not to the relaxation, where no node is a loose end.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Optional
+
+import torch
+from torch import nn
+
+from lightning_nas.nn.base import Active, SuperNet, active_options, mix, partial_mix
+from lightning_nas.nn.darts_ops import FactorizedReduce, ReLUConvBN, build_op, drop_path
+from lightning_nas.registry import NETWORKS
+from lightning_nas.spaces.darts_cnn import (CELL_TYPES, DartsCNNSpace, Genotype,
+                                            architecture_map, cell_edges)
+
+#: edge(cell, edge index, input) -> output or None (adds nothing)
+Edge = Callable[["DartsCNNCell", int, torch.Tensor], Optional[torch.Tensor]]
+
+
+def op_keys(names: list[str]) -> list[str]:
+    """Module keys of the operations on one edge: the name, suffixed ``_2``, ``_3`` for repeats
+    (published cells such as NASNet apply the same operation twice to one input)."""
+    keys = []
+    for i, name in enumerate(names):
+        count = names[:i].count(name)
+        keys.append(name if count == 0 else f"{name}_{count + 1}")
+    return keys
+
+
+def drop_path_schedule(epoch: int, max_epochs: int, final: float = 0.2) -> float:
+    """DARTS' linear drop-path schedule: ``final * epoch / max_epochs`` at the start of ``epoch``
+    (0-based), i.e. 0 in the first epoch, approaching ``final`` in the last."""
+    if max_epochs <= 0:
+        raise ValueError(f"max_epochs must be positive, got {max_epochs}")
+    return final * min(max(epoch, 0), max_epochs) / max_epochs
+
+
+def loose_ends(arch: Genotype, label: str) -> tuple[int, ...]:
+    """Intermediate nodes of cell ``label`` that no node of the cell reads (ENAS' cell output)."""
+    nodes = arch.cell(label)
+    read = {source for node in nodes for _, source in node}
+    return tuple(i for i in range(2, len(nodes) + 2) if i not in read)
+
+
+class DartsCNNCell(nn.Module):
+    """One cell. ``edge_ops[e]`` lists the operations built on edge ``e`` (``cell_edges`` order);
+    ``concat`` the nodes the output concatenates; ``partial_channels`` K builds the operations
+    with C/K channels (relaxed forward only); ``enas_combine`` the ENAS 1x1 output combination."""
+
+    def __init__(self, c_prev_prev: int, c_prev: int, channels: int, reduction: bool, reduction_prev: bool,
+                 num_nodes: int, edge_ops: Mapping[int, list[str]], concat: tuple[int, ...], affine: bool,
+                 track_running_stats: bool, pool_bn: bool, partial_channels: int = 1, enas_combine: bool = False) -> None:
+        super().__init__()
+        self.reduction, self.label = reduction, "reduce" if reduction else "normal"
+        self.num_nodes, self.concat, self.channels = num_nodes, concat, channels
+        bn = dict(affine=affine, track_running_stats=track_running_stats)
+        self.preprocess0 = (FactorizedReduce(c_prev_prev, channels, **bn) if reduction_prev
+                            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, **bn))
+        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, **bn)
+        op_channels = channels // partial_channels
+        edges = cell_edges(num_nodes)
+        self.edges = nn.ModuleDict()
+        for e, names in sorted(edge_ops.items()):
+            _, source = edges[e]
+            stride = 2 if reduction and source < 2 else 1
+            self.edges[str(e)] = nn.ModuleDict({
+                key: build_op(name, op_channels, stride, affine, track_running_stats, pool_bn)
+                for key, name in zip(op_keys(list(names)), names)})
+        #: For each intermediate node, the (edge index, input node) pairs that feed it.
+        self.inputs = [[(e, source) for e, (target, source) in enumerate(edges) if target == node and e in edge_ops]
+                       for node in range(2, num_nodes + 2)]
+        self.combine = ReLUConvBN(num_nodes * channels, channels, 1, 1, 0, **bn) if enas_combine else None
+
+    @property
+    def multiplier(self) -> int:
+        """Output channels / C."""
+        return 1 if self.combine is not None else len(self.concat)
+
+    def run(self, s0: torch.Tensor, s1: torch.Tensor, edge: Edge, loose: Optional[tuple[int, ...]] = None) -> torch.Tensor:
+        """Node i = sum of ``edge(self, e, node_j)`` over its incoming edges; output = concatenation
+        of ``concat`` (or ENAS' combination of the ``loose`` ends)."""
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for inputs in self.inputs:
+            total = None
+            for e, source in inputs:
+                out = edge(self, e, states[source])
+                if out is not None:
+                    total = out if total is None else total + out
+            if total is None:  # every edge chose `none` (e.g. a GDAS sample)
+                ref = states[1]
+                size = [(s + 1) // 2 for s in ref.shape[2:]] if self.reduction else list(ref.shape[2:])
+                total = ref.new_zeros(ref.shape[0], self.channels, *size)
+            states.append(total)
+        if self.combine is None:
+            return torch.cat([states[i] for i in self.concat], dim=1)
+        if loose is None:
+            raise ValueError("enas_tricks: the cell output combines loose ends, which only a single path defines; "
+                             "the relaxed forward cannot run with enas_tricks=True")
+        parts = [states[i] if i in loose else torch.zeros_like(states[i]) for i in range(2, self.num_nodes + 2)]
+        return self.combine(torch.cat(parts, dim=1))
+
+    def operation(self, e: int, key: str, h: torch.Tensor) -> torch.Tensor:
+        return self.edges[str(e)][key](h)
+
+
+class AuxiliaryHead(nn.Module):
+    """The CIFAR auxiliary classifier (Szegedy et al. 2016 as in NASNet/DARTS): ReLU, 5x5 average
+    pooling with stride 3 (8x8 -> 2x2), 1x1 conv to 128, BN, ReLU, 2x2 conv to 768, BN, ReLU,
+    linear. Other resolutions (small fixture images) are pooled adaptively to 2x2."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=False))
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(x)
+        if all((s - 5) // 3 + 1 == 2 for s in x.shape[2:]):
+            x = nn.functional.avg_pool2d(x, 5, stride=3, padding=0, count_include_pad=False)
+        else:
+            x = nn.functional.adaptive_avg_pool2d(x, 2)
+        return self.classifier(self.features(x).flatten(1))
+
+
+@NETWORKS.register("darts_cnn")
+class DartsCNNNetwork(SuperNet):
+    """DARTS CNN network; the super-net when ``arch`` is None, else the stand-alone net of ``arch``.
+
+    Args:
+        space: a ``DartsCNNSpace`` (default: 4 nodes).
+        C, layers, stem_multiplier: initial channels, number of cells, stem width factor
+            (search: 16, 8, 3; evaluation: 36, 20, 3).
+        auxiliary: build the auxiliary head after cell ``2 * layers // 3``; ``auxiliary_weight`` is
+            the weight of its loss (0.4), read by the strategy.
+        drop_path_prob: the final drop-path probability; the current one starts at 0 and is set by
+            ``set_drop_path`` / ``update_drop_path`` (DARTS: linear in the epoch).
+        affine, track_running_stats: the cells' batch norms (search: affine=False).
+        pool_bn: a BN (affine=False) after each pooling operation (DARTS' search MixedOp).
+        partial_channels: PC-DARTS' K (super-net only, relaxed forward).
+        enas_tricks: ENAS' loose-end combination (module docstring).
+    """
+
+    supports_partial_channels = True
+    tiny_options = {"C": 4, "layers": 3}
+
+    def __init__(self, space: Optional[DartsCNNSpace] = None, num_classes: int = 10, in_channels: int = 3,
+                 arch: Optional[Genotype] = None, C: int = 16, layers: int = 8, stem_multiplier: int = 3,
+                 auxiliary: bool = False, auxiliary_weight: float = 0.4, drop_path_prob: float = 0.0,
+                 affine: bool = False, track_running_stats: bool = True, pool_bn: bool = True,
+                 partial_channels: int = 1, enas_tricks: bool = False) -> None:
+        super().__init__()
+        if C < 1 or layers < 1 or stem_multiplier < 1:
+            raise ValueError(f"DARTS CNN network needs C, layers, stem_multiplier >= 1, got {C}, {layers}, {stem_multiplier}")
+        if partial_channels < 1 or C % partial_channels:
+            raise ValueError(f"partial_channels={partial_channels} must be >= 1 and divide C={C}")
+        if partial_channels > 1 and arch is not None:
+            raise ValueError("partial_channels applies to the PC-DARTS super-net only, not to a stand-alone network")
+        if partial_channels > 1 and enas_tricks:
+            raise ValueError("enas_tricks applies to single-path forwards; PC-DARTS (partial_channels > 1) is relaxed only")
+        if not 0.0 <= drop_path_prob < 1.0:
+            raise ValueError(f"drop_path_prob must be in [0, 1), got {drop_path_prob}")
+        self.space = space if space is not None else DartsCNNSpace()
+        self.config = dict(num_classes=num_classes, in_channels=in_channels, C=C, layers=layers,
+                           stem_multiplier=stem_multiplier, auxiliary=auxiliary, auxiliary_weight=auxiliary_weight,
+                           drop_path_prob=drop_path_prob, affine=affine, track_running_stats=track_running_stats,
+                           pool_bn=pool_bn, partial_channels=partial_channels, enas_tricks=enas_tricks)
+        self.arch = arch
+        self.partial_channels, self.enas_tricks = partial_channels, enas_tricks
+        self.auxiliary_weight = auxiliary_weight
+        self.drop_path_prob = drop_path_prob
+        self.current_drop_path = 0.0
+        #: the relaxation's columns (``none`` first), the space's operations
+        self.operations: tuple[str, ...] = self.space.operations
+        if arch is not None:
+            amap = architecture_map(arch)
+            cell_spec = {label: (len(arch.cell(label)), amap[label], arch.concat(label))
+                         for label in CELL_TYPES}
+        else:
+            n = self.space.num_nodes
+            every = {e: list(self.space.cell_operations) for e in range(len(cell_edges(n)))}
+            cell_spec = {label: (n, every, tuple(range(2, n + 2))) for label in CELL_TYPES}
+
+        c_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
+        self.reductions = sorted({layers // 3, 2 * layers // 3})
+        self.auxiliary_index = 2 * layers // 3
+        self.cells = nn.ModuleList()
+        self.auxiliary_head: Optional[AuxiliaryHead] = None
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in self.reductions
+            if reduction:
+                c_curr *= 2
+            num_nodes, edge_ops, concat = cell_spec["reduce" if reduction else "normal"]
+            cell = DartsCNNCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev, num_nodes, edge_ops, concat,
+                                affine, track_running_stats, pool_bn, partial_channels, enas_tricks)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
+            if auxiliary and i == self.auxiliary_index:
+                self.auxiliary_head = AuxiliaryHead(c_prev, num_classes)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    # ------------------------------------------------------------------ drop-path
+    def set_drop_path(self, prob: float) -> None:
+        """The drop-path probability of the following training forwards (0 disables it)."""
+        if not 0.0 <= prob < 1.0:
+            raise ValueError(f"drop-path probability must be in [0, 1), got {prob}")
+        self.current_drop_path = float(prob)
+
+    def update_drop_path(self, epoch: int, max_epochs: int) -> float:
+        """Set the probability of ``epoch`` by ``drop_path_schedule`` towards ``drop_path_prob``; returns it."""
+        prob = drop_path_schedule(epoch, max_epochs, self.drop_path_prob)
+        self.set_drop_path(prob)
+        return prob
+
+    # ------------------------------------------------------------------ forwards
+    def _run(self, x: torch.Tensor, edge: Edge, arch: Optional[Genotype]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        loose = {label: loose_ends(arch, label) for label in CELL_TYPES} if (arch is not None and self.enas_tricks) else {}
+        s0 = s1 = self.stem(x)
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell.run(s0, s1, edge, loose.get(cell.label))
+            if i == self.auxiliary_index and self.auxiliary_head is not None and self.training:
+                aux = self.auxiliary_head(s1)
+        return self.classifier(self.global_pooling(s1).flatten(1)), aux
+
+    def _checked(self, arch: Optional[Genotype]) -> Genotype:
+        arch = self.path_architecture(arch)
+        if self.arch is None:
+            self.space.check(arch)
+        elif arch != self.arch:
+            raise ValueError(f"this stand-alone network computes {self.arch}, not {arch}")
+        return arch
+
+    def forward_with_auxiliary(self, x: torch.Tensor,
+                               arch: Optional[Genotype] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(logits, auxiliary logits); the latter only in training mode with ``auxiliary=True``, else None."""
+        arch = self._checked(arch)
+        if self.partial_channels > 1:  # a PC-DARTS super-net scores a path as its one-hot relaxation
+            weights = {k: v.to(x.device) for k, v in self.space.one_hot(arch).items() if k.endswith("_ops")}
+            return self.forward_weighted(x, weights), None
+        amap = architecture_map(arch)
+        keys = {label: {e: op_keys(names) for e, names in edges.items()} for label, edges in amap.items()}
+        prob = self.current_drop_path if self.training else 0.0
+
+        def edge(cell: DartsCNNCell, e: int, h: torch.Tensor) -> Optional[torch.Tensor]:
+            total = None
+            for key in keys[cell.label].get(e, ()):
+                module = cell.edges[str(e)][key]
+                out = module(h)
+                if prob > 0.0 and not isinstance(module, nn.Identity):
+                    out = drop_path(out, prob)
+                total = out if total is None else total + out
+            return total
+
+        return self._run(x, edge, arch)
+
+    def forward(self, x: torch.Tensor, arch: Optional[Genotype] = None) -> torch.Tensor:
+        return self.forward_with_auxiliary(x, arch)[0]
+
+    def forward_weighted(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor], active: Active = None) -> torch.Tensor:
+        """Edge e of cell type c returns ``c_edges[e] * sum_{o in active} c_ops[e, o] * op_o(h)`` (DARTS
+        Eq. 2; with partial channels PC-DARTS Eq. 2 and 4). Columns follow ``space.operations``."""
+        if self.arch is not None:
+            raise ValueError("a stand-alone DARTS CNN network has no relaxation; use the super-net")
+        if self.enas_tricks:
+            raise ValueError("enas_tricks=True: the relaxed forward is not defined (loose ends need one path)")
+        k, names = self.partial_channels, self.operations
+
+        def edge(cell: DartsCNNCell, e: int, h: torch.Tensor) -> Optional[torch.Tensor]:
+            group = f"{cell.label}_ops"
+            w = weights[group][e]
+            options = active_options(active, group, e, len(names))
+            ops = cell.edges[str(e)]
+            if k > 1:
+                out = partial_mix(h, k, w, options, lambda o, part: ops[names[o]](part) if o else None)
+            else:
+                out = mix(w, options, lambda o: ops[names[o]](h) if o else None)
+            edge_weights = weights.get(f"{cell.label}_edges")
+            return out if out is None or edge_weights is None else edge_weights[e] * out
+
+        return self._run(x, edge, None)[0]
+
+
+def count_parameters(net: nn.Module, auxiliary: bool = True) -> int:
+    """Number of parameters; ``auxiliary=False`` leaves out the auxiliary head, as DARTS' reference
+    code does when it reports a network's size."""
+    return sum(p.numel() for name, p in net.named_parameters() if auxiliary or not name.startswith("auxiliary_head."))

@@ -1,0 +1,154 @@
+"""Operations of the DARTS convolutional cell (Liu et al. 2019, Sec. 3.1.1 and App. A.1.1).
+
+Every convolution runs in ReLU -> conv -> BN order (the order ENAS found necessary for stable
+weight sharing, Pham et al. 2018, App.; DARTS and NASNet use it too). Separable convolutions are
+applied twice (Zoph et al. 2018); dilated ones once. ``skip_connect`` with stride 2 is a
+factorized reduction (two offset 1x1 stride-2 convolutions, concatenated). ``none`` is not built:
+the cells treat it as "adds nothing".
+
+Each builder is ``(channels, stride, affine, track_running_stats) -> nn.Module``; the same builders
+serve the search super-net (``affine=False`` as in DARTS' search) and the stand-alone networks, so a
+super-net path and its stand-alone network run literally the same modules.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from lightning_nas.registry import Registry
+
+OpBuilder = Callable[[int, int, bool, bool], nn.Module]
+DARTS_OPS: Registry[OpBuilder] = Registry("DARTS CNN operation")
+
+
+def _bn(channels: int, affine: bool, track: bool) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, affine=affine, track_running_stats=track)
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> k x k convolution -> BN (the cells' 1x1 input preprocessing, among others)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
+                 affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__(nn.ReLU(inplace=False),
+                         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+                         _bn(c_out, affine, track_running_stats))
+
+
+class DilConv(nn.Sequential):
+    """ReLU -> depthwise k x k dilated convolution -> pointwise 1x1 -> BN."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
+                 affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__(nn.ReLU(inplace=False),
+                         nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation,
+                                   groups=c_in, bias=False),
+                         nn.Conv2d(c_in, c_out, 1, bias=False),
+                         _bn(c_out, affine, track_running_stats))
+
+
+class SepConv(nn.Sequential):
+    """Two stacked depthwise-separable units (the first carries the stride)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
+                 affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__(DilConv(c_in, c_in, kernel, stride, padding, 1, affine, track_running_stats),
+                         DilConv(c_in, c_out, kernel, 1, padding, 1, affine, track_running_stats))
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two 1x1 stride-2 convolutions, the second offset by one pixel,
+    each producing half of the output channels (NASNet's factorized reduction)."""
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"a factorized reduction needs an even number of output channels, got {c_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = _bn(c_out, affine, track_running_stats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = x[:, :, 1:, 1:]
+        odd_h, odd_w = x.shape[-2] % 2, x.shape[-1] % 2
+        if odd_h or odd_w:  # odd sizes (tiny fixtures): pad so both halves have ceil(size / 2) pixels
+            shifted = nn.functional.pad(shifted, (0, odd_w, 0, odd_h))
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+class Conv7x1x1x7(nn.Sequential):
+    """ReLU -> 1x7 convolution -> 7x1 convolution -> BN (AmoebaNet's reduction cell)."""
+
+    def __init__(self, channels: int, stride: int, affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__(nn.ReLU(inplace=False),
+                         nn.Conv2d(channels, channels, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+                         nn.Conv2d(channels, channels, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+                         _bn(channels, affine, track_running_stats))
+
+
+@DARTS_OPS.register("max_pool_3x3")
+def max_pool_3x3(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+    return nn.MaxPool2d(3, stride=stride, padding=1)
+
+
+@DARTS_OPS.register("avg_pool_3x3")
+def avg_pool_3x3(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+    return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+
+
+@DARTS_OPS.register("skip_connect")
+def skip_connect(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine, track)
+
+
+@DARTS_OPS.register("sep_conv_3x3")
+def sep_conv_3x3(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+    return SepConv(c, c, 3, stride, 1, affine, track)
+
+
+@DARTS_OPS.register("sep_conv_5x5")
+def sep_conv_5x5(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+    return SepConv(c, c, 5, stride, 2, affine, track)
+
+
+@DARTS_OPS.register("sep_conv_7x7")
+def sep_conv_7x7(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+    return SepConv(c, c, 7, stride, 3, affine, track)
+
+
+@DARTS_OPS.register("dil_conv_3x3")
+def dil_conv_3x3(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+    return DilConv(c, c, 3, stride, 2, 2, affine, track)
+
+
+@DARTS_OPS.register("dil_conv_5x5")
+def dil_conv_5x5(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+    return DilConv(c, c, 5, stride, 4, 2, affine, track)
+
+
+@DARTS_OPS.register("conv_7x1_1x7")
+def conv_7x1_1x7(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+    return Conv7x1x1x7(c, stride, affine, track)
+
+
+def build_op(name: str, channels: int, stride: int, affine: bool = True, track_running_stats: bool = True,
+             pool_bn: bool = False) -> nn.Module:
+    """Operation ``name``; ``pool_bn`` appends DARTS' search-time BN (affine=False) after pooling."""
+    op = DARTS_OPS.get(name)(channels, stride, affine, track_running_stats)
+    if pool_bn and "pool" in name:
+        op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False, track_running_stats=track_running_stats))
+    return op
+
+
+def drop_path(x: torch.Tensor, prob: float) -> torch.Tensor:
+    """Zero whole samples with probability ``prob`` and rescale the rest by 1/(1-prob)
+    (Larsson et al. 2017 as used by NASNet/DARTS); a new tensor, the input is untouched."""
+    if prob <= 0.0:
+        return x
+    keep = 1.0 - prob
+    mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x / keep * mask

@@ -1,0 +1,180 @@
+"""The NAS-Bench-1Shot1 one-shot network (Zela et al. 2020, Sec. 3.1), in NB101's macro layout.
+
+Macro: 3x3 conv-BN-ReLU stem with ``C`` channels; ``num_stacks`` stacks of ``cells_per_stack``
+cells, a 2x2 max-pool and doubled width before every stack but the first; a 1x1 conv-BN-ReLU from
+the last cell's ``m * width`` channels to ``width``; global average pooling; a linear classifier.
+The paper's one-shot model uses C = 16 and 3 stacks of 3 cells (the defaults here).
+
+Cell (m choice blocks of fixed width w, the stack's width): choice block j sums its parents, the
+cell input entering through the block's own 1x1 conv-BN-ReLU projection (fixed width w, unlike
+NB101's adaptive widths), then applies its mixed operation over conv3x3-BN-ReLU, conv1x1-BN-ReLU
+and a 3x3 max-pool. The output concatenates the m blocks (m * w channels), each scaled by its
+output weight, plus a 1x1 projection of the cell input scaled by the input's output weight.
+
+- ``forward_weighted``: block j's input is ``sum_i inputs[j, i] * node_i`` over its candidate
+  parents (blocks whose parents are forced sum them unweighted), its output
+  ``sum_o ops[j, o] * op_o(input)`` (``nn.base.mix``); the cell output
+  ``output[0] * proj(x) + concat_j(output[j] * block_j)``.
+- ``forward(x, arch)``: the single path: chosen parents summed, the chosen operation, blocks not
+  feeding the output concatenated as zeros, loose ends not computed. It equals
+  ``forward_weighted(x, space.one_hot(arch))`` bit for bit (one-hot weights multiply by exactly 1
+  and add exact zeros).
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_nas.nn.base import Active, SuperNet, active_options, mix, partial_mix
+from lightning_nas.nn.nb101 import ConvBnRelu
+from lightning_nas.registry import NETWORKS
+from lightning_nas.spaces.nb101 import CONV3X3, MAXPOOL3X3
+from lightning_nas.spaces.nb1shot1 import NB1Shot1Architecture, NB1Shot1Space
+
+
+class ChoiceBlockCell(nn.Module):
+    """One cell; ``ops[j]`` holds the operations block j instantiates, ``proj[j]`` its input projection."""
+
+    def __init__(self, c_in: int, width: int, space: NB1Shot1Space, arch: Optional[NB1Shot1Architecture],
+                 bn_momentum: float, partial_channels: int = 1) -> None:
+        super().__init__()
+        m = space.num_blocks
+        op_width = width // partial_channels
+        self.width, self.m = width, m
+        blocks = range(1, m + 1) if arch is None else sorted(arch.live)
+        self.proj = nn.ModuleDict({str(j): ConvBnRelu(c_in, width, 1, bn_momentum) for j in blocks
+                                   if arch is None or 0 in arch.parents[j - 1]})
+        self.ops = nn.ModuleDict()
+        for j in blocks:
+            names = space.operations if arch is None else (arch.ops[j - 1],)
+            convs = {op: ConvBnRelu(op_width, op_width, 3 if op == CONV3X3 else 1, bn_momentum)
+                     for op in names if op != MAXPOOL3X3}
+            if convs:
+                self.ops[str(j)] = nn.ModuleDict(convs)
+        self.out_proj = (ConvBnRelu(c_in, width * m, 1, bn_momentum)
+                         if arch is None or 0 in arch.parents[-1] else None)
+
+    def operation(self, j: int, op: str, h: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(h, 3, 1, 1) if op == MAXPOOL3X3 else self.ops[str(j)][op](h)
+
+    def run(self, x: torch.Tensor, blocks, block_inputs: Callable[[int], list], block_op: Callable[[int, torch.Tensor], torch.Tensor],
+            output_weight: Callable[[int], Optional[torch.Tensor]]) -> torch.Tensor:
+        """``blocks``: the blocks to compute; ``block_inputs(j)``: (parent, weight or None) pairs;
+        ``output_weight(i)``: node i's output weight (None: 1; a missing block is concatenated as zeros)."""
+        states: dict[int, torch.Tensor] = {}
+        for j in blocks:
+            h = None
+            for i, w in block_inputs(j):
+                t = self.proj[str(j)](x) if i == 0 else states[i]
+                t = t if w is None else w * t
+                h = t if h is None else h + t
+            states[j] = block_op(j, h)
+        parts = []
+        for j in range(1, self.m + 1):
+            if j in states and output_weight(j) is not False:
+                w = output_weight(j)
+                parts.append(states[j] if w is None else w * states[j])
+            else:
+                parts.append(x.new_zeros(x.shape[0], self.width, *x.shape[2:]))
+        out = torch.cat(parts, dim=1)
+        w0 = output_weight(0)
+        if w0 is not False and self.out_proj is not None:
+            p = self.out_proj(x)
+            out = out + (p if w0 is None else w0 * p)
+        return out
+
+
+@NETWORKS.register("nb1shot1")
+class NB1Shot1Network(SuperNet):
+    """One-shot (``arch=None``) or stand-alone network of a NAS-Bench-1Shot1 space.
+
+    Options: ``C`` stem width (16), ``num_stacks`` (3), ``cells_per_stack`` (3), ``bn_momentum``.
+    Small CPU configuration: ``C=4, num_stacks=1, cells_per_stack=1``. ``partial_channels`` (K > 1)
+    builds the PC-DARTS one-shot model: each mixed operation sees 1/K of the block's channels
+    (``nn.base.partial_mix``, Xu et al. 2020, Eq. 2); such a model runs the relaxation only.
+    """
+
+    supports_partial_channels = True
+
+    tiny_options = {"C": 4, "num_stacks": 1, "cells_per_stack": 1}
+
+    def __init__(self, space: Optional[NB1Shot1Space] = None, num_classes: int = 10, in_channels: int = 3, C: int = 16,
+                 num_stacks: int = 3, cells_per_stack: int = 3, bn_momentum: float = 0.1, partial_channels: int = 1,
+                 arch: Optional[NB1Shot1Architecture] = None) -> None:
+        super().__init__()
+        if C < 1 or num_stacks < 1 or cells_per_stack < 1:
+            raise ValueError(f"NAS-Bench-1Shot1 network needs C, num_stacks, cells_per_stack >= 1, got {C}, {num_stacks}, {cells_per_stack}")
+        if partial_channels < 1 or C % partial_channels:
+            raise ValueError(f"partial_channels={partial_channels} must be >= 1 and divide C={C}")
+        if partial_channels > 1 and arch is not None:
+            raise ValueError("partial_channels applies to the PC-DARTS one-shot model only, not to a stand-alone network")
+        self.space = space if space is not None else NB1Shot1Space()
+        if arch is not None:
+            self.space.check(arch)
+        self.config = dict(num_classes=num_classes, in_channels=in_channels, C=C, num_stacks=num_stacks,
+                           cells_per_stack=cells_per_stack, bn_momentum=bn_momentum, partial_channels=partial_channels)
+        self.partial_channels = partial_channels
+        self.arch = arch
+        m = self.space.num_blocks
+        self.stem = ConvBnRelu(in_channels, C, 3, bn_momentum)
+        self.cells = nn.ModuleList()
+        self.downsample_before: list[bool] = []
+        c_in, width = C, C
+        for s in range(num_stacks):
+            if s > 0:
+                width *= 2
+            for i in range(cells_per_stack):
+                self.cells.append(ChoiceBlockCell(c_in, width, self.space, arch, bn_momentum, partial_channels))
+                self.downsample_before.append(s > 0 and i == 0)
+                c_in = width * m
+        self.postprocess = ConvBnRelu(c_in, width, 1, bn_momentum)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def _run(self, x: torch.Tensor, cell_run: Callable[[ChoiceBlockCell, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        x = self.stem(x)
+        for cell, down in zip(self.cells, self.downsample_before):
+            if down:
+                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+            x = cell_run(cell, x)
+        x = self.postprocess(x)
+        return self.classifier(x.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor, arch: Optional[NB1Shot1Architecture] = None) -> torch.Tensor:
+        arch = self.path_architecture(arch)
+        if self.partial_channels > 1:  # a PC-DARTS model scores a path as its one-hot relaxation
+            return self.forward_weighted(x, {k: v.to(x.device) for k, v in self.space.one_hot(arch).items()})
+        blocks = sorted(arch.live)
+        outputs = set(arch.parents[-1])
+
+        def cell_run(cell: ChoiceBlockCell, h: torch.Tensor) -> torch.Tensor:
+            return cell.run(h, blocks, lambda j: [(i, None) for i in arch.parents[j - 1]],
+                            lambda j, t: cell.operation(j, arch.ops[j - 1], t),
+                            lambda i: None if i in outputs else False)
+
+        return self._run(x, cell_run)
+
+    def forward_weighted(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor], active: Active = None) -> torch.Tensor:
+        space = self.space
+        ops, inputs, output = weights["ops"], weights["inputs"], weights["output"]
+        names = space.operations
+        k = self.partial_channels
+
+        def block_inputs(j: int) -> list:
+            if j in space.input_segments:
+                a, _ = space.input_segments[j]
+                return [(i, inputs[a + i]) for i in range(j)]
+            return [(i, None) for i in range(j)]
+
+        def cell_run(cell: ChoiceBlockCell, h: torch.Tensor) -> torch.Tensor:
+            def block_op(j: int, t: torch.Tensor) -> torch.Tensor:
+                options = active_options(active, "ops", j - 1, len(names))
+                if k > 1:
+                    return partial_mix(t, k, ops[j - 1], options, lambda o, part: cell.operation(j, names[o], part))
+                return mix(ops[j - 1], options, lambda o: cell.operation(j, names[o], t))
+
+            return cell.run(h, range(1, space.num_blocks + 1), block_inputs, block_op, lambda i: output[i])
+
+        return self._run(x, cell_run)
