@@ -7,7 +7,8 @@ recipe (``config.yaml``, reused by ``--resume``) stays the same:
 
 - ``LNAS_PROBE_KILL_AT_STEP=N``: SIGKILL this process in ``on_train_batch_end`` once
   ``global_step == N`` (before the ModelCheckpoint of that step, which Lightning runs last);
-- ``LNAS_PROBE_SLEEP=S``: sleep S seconds per training step (to kill a run from outside in time).
+- ``LNAS_PROBE_SLEEP=S``: sleep S seconds per training step (to kill a run from outside in time);
+- ``LNAS_PROBE_BATCHES=1``: record a fingerprint of every training batch and GDAS' sampled path.
 """
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ class Probe(Callback):
                        self._dir(trainer) / f"initial_rank{trainer.global_rank}.pt")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if os.environ.get("LNAS_PROBE_BATCHES"):  # what each rank trained on, and GDAS' sampled path
+            x = batch["weights"][0] if isinstance(batch, dict) else batch[0]
+            sampled = {k: v.tolist() for k, v in getattr(pl_module, "last_indices", {}).items()}
+            with open(self._dir(trainer) / f"batches_rank{trainer.global_rank}.jsonl", "a") as handle:
+                handle.write(json.dumps([trainer.global_step, float(x.double().sum()), sampled]) + "\n")
         sleep = float(os.environ.get("LNAS_PROBE_SLEEP", "0") or 0)
         if sleep:
             time.sleep(sleep)

@@ -75,8 +75,9 @@ def test_gdas_active_option_and_edge_weights():
     active = ActiveSet({g: w.argmax(-1, keepdim=True) for g, w in one_hot.items() if g.endswith("_ops")})
     assert torch.equal(net(x, arch), net.forward_weighted(x, one_hot, active))
     # every edge 'none' -> zeros flow through, no crash
-    none = ActiveSet({g: torch.zeros(14, 1, dtype=torch.long) for g in ("normal_ops", "reduce_ops")})
-    assert net.forward_weighted(x, one_hot, none).shape == (2, 10)
+    for passthrough in (False, True):  # True: GDAS' reference estimator adds the other weights as constants
+        none = ActiveSet({g: torch.zeros(14, 1, dtype=torch.long) for g in ("normal_ops", "reduce_ops")}, passthrough)
+        assert net.forward_weighted(x, one_hot, none).shape == (2, 10)
 
 
 def test_relaxed_gradients_reach_architecture_weights():

@@ -7,8 +7,9 @@ strategy picks) and ``net.standalone(arch)``.
 from lightning_nas.registry import NETWORKS
 from lightning_nas.nn.base import SuperNet
 from lightning_nas.nn.nb201 import NB201Network
+from lightning_nas.nn.darts_cnn import DartsCNNNetwork
 from lightning_nas.nn.darts_rnn import DartsRNNNetwork
 from lightning_nas.nn.nb101 import NB101Network
 from lightning_nas.nn.nb1shot1 import NB1Shot1Network
 
-__all__ = ["NETWORKS", "DartsRNNNetwork", "NB101Network", "NB1Shot1Network", "NB201Network", "SuperNet"]
+__all__ = ["NETWORKS", "DartsCNNNetwork", "DartsRNNNetwork", "NB101Network", "NB1Shot1Network", "NB201Network", "SuperNet"]

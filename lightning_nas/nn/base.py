@@ -76,7 +76,8 @@ def mix(weights: torch.Tensor, options: Sequence[int], run: Callable[[int], Opti
     else:
         first, last = chosen[0], chosen[-1]
         row = weights[first:last + 1] if chosen == list(range(first, last + 1)) else weights[chosen]
-        total = torch.tensordot(row, torch.stack(outputs), dims=1)
+        stacked = torch.stack(outputs)
+        total = torch.tensordot(row.to(stacked.dtype), stacked, dims=1)  # autocast: outputs may be bf16
     return total if rest is None else total + rest
 
 
@@ -149,6 +150,19 @@ class SuperNet(nn.Module):
     def forward_weighted(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor],
                          active: Active = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} has no relaxed forward")
+
+    #: weight of the auxiliary head's loss in stand-alone training (0: the network has none)
+    auxiliary_weight: float = 0.0
+
+    def forward_with_auxiliary(self, x: torch.Tensor, arch: Optional[Hashable] = None
+                               ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(logits, auxiliary logits or None): evaluation networks with an auxiliary head
+        (DARTS CNN) return the head's logits in training mode."""
+        return self(x, arch), None
+
+    def update_drop_path(self, epoch: int, max_epochs: int) -> float:
+        """Set the drop-path probability of ``epoch`` (networks with drop-path); returns it."""
+        return 0.0
 
     def path_architecture(self, arch: Optional[Hashable]) -> Hashable:
         """``arch``, or this stand-alone network's own; a super-net needs one."""

@@ -120,10 +120,13 @@ class DartsCNNCell(nn.Module):
                 out = edge(self, e, states[source])
                 if out is not None:
                     total = out if total is None else total + out
-            if total is None:  # every edge chose `none` (e.g. a GDAS sample)
+            if total is None or total.dim() == 0:
+                # every edge chose `none` (a GDAS sample): zeros, plus the 0-dim constant that `mix`
+                # returns in GDAS' reference straight-through mode
                 ref = states[1]
                 size = [(s + 1) // 2 for s in ref.shape[2:]] if self.reduction else list(ref.shape[2:])
-                total = ref.new_zeros(ref.shape[0], self.channels, *size)
+                zeros = ref.new_zeros(ref.shape[0], self.channels, *size)
+                total = zeros if total is None else zeros + total
             states.append(total)
         if self.combine is None:
             return torch.cat([states[i] for i in self.concat], dim=1)

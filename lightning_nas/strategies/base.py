@@ -71,31 +71,15 @@ class SearchStrategy(LightningModule):
         self.arch_generator = generator(seed, "architecture")
         self.epoch_means = EpochMeans()
         self.supernet: SuperNet
-        if self.builds_supernet:
-            self.check_support()
-            self.supernet = self.build_network()
+        if self.builds_supernet:  # nothing overridable runs here: subclasses have not set their fields yet
+            _check_support(type(self), space, self.space)
+            self.supernet = build(NETWORKS.get(space), self.network_options, "model.network", space=self.space,
+                                  num_classes=num_classes, in_channels=in_channels)
 
     # ------------------------------------------------------------------ the contract
-    def check_support(self) -> None:
-        """One line naming the space, the strategy and what is missing, if they cannot work together."""
-        missing = None
-        network = NETWORKS.get(self.hparams.space)
-        if "relaxation" in self.requires and not self.space.relaxation:
-            missing = "a continuous relaxation (the space states no architecture-weight groups)"
-        elif "partial_channels" in self.requires and not network.supports_partial_channels:
-            missing = f"partial-channel edges ({network.__name__} has none; PC-DARTS is defined for convolutional cells)"
-        else:
-            missing = self.unsupported_reason()
-        if missing:
-            raise UnsupportedCombinationError(
-                f"{type(self).__name__} cannot search the {self.hparams.space} space: it needs {missing}")
-
-    def unsupported_reason(self) -> Optional[str]:
-        """A strategy-specific reason the space cannot be searched (None: it can)."""
-        return None
-
     def build_network(self, **fixed: Any) -> SuperNet:
-        """The space's registered network with the recipe's options (a super-net unless ``arch`` is fixed)."""
+        """The space's registered network with the recipe's options (``arch=...``: a stand-alone
+        network; what ``FixedArchitecture`` subclasses call once they know their architecture)."""
         return build(NETWORKS.get(self.hparams.space), self.network_options, "model.network", space=self.space,
                      num_classes=self.hparams.num_classes, in_channels=self.hparams.in_channels, **fixed)
 
@@ -220,6 +204,18 @@ class FixedArchitecture(SearchStrategy):
 
     def candidate_architectures(self, count: int, gen: torch.Generator) -> list[Hashable]:
         return [self.architecture]
+
+
+def _check_support(strategy: type[SearchStrategy], name: str, space: SearchSpace) -> None:
+    """One line naming the space, the strategy and what is missing, if they cannot work together."""
+    network = NETWORKS.get(name)
+    missing = None
+    if "relaxation" in strategy.requires and not space.relaxation:
+        missing = "a continuous relaxation (the space states no architecture-weight groups)"
+    elif "partial_channels" in strategy.requires and not network.supports_partial_channels:
+        missing = f"partial-channel edges ({network.__name__} has none; PC-DARTS is defined for convolutional cells)"
+    if missing:
+        raise UnsupportedCombinationError(f"{strategy.__name__} cannot search the {name} space: it needs {missing}")
 
 
 def build(factory: Callable[..., Any], options: Optional[dict[str, Any]], key: str, **fixed: Any) -> Any:

@@ -29,6 +29,25 @@ class Standalone(FixedArchitecture):
         self.architecture = self.space.parse(architecture)
         self.supernet = self.build_network(arch=self.architecture)
 
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Cross-entropy plus, for networks with an auxiliary head (DARTS' evaluation network),
+        ``auxiliary_weight`` times the head's cross-entropy (Liu et al. 2019, A.2: weight 0.4)."""
+        x, y = batch["weights"]
+        logits, auxiliary = self.supernet.forward_with_auxiliary(x, self.architecture)
+        loss = self.classification_step(y, logits)
+        if auxiliary is not None:
+            auxiliary_loss = nn.functional.cross_entropy(auxiliary, y)
+            self.log_train("train/auxiliary_loss", auxiliary_loss, len(y))
+            loss = loss + self.supernet.auxiliary_weight * auxiliary_loss
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        """Drop-path grows linearly over the epochs (DARTS A.2); a function of the epoch, so a resumed
+        run sets the same probability."""
+        probability = self.supernet.update_drop_path(self.current_epoch, int(self.trainer.max_epochs or 1))
+        if probability:
+            self.log("train/drop_path", probability, on_step=False, on_epoch=True)
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         self._evaluate(x, y, "val")
