@@ -114,10 +114,11 @@ def build(strategy: str, space: str, **options) -> SearchStrategy:
                                      **options)
 
 
-def one_step(strategy: SearchStrategy, space: str) -> None:
+def one_step(strategy: SearchStrategy, space: str, precision: str = "32-true") -> None:
     batch = {"weights": example_batch(space, 10), "arch": example_batch(space, 11)}
     trainer = Trainer(max_steps=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                      precision=precision)
     trainer.fit(strategy, train_dataloaders=DataLoader([batch], batch_size=None))
     assert trainer.global_step >= 1
 
@@ -151,6 +152,24 @@ def test_every_strategy_runs_on_every_space_or_says_why_not(strategy, space):
     for arch in candidates[:2]:
         x, _ = example_batch(space, 12)
         assert torch.isfinite(module.architecture_forward(arch)(x)).all()
+
+
+@pytest.mark.parametrize("space", SPACE_NAMES)
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_every_strategy_trains_in_bf16_mixed_precision(strategy, space):
+    """``--trainer.precision bf16-mixed`` works for every strategy, manual-optimisation ones included."""
+    options = {"architecture_optimizer": replace(PCDARTS_ARCHITECTURE, warmup_epochs=0)} if strategy == "pcdarts" else {}
+    torch.manual_seed(0)
+    try:
+        module = build(strategy, space, **options)
+    except UnsupportedCombinationError:
+        pytest.skip("pair declared unsupported")
+    before = {k: v.clone() for k, v in module.named_parameters()}
+    one_step(module, space, precision="bf16-mixed")
+    after = dict(module.named_parameters())
+    assert all(v.dtype == torch.float32 for v in after.values())  # master weights stay fp32
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert any(not torch.equal(v, before[k]) for k, v in after.items())
 
 
 def test_the_nb201_and_rnn_spaces_run_every_strategy():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from lightning_nas.errors import DatasetError
 from lightning_nas.data import Augmentation, ImageDataModule
 from lightning_nas.data.batches import EvalBatches, SeededBatches
 from lightning_nas.data.cifar10 import (FOLDER, TEST_FILES, TRAIN_FILES, DatasetNotFoundError, fetch_and_extract,
@@ -214,14 +215,32 @@ def test_resume_from_a_state_saved_before_any_batch():
     assert _labels(fresh) == _labels(reference)  # both start with epoch 0
 
 
-def test_resume_rejects_another_seed_or_world_size():
+def test_resume_rejects_another_seed():
     images, labels = _data(64)
     splits = {"weights": torch.arange(48)}
     state = SeededBatches(images, labels, splits, batch_size=8, seed=3).state_dict()
     with pytest.raises(ValueError, match="does not match"):
         SeededBatches(images, labels, splits, batch_size=8, seed=4).load_state_dict(state)
-    with pytest.raises(ValueError, match="does not match"):
-        SeededBatches(images, labels, splits, batch_size=4, seed=3, world_size=2).load_state_dict(state)
+
+
+def test_resume_on_another_number_of_processes_continues_after_the_samples_already_seen():
+    """A 2-process checkpoint resumed on 1 process (and back) reads exactly the samples the two
+    ranks had not reached yet: the epoch permutation is shared, ranks read it with a stride."""
+    images, labels = _data(64)
+    splits = {"weights": torch.arange(48)}
+    ranks = [SeededBatches(images, labels, splits, batch_size=4, seed=3, rank=r, world_size=2) for r in range(2)]
+    seen: list[int] = []
+    for loader in ranks:
+        for i, batch in zip(range(2), loader):  # two batches on each rank
+            seen += batch["weights"]["labels"].tolist()
+            loader.mark_consumed(batch["epoch"], batch["index"])
+    single = SeededBatches(images, labels, splits, batch_size=4, seed=3)
+    with pytest.warns(UserWarning, match="2 process"):
+        single.load_state_dict(ranks[0].state_dict())
+    rest = [y for batch in single for y in batch["weights"]["labels"].tolist()]
+    whole = [y for batch in SeededBatches(images, labels, splits, batch_size=4, seed=3)
+             for y in batch["weights"]["labels"].tolist()]
+    assert sorted(seen + rest) == sorted(whole) and len(seen) == 16 and len(rest) == 32
 
 
 def test_eval_batches_fixed_order_and_sharding():
@@ -338,7 +357,7 @@ def test_cifar_corrupt_batch_is_a_clear_error(tmp_path, content):
     _write_cifar(tmp_path, per_file=2)
     path = tmp_path / FOLDER / "data_batch_4"
     path.write_bytes(content)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(DatasetError) as info:
         read_cifar10(tmp_path, download=False)
     assert str(path) in str(info.value)
 

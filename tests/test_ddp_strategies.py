@@ -61,3 +61,34 @@ def test_ddp_ranks_agree_for_every_strategy(strategy, tmp_path):
     assert set(single.state_dict()) == set(checkpoint["state_dict"])
     for key, value in single.state_dict().items():
         assert torch.equal(value, checkpoint["state_dict"][key]), key
+
+
+@pytest.mark.slow
+def test_killed_ddp_run_resumes_bit_identically_and_on_one_process(tmp_path):
+    """SIGKILL of both ranks mid-epoch, then ``--resume`` on 2 processes, equals the uninterrupted
+    2-process run; the same checkpoint also resumes on 1 process (the data position maps to the
+    samples already seen; the global batch then halves, so only the first steps can be compared)."""
+    from test_train_integration import Outcome, assert_same_outcome
+
+    args = lambda run: tiny(run, *DDP, "--checkpoint_every_n_steps", 5, epochs=1)  # noqa: E731
+    whole = train(args(tmp_path / "whole"), timeout=900)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = train(args(tmp_path / "killed"), timeout=900, LNAS_PROBE_KILL_AT_STEP="11")
+    assert killed.returncode != 0
+    (tmp_path / "one").mkdir()
+    for item in (tmp_path / "killed").iterdir():  # a copy resumed on one process
+        if item.is_dir():
+            import shutil
+
+            shutil.copytree(item, tmp_path / "one" / item.name)
+        elif item.name != ".lock":
+            (tmp_path / "one" / item.name).write_bytes(item.read_bytes())
+    resumed = train(["--resume", tmp_path / "killed"], timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_outcome(Outcome(tmp_path / "whole"), Outcome(tmp_path / "killed"))
+    single = train(["--resume", tmp_path / "one", "--trainer.devices", "1", "--trainer.strategy", "auto"], timeout=900)
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert "resuming a checkpoint of 2 process(es) on 1" in single.stderr
+    one = Outcome(tmp_path / "one")
+    assert one.final["global_step"] > 10
+    assert {s: a for s, a in one.archs.items() if s <= 10} == {s: a for s, a in Outcome(tmp_path / "whole").archs.items() if s <= 10}

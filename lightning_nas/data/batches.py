@@ -71,11 +71,24 @@ class SeededBatches:
                 "world_size": self.world_size}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if state.get("seed", self.seed) != self.seed or state.get("world_size", self.world_size) != self.world_size:
-            raise RecipeError(f"checkpointed data order (seed {state.get('seed')}, {state.get('world_size')} processes) "
-                             f"does not match this run (seed {self.seed}, {self.world_size} processes)")
+        if state.get("seed", self.seed) != self.seed:
+            raise RecipeError(f"checkpointed data order (seed {state.get('seed')}) does not match this run "
+                              f"(seed {self.seed})")
         self.epoch = int(state["epoch"])
         self._next_index = int(state["next_index"])
+        saved_world = int(state.get("world_size", self.world_size))
+        if saved_world != self.world_size:
+            # Every rank reads the same epoch permutation with a stride of world_size, so after n batches of
+            # every rank the first n * world_size * batch_size samples of the permutation are consumed. On
+            # another number of processes the run continues after the same samples (rounded up to whole
+            # batches); the global batch size changes with the device count, so the numbers that follow
+            # differ from those of an uninterrupted run on either count.
+            self._next_index = -(-self._next_index * saved_world // self.world_size)
+            from pytorch_lightning.utilities import rank_zero_warn
+
+            rank_zero_warn(f"resuming a checkpoint of {saved_world} process(es) on {self.world_size}: the data "
+                           f"position is mapped to the samples already seen (batch {self._next_index} of epoch "
+                           f"{self.epoch}); the global batch size changes, so results differ from an uninterrupted run")
         self._resume = (self.epoch, self._next_index)
 
 

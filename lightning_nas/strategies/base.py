@@ -136,12 +136,15 @@ class SearchStrategy(LightningModule):
         if on_step:
             self.log(f"{name}_step", value, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
 
+    def _reduce_sum(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+        """Sum over DDP processes (None with one process)."""
+        if self._trainer is None or self.trainer.world_size <= 1:
+            return None
+        return lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()
+
     def on_train_epoch_end(self) -> None:
         self.epoch_means.start(self.current_epoch)
-        reduce_sum = None
-        if self._trainer is not None and self.trainer.world_size > 1:
-            reduce_sum = lambda t: self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()  # noqa: E731
-        for name, mean in self.epoch_means.compute(reduce_sum).items():
+        for name, mean in self.epoch_means.compute(self._reduce_sum()).items():
             self.log(name, mean, on_step=False, on_epoch=True, prog_bar=name.startswith("train/"), rank_zero_only=True)
         self.epoch_means.reset()
         self.epoch_means.epoch = None
@@ -177,7 +180,8 @@ class SearchStrategy(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["architecture_generator"] = self.arch_generator.get_state()
         checkpoint["torch_rng_state"] = torch.get_rng_state()
-        checkpoint["epoch_means"] = self.epoch_means.state_dict()
+        # every process dumps the checkpoint, rank 0 writes it: it keeps the sums of all processes
+        checkpoint["epoch_means"] = self.epoch_means.summed(self._reduce_sum()).state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "architecture_generator" in checkpoint:
@@ -185,6 +189,8 @@ class SearchStrategy(LightningModule):
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         self.epoch_means.load_state_dict(checkpoint.get("epoch_means", {}))
+        if self._trainer is not None and self.trainer.global_rank != 0:
+            self.epoch_means.reset()  # rank 0 carries the restored totals; the epoch-end sum adds the rest
 
 
 class FixedArchitecture(SearchStrategy):

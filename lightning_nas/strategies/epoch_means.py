@@ -45,6 +45,18 @@ class EpochMeans:
             totals = reduce_sum(totals)
         return {n: float(s / w) if w else float("nan") for n, (s, w) in zip(names, totals.tolist())}
 
+    def summed(self, reduce_sum: Optional[Callable[[torch.Tensor], torch.Tensor]]) -> "EpochMeans":
+        """These sums added over processes (``reduce_sum``): what a checkpoint keeps, since only
+        rank 0 writes it."""
+        total = EpochMeans()
+        total.epoch = self.epoch
+        names = sorted(self._sums)
+        if names:
+            values = torch.tensor([self._sums[n] for n in names], dtype=torch.float64)
+            values = reduce_sum(values) if reduce_sum is not None else values
+            total._sums = {n: [float(s), float(w)] for n, (s, w) in zip(names, values.tolist())}
+        return total
+
     def reset(self) -> None:
         self._sums.clear()
 
