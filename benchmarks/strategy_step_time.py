@@ -2,6 +2,8 @@
 
     python benchmarks/strategy_step_time.py [--space nb201] [--C 16 --N 1 --image 32 --batch 64 --steps 5 --threads 1]
     python benchmarks/strategy_step_time.py --space darts_rnn [--hidden 300 --bptt 35 --vocab 10000]
+    python benchmarks/strategy_step_time.py --space nb1shot1 --space_options '{"search_space": 3}' --network '{"num_stacks": 1, "cells_per_stack": 1}'
+    python benchmarks/strategy_step_time.py --space darts_cnn --batch 16
 
 On a GPU these small super-nets are dominated by kernel-launch overhead, so besides wall time the
 benchmark counts the operators one training step dispatches (forward, backward and optimiser,
@@ -74,12 +76,13 @@ def measure(label: str, args: argparse.Namespace) -> dict:
         x = torch.randint(args.vocab, (args.batch, args.bptt), generator=gen)
         y = torch.randint(args.vocab, (args.batch * args.bptt,), generator=gen)
     else:
-        network = {"C": args.C, "N": args.N, "affine": False}
+        network = {"C": args.C, "N": args.N, "affine": False} if args.space == "nb201" else {}
+        network.update(json.loads(args.network))
         classes, in_channels = 10, 3
         x = torch.randn(args.batch, 3, args.image, args.image, generator=gen)
         y = torch.randint(10, (args.batch,), generator=gen)
     try:
-        model = cls(space=args.space, network=network, num_classes=classes, in_channels=in_channels, **options)
+        model = cls(space=args.space, space_options=json.loads(args.space_options), network=network, num_classes=classes, in_channels=in_channels, **options)
     except UnsupportedCombinationError as error:
         return {"label": label, "unsupported": str(error)}
 
@@ -149,7 +152,9 @@ def measure(label: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default="nb201", choices=["nb201", "darts_rnn"])
+    parser.add_argument("--space", default="nb201", help="a registered space (nb201, darts_cnn, nb1shot1, darts_rnn, ...)")
+    parser.add_argument("--space_options", default="{}", help="JSON space options (e.g. '{\"search_space\": 3}')")
+    parser.add_argument("--network", default="{}", help="JSON network options (default: the space's search network)")
     parser.add_argument("--hidden", type=int, default=300, help="darts_rnn: embedding and hidden size")
     parser.add_argument("--bptt", type=int, default=35, help="darts_rnn: tokens per window")
     parser.add_argument("--vocab", type=int, default=10000, help="darts_rnn: vocabulary size")
@@ -172,7 +177,7 @@ def main() -> None:
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     spos = results[0]
     shape = (f"tokens {args.batch} x {args.bptt}, hidden {args.hidden}, vocabulary {args.vocab}"
-             if args.space == "darts_rnn" else f"C={args.C} N={args.N}, batch {args.batch} x 3 x {args.image}^2")
+             if args.space == "darts_rnn" else f"network {args.network}, batch {args.batch} x 3 x {args.image}^2")
     print(f"{args.space} super-net, {shape}, {args.threads} thread(s), median of {args.steps} steps; "
           f"memory: {spos['memory']}")
     print("| strategy | step time (ms) | time / SPOS | kernels / step | kernels / SPOS | peak memory (MiB) |")

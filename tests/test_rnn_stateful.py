@@ -141,6 +141,14 @@ def test_stream_position_resumes_exactly(tmp_path: Path) -> None:
     assert [b["window"] for b in rest] == [b["window"] for b in epoch1[5:]]
     assert all(torch.equal(p["weights"][0], q["weights"][0]) for p, q in zip(rest, epoch1[5:]))
     assert epoch2[0]["window"]["epoch"] == 2 and epoch2[0]["window"]["first"]
+    elsewhere = module(folder)  # resumed on two processes: same window, marked first (zero state)
+    elsewhere.trainer = SimpleNamespace(lightning_module=None, global_rank=0, world_size=2)
+    loader2 = elsewhere.train_dataloader()
+    with pytest.warns(UserWarning, match="from a zero hidden state"):
+        loader2.load_state_dict(state)
+    moved = epoch(elsewhere, loader2, stop=2)
+    assert [b["window"]["index"] for b in moved] == [5, 6] and [b["window"]["first"] for b in moved] == [True, False]
+    assert moved[0]["window"]["start"] == epoch1[5]["window"]["start"]
     other = module(folder, bptt=7).train_dataloader()
     with pytest.raises(ValueError, match="does not match"):
         other.load_state_dict(state)

@@ -107,10 +107,11 @@ class StreamBatches:
     """
 
     def __init__(self, data: Mapping[str, torch.Tensor], bptt: int, seed: int, variable: bool = True,
-                 max_seq_len_delta: Optional[int] = 20, jitter: float = 5.0) -> None:
+                 max_seq_len_delta: Optional[int] = 20, jitter: float = 5.0, world_size: int = 1) -> None:
         self.data = dict(data)
         self.bptt, self.seed, self.variable, self.max_seq_len_delta = bptt, seed, variable, max_seq_len_delta
-        self.jitter = jitter
+        self.jitter, self.world_size = jitter, world_size
+        self._restart_state = False  # the first window after a resume on another process count starts from zero
         self.columns = min(d.shape[1] for d in self.data.values())
         self.epoch = -1
         self._next_index = 0
@@ -140,9 +141,11 @@ class StreamBatches:
             epoch, start = self.epoch + 1, 0
         self.epoch, self._next_index = epoch, start
         spans = self.spans(epoch)
+        restart, self._restart_state = self._restart_state, False
         for i in range(start, len(spans)):
             s, n = spans[i]
-            batch: dict[str, Any] = {"epoch": epoch, "index": i, "start": s, "length": n}
+            batch: dict[str, Any] = {"epoch": epoch, "index": i, "start": s, "length": n,
+                                     "first": i == 0 or (restart and i == start)}
             for name, data in self.data.items():
                 batch[name] = {"images": data[:, s:s + n], "labels": data[:, s + 1:s + 1 + n]}
             yield batch
@@ -154,7 +157,7 @@ class StreamBatches:
         spans = self.spans(self.epoch) if self.epoch >= 0 else []
         offset = spans[self._next_index][0] if self._next_index < len(spans) else self.columns
         return {"mode": "stateful", "epoch": self.epoch, "next_index": self._next_index, "next_start": offset,
-                "seed": self.seed, "bptt": self.bptt}
+                "seed": self.seed, "bptt": self.bptt, "world_size": self.world_size}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state.get("mode") != "stateful":
@@ -164,6 +167,15 @@ class StreamBatches:
                              f"this run (seed {self.seed}, bptt {self.bptt})")
         self.epoch, self._next_index = int(state["epoch"]), int(state["next_index"])
         self._resume = (self.epoch, self._next_index, int(state.get("next_start", 0)))
+        if int(state.get("world_size", self.world_size)) != self.world_size:
+            # The windows are the same on any number of processes, but the rows each process reads are
+            # not: the carried hidden states belong to other rows now. Continue at the same window and
+            # mark it ``first`` so that the model starts it from zero.
+            from pytorch_lightning.utilities import rank_zero_warn
+
+            self._restart_state = True
+            rank_zero_warn(f"resuming stateful BPTT of {state['world_size']} process(es) on {self.world_size}: the "
+                           "stream continues at the same window, from a zero hidden state")
 
 
 def window_lr_scale(batch: Mapping[str, Any]) -> float:
@@ -354,7 +366,7 @@ class PTBDataModule(SeededDataModule):
                 rows = self._batchified(name, self.batch_size * world)
                 data[name] = rows[rank * self.batch_size:(rank + 1) * self.batch_size]
             self._train_batches = StreamBatches(data, self.bptt, self.seed, self.variable_length,
-                                                self.max_seq_len_delta, self.length_jitter)
+                                                self.max_seq_len_delta, self.length_jitter, world)
             return self._train_batches
         # Windows become the "images" of SeededBatches, one window per step: (windows, B, bptt)
         inputs, targets, splits, offset = [], [], {}, 0
@@ -387,7 +399,8 @@ class PTBDataModule(SeededDataModule):
                 out: dict[str, Any] = {name: (part["images"], part["labels"].reshape(-1))
                                        for name, part in batch.items() if isinstance(part, dict)}
                 out["window"] = {"epoch": batch["epoch"], "index": batch["index"], "start": batch["start"],
-                                 "length": batch["length"], "bptt": self.bptt, "first": batch["index"] == 0}
+                                 "length": batch["length"], "bptt": self.bptt,
+                                 "first": bool(batch.get("first", batch["index"] == 0))}
                 return out
             return {name: (part["images"][0], part["labels"][0].reshape(-1))
                     for name, part in batch.items() if isinstance(part, dict)}

@@ -128,6 +128,14 @@ def partial_mix(x: torch.Tensor, k: int, weights: torch.Tensor, options: Sequenc
     return torch.stack(groups, dim=2).reshape(mixed.shape[0], part * k, *mixed.shape[2:])
 
 
+def check_partial_channels(channels: int, partial_channels: int, arch: Optional[Hashable]) -> None:
+    """The PC-DARTS option of a network: K >= 1 dividing the channel count, super-nets only."""
+    if partial_channels < 1 or channels % partial_channels:
+        raise ValueError(f"partial_channels={partial_channels} must be >= 1 and divide C={channels}")
+    if partial_channels > 1 and arch is not None:
+        raise ValueError("partial_channels applies to the PC-DARTS super-net only, not to a stand-alone network")
+
+
 class SuperNet(nn.Module):
     """Base of every space's network. Subclasses take ``space`` (the space object), ``arch``
     (None: the super-net; else the stand-alone net of that architecture) and their own options,

@@ -41,7 +41,7 @@ from typing import Callable, Mapping, Optional
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import Active, SuperNet, active_options, mix, partial_mix
+from lightning_nas.nn.base import Active, SuperNet, active_options, check_partial_channels, mix, partial_mix
 from lightning_nas.nn.darts_ops import FactorizedReduce, ReLUConvBN, build_op, drop_path
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.darts_cnn import (CELL_TYPES, DartsCNNSpace, Genotype,
@@ -190,10 +190,7 @@ class DartsCNNNetwork(SuperNet):
         super().__init__()
         if C < 1 or layers < 1 or stem_multiplier < 1:
             raise ValueError(f"DARTS CNN network needs C, layers, stem_multiplier >= 1, got {C}, {layers}, {stem_multiplier}")
-        if partial_channels < 1 or C % partial_channels:
-            raise ValueError(f"partial_channels={partial_channels} must be >= 1 and divide C={C}")
-        if partial_channels > 1 and arch is not None:
-            raise ValueError("partial_channels applies to the PC-DARTS super-net only, not to a stand-alone network")
+        check_partial_channels(C, partial_channels, arch)
         if partial_channels > 1 and enas_tricks:
             raise ValueError("enas_tricks applies to single-path forwards; PC-DARTS (partial_channels > 1) is relaxed only")
         if not 0.0 <= drop_path_prob < 1.0:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_nas.nn.base import Active, SuperNet, active_options, mix, partial_mix
+from lightning_nas.nn.base import Active, SuperNet, active_options, check_partial_channels, mix, partial_mix
 from lightning_nas.nn.nb101 import ConvBnRelu
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb101 import CONV3X3, MAXPOOL3X3
@@ -107,10 +107,7 @@ class NB1Shot1Network(SuperNet):
         super().__init__()
         if C < 1 or num_stacks < 1 or cells_per_stack < 1:
             raise ValueError(f"NAS-Bench-1Shot1 network needs C, num_stacks, cells_per_stack >= 1, got {C}, {num_stacks}, {cells_per_stack}")
-        if partial_channels < 1 or C % partial_channels:
-            raise ValueError(f"partial_channels={partial_channels} must be >= 1 and divide C={C}")
-        if partial_channels > 1 and arch is not None:
-            raise ValueError("partial_channels applies to the PC-DARTS one-shot model only, not to a stand-alone network")
+        check_partial_channels(C, partial_channels, arch)
         self.space = space if space is not None else NB1Shot1Space()
         if arch is not None:
             self.space.check(arch)

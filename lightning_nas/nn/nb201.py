@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import Active, SuperNet, active_options, mix, node_value, partial_mix
+from lightning_nas.nn.base import Active, SuperNet, active_options, check_partial_channels, mix, node_value, partial_mix
 from lightning_nas.nn.ops import NB201_OPS, ReLUConvBN
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb201 import EDGES, NUM_NODES, NB201Architecture, NB201Space
@@ -95,10 +95,7 @@ class NB201Network(SuperNet):
         super().__init__()
         if C < 1 or N < 1:
             raise ValueError(f"NB201 network needs C >= 1 and N >= 1, got C={C}, N={N}")
-        if partial_channels < 1 or C % partial_channels:
-            raise ValueError(f"partial_channels={partial_channels} must be >= 1 and divide C={C}")
-        if partial_channels > 1 and arch is not None:
-            raise ValueError("partial_channels applies to the PC-DARTS super-net only, not to a stand-alone network")
+        check_partial_channels(C, partial_channels, arch)
         self.space = space if space is not None else NB201Space()
         self.config = dict(num_classes=num_classes, in_channels=in_channels, C=C, N=N, affine=affine,
                            track_running_stats=track_running_stats, partial_channels=partial_channels)
