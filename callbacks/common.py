@@ -97,8 +97,17 @@ def _sample_in_table(space: Any, benchmark: TableBenchmark, count: int, gen: tor
     return archs
 
 
-def evaluation_batches(trainer: Trainer, device: torch.device, limit: Optional[int]) -> list:
-    return list(trainer.datamodule.split_batches("val", device, limit=limit))
+class EvaluationBatches(list):
+    """Validation batches; ``stateful`` when they are consecutive windows of one stream whose hidden
+    state the model should carry (``PTBDataModule`` in stateful mode)."""
+
+    stateful: bool = False
+
+
+def evaluation_batches(trainer: Trainer, device: torch.device, limit: Optional[int]) -> EvaluationBatches:
+    batches = EvaluationBatches(trainer.datamodule.split_batches("val", device, limit=limit))
+    batches.stateful = bool(getattr(trainer.datamodule, "stateful", False))
+    return batches
 
 
 def calibration_inputs(trainer: Trainer, device: torch.device, bn_mode: str, count: int) -> list[torch.Tensor]:

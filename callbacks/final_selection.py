@@ -99,12 +99,11 @@ class FinalSelection(Callback):
         quick = score_architectures(strategy, archs, evaluation_batches(trainer, device, self.num_batches),
                                     self.bn_mode, calibration,
                                     progress=progress(trainer, f"selection: {len(archs)} candidates"))
-        goodness = (lambda s: s.accuracy) if self.score == "accuracy" else (lambda s: -s.loss)  # higher is better
-        order = sorted(range(len(archs)), key=lambda i: -goodness(quick[i]))[:self.top_k]
+        order = sorted(range(len(archs)), key=lambda i: -quick[i].goodness(self.score))[:self.top_k]
         finalists = [archs[i] for i in order]
         full = score_architectures(strategy, finalists, evaluation_batches(trainer, device, None), self.bn_mode,
                                    calibration, progress=progress(trainer, f"selection: top {len(finalists)}"))
-        best = max(range(len(finalists)), key=lambda i: goodness(full[i]))
+        best = max(range(len(finalists)), key=lambda i: full[i].goodness(self.score))
         return {
             "architecture": str(finalists[best]),
             "supernet_val_accuracy": full[best].accuracy,

@@ -77,7 +77,7 @@ class WeightSharingRanking(Callback):
         results = score_architectures(strategy, archs, batches, self.bn_mode, calibration,
                                       progress=progress(trainer, f"ranking {len(archs)} archs"))
         accuracies = [s.accuracy for s in results]
-        scores = accuracies if self.score == "accuracy" else [-s.loss for s in results]  # higher is better
+        scores = [s.goodness(self.score) for s in results]  # higher is better
         ground_truth = GroundTruth(self.benchmark, strategy.space)
         known = self.benchmark is not None and all(ground_truth.known(a) for a in archs)
         truth = [ground_truth.value(a) for a in archs] if known else [float("nan")] * len(archs)

@@ -6,8 +6,10 @@ batch-norm statistics are the same afterwards.
 """
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,12 @@ class Score:
     loss: float
     samples: int
 
+    def goodness(self, by: str) -> float:
+        """Higher is better: the accuracy, or the negated loss (a diverged, NaN loss ranks last)."""
+        if by == "accuracy":
+            return self.accuracy
+        return -self.loss if math.isfinite(self.loss) else -math.inf
+
 
 @torch.no_grad()
 def score(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[Batch],
@@ -31,7 +39,9 @@ def score(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], ba
     """Accuracy and mean cross-entropy of ``forward`` over ``batches``.
 
     ``module`` owns the batch-norm layers (the super-net); ``forward`` runs one architecture.
-    ``calibration`` are input batches for ``BNMode.RECALIBRATE``.
+    ``calibration`` are input batches for ``BNMode.RECALIBRATE``. Batches marked ``stateful`` (the
+    consecutive windows of a language-model stream, ``callbacks.common.EvaluationBatches``) are run
+    with the hidden state carried from window to window, from zero, as AWD-LSTM evaluates.
     """
     bn_mode = BNMode(bn_mode)
     was_training = {m: m.training for m in module.modules()}  # per module: mixed flags come back as they were
@@ -45,11 +55,25 @@ def score(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], ba
             if not calibration:
                 raise ValueError("bn_mode 'recalibrate' needs calibration batches")
             context = recalibrated_statistics(module, forward, calibration)
-        with context:
+        with context, _carried_state(module, getattr(batches, "stateful", False)):
             return _evaluate(forward, batches)
     finally:
         for m, training in was_training.items():
             m.training = training
+
+
+@contextlib.contextmanager
+def _carried_state(module: nn.Module, stateful: bool) -> Iterator[None]:
+    """Carry a language model's hidden state across consecutive windows, from zero, and forget it
+    afterwards (scoring leaves no state behind)."""
+    if not stateful or not hasattr(module, "carrying"):
+        yield
+        return
+    try:
+        with module.carrying("score", reset=True):
+            yield
+    finally:
+        module.reset_hidden("score")
 
 
 def _evaluate(forward: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[Batch]) -> Score:

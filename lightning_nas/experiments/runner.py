@@ -64,14 +64,18 @@ def experiment_main(parser: Any, config: Any) -> int:
 
 
 def resolved_recipe(parser: Any, config: Any) -> str:
-    """The experiment's resolved recipe (every trial starts from it), without the experiment options."""
+    """The experiment's resolved recipe (every trial starts from it), without the experiment options:
+    they are dropped, not written as defaults (a repeatable option's empty default does not read back
+    as empty from YAML)."""
+    import yaml
+
     from lightning_nas.cli import FRONT_OPTIONS
 
-    config = config.clone()
-    for key, default in {**FRONT_OPTIONS, "run_dir": None}.items():  # (an explicit --threads is kept)
-        if key in config:
-            config[key] = default
-    return parser.dump(config, skip_none=False)
+    recipe = yaml.safe_load(parser.dump(config, skip_none=False))
+    for key in (*FRONT_OPTIONS, "run_dir"):
+        if key != "threads":  # an explicit --threads is kept
+            recipe.pop(key, None)
+    return yaml.safe_dump(recipe, sort_keys=False)
 
 
 def write_recipe(text: str, root: Path) -> Path:

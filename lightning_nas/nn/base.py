@@ -168,6 +168,10 @@ class SuperNet(nn.Module):
         (DARTS CNN) return the head's logits in training mode."""
         return self(x, arch), None
 
+    def regularisation_loss(self) -> torch.Tensor | float:
+        """A term the training loss adds after a weight forward (AWD-LSTM's AR/TAR); 0 by default."""
+        return 0.0
+
     def update_drop_path(self, epoch: int, max_epochs: int) -> float:
         """Set the drop-path probability of ``epoch`` (networks with drop-path); returns it."""
         return 0.0

@@ -19,8 +19,9 @@ selection callback computes.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
-from typing import Any, Callable, ClassVar, Hashable, Literal, Optional
+from typing import Any, Callable, ClassVar, ContextManager, Hashable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -117,7 +118,20 @@ class SearchStrategy(LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, y = batch["weights"]
-        return self.classification_step(y, self(x, self.sample_architecture()))
+        arch = self.sample_architecture()
+        with self.carried(batch, "weights"):
+            loss = self.classification_step(y, self(x, arch))
+        return loss + self.supernet.regularisation_loss()
+
+    def carried(self, batch: Any, split: str, stream: Optional[str] = None) -> ContextManager[Any]:
+        """Stateful language-model windows (``batch["window"]``): the forwards inside start from the
+        hidden state carried over from this stream's previous window (zero at an epoch's first
+        window), as AWD-LSTM and DARTS train; a no-op for stateless data and networks without state."""
+        window = batch.get("window") if isinstance(batch, dict) else None
+        carrying = getattr(self.supernet, "carrying", None)
+        if window is None or carrying is None:
+            return contextlib.nullcontext()
+        return carrying(stream or split, reset=bool(window["first"]))
 
     def classification_step(self, y: torch.Tensor, logits: torch.Tensor, prefix: str = "train") -> torch.Tensor:
         """Cross-entropy of ``logits``; logs the step loss and the epoch means of loss and accuracy."""

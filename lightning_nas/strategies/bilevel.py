@@ -42,7 +42,8 @@ class BilevelStrategy(SearchStrategy):
     def architecture_step(self, batch: Batch, weight_optimizer: torch.optim.Optimizer) -> None:
         """Write the architecture gradient (default: backward of ``architecture_loss`` on the arch split)."""
         x, y = batch["arch"]
-        loss = self.architecture_loss(x, y)
+        with self.carried(batch, "arch"):
+            loss = self.architecture_loss(x, y)
         self.manual_backward(loss)
         self.log_train("arch/loss", loss, len(y))
 
@@ -64,8 +65,9 @@ class BilevelStrategy(SearchStrategy):
             arch_opt.step()
         x, y = batch["weights"]
         weight_opt.zero_grad()
-        loss = self.classification_step(y, self.weight_forward(x))
-        self.manual_backward(loss)
+        with self.carried(batch, "weights"):
+            loss = self.classification_step(y, self.weight_forward(x))
+        self.manual_backward(loss + self.supernet.regularisation_loss())
         if self.optim.grad_clip > 0:
             self.clip_gradients(weight_opt, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
         weight_opt.step()

@@ -73,9 +73,10 @@ class FairNAS(SearchStrategy):
         self.last_architectures = archs
         total = x.new_zeros(())
         correct = x.new_zeros(())
-        for arch in archs:
-            logits = self(x, arch)
-            total = total + F.cross_entropy(logits, y)
+        for k, arch in enumerate(archs):
+            with self.carried(batch, "weights", stream=f"weights/path{k}"):  # each path carries its own state
+                logits = self(x, arch)
+            total = total + F.cross_entropy(logits, y) + self.supernet.regularisation_loss()
             correct = correct + (logits.argmax(-1) == y).float().mean()
         self.log_train("train/loss", total / len(archs), len(y), on_step=True)
         self.log_train("train/accuracy", correct / len(archs) * 100, len(y))

@@ -33,8 +33,9 @@ class Standalone(FixedArchitecture):
         """Cross-entropy plus, for networks with an auxiliary head (DARTS' evaluation network),
         ``auxiliary_weight`` times the head's cross-entropy (Liu et al. 2019, A.2: weight 0.4)."""
         x, y = batch["weights"]
-        logits, auxiliary = self.supernet.forward_with_auxiliary(x, self.architecture)
-        loss = self.classification_step(y, logits)
+        with self.carried(batch, "weights"):
+            logits, auxiliary = self.supernet.forward_with_auxiliary(x, self.architecture)
+        loss = self.classification_step(y, logits) + self.supernet.regularisation_loss()
         if auxiliary is not None:
             auxiliary_loss = nn.functional.cross_entropy(auxiliary, y)
             self.log_train("train/auxiliary_loss", auxiliary_loss, len(y))
@@ -50,14 +51,17 @@ class Standalone(FixedArchitecture):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        self._evaluate(x, y, "val")
+        self._evaluate(x, y, "val", batch_idx)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        self._evaluate(x, y, "test")
+        self._evaluate(x, y, "test", batch_idx)
 
-    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, prefix: str) -> None:
-        logits = self(x, self.architecture)
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, prefix: str, batch_idx: int) -> None:
+        stateful = self._trainer is not None and getattr(self.trainer.datamodule, "stateful", False)
+        window = {"window": {"first": batch_idx == 0}} if stateful else {}
+        with self.carried(window, prefix):  # evaluation windows follow each other in stream order
+            logits = self(x, self.architecture)
         loss = nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean() * 100
         self.log(f"{prefix}/loss", loss, sync_dist=True, batch_size=len(y))
