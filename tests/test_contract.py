@@ -212,3 +212,20 @@ def test_enas_log_probability_of_all_architectures_sums_to_one():
     with torch.no_grad():
         total = sum(math.exp(float(module.log_probability(a))) for a in module.space.enumerate())
     assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def test_standalone_channels_last_trains_and_matches_the_default_layout():
+    """``channels_last`` changes only the memory layout: one step from the same initial weights gives
+    the same weights up to rounding."""
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    results = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        module = STRATEGIES.get("standalone")(architecture=arch, channels_last=channels_last, space="nb201",
+                                              network={"C": 4, "N": 1}, num_classes=NUM_CLASSES, in_channels=1)
+        one_step(module, "nb201")
+        conv = module.supernet.stem[0].weight
+        assert conv.is_contiguous(memory_format=torch.channels_last) == channels_last
+        results.append({k: v.detach().clone() for k, v in module.supernet.state_dict().items()})
+    for key, value in results[0].items():
+        assert torch.allclose(value.float(), results[1][key].float(), atol=1e-5), key

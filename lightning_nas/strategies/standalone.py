@@ -20,21 +20,35 @@ from lightning_nas.strategies.base import FixedArchitecture
 class Standalone(FixedArchitecture):
     """Args:
         architecture: the architecture's text form (e.g. an NB201 string).
+        channels_last: image networks and their inputs in channels-last memory layout (faster
+            convolutions on recent CPUs and on GPUs with tensor cores; same results up to rounding).
+        compile: train through ``torch.compile`` (compilation takes minutes for the 20-cell DARTS
+            network; ``benchmarks/eval_network_speed.py`` measures every option).
         Everything else as ``SearchStrategy``; the NB201 benchmark trains with lr 0.1, nesterov
         momentum 0.9, weight decay 5e-4, cosine to 0 (Dong & Yang 2020, Sec. 2.3).
     """
 
-    def __init__(self, architecture: str, **kwargs: Any) -> None:
+    def __init__(self, architecture: str, channels_last: bool = False, compile: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.architecture = self.space.parse(architecture)
         self.supernet = self.build_network(arch=self.architecture)
+        self.channels_last = channels_last and self.supernet.input_kind == "image"
+        if self.channels_last:
+            self.supernet = self.supernet.to(memory_format=torch.channels_last)
+        #: the training forward, compiled with ``torch.compile`` on request (the weights stay those of
+        #: ``self.supernet``, so checkpoints are unchanged)
+        self.training_forward = (torch.compile(self.supernet.forward_with_auxiliary) if compile
+                                 else self.supernet.forward_with_auxiliary)
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Cross-entropy plus, for networks with an auxiliary head (DARTS' evaluation network),
         ``auxiliary_weight`` times the head's cross-entropy (Liu et al. 2019, A.2: weight 0.4)."""
         x, y = batch["weights"]
         with self.carried(batch, "weights"):
-            logits, auxiliary = self.supernet.forward_with_auxiliary(x, self.architecture)
+            logits, auxiliary = self.training_forward(self._layout(x), self.architecture)
         loss = self.classification_step(y, logits) + self.supernet.regularisation_loss()
         if auxiliary is not None:
             auxiliary_loss = nn.functional.cross_entropy(auxiliary, y)
@@ -61,7 +75,7 @@ class Standalone(FixedArchitecture):
         stateful = self._trainer is not None and getattr(self.trainer.datamodule, "stateful", False)
         window = {"window": {"first": batch_idx == 0}} if stateful else {}
         with self.carried(window, prefix):  # evaluation windows follow each other in stream order
-            logits = self(x, self.architecture)
+            logits = self(self._layout(x), self.architecture)
         loss = nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean() * 100
         self.log(f"{prefix}/loss", loss, sync_dist=True, batch_size=len(y))
