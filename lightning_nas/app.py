@@ -11,7 +11,9 @@ from __future__ import annotations
 import sys
 
 from lightning_nas import signals
-from lightning_nas.cli import concise, interrupted_message, project_error, run, summarise  # noqa: F401 (re-exported)
+from lightning_nas.cli import run
+from lightning_nas.run.errors import concise, project_error
+from lightning_nas.run.summary import interrupted_message, summarise  # noqa: F401 (summarise: re-exported)
 from lightning_nas.errors import LightningNASError
 
 USER_ERRORS = (LightningNASError,)

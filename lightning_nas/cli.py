@@ -6,28 +6,20 @@ A recipe is a LightningCLI config (YAML) with the sections ``trainer``, ``model`
 (``--ranking.bn_mode running``). Everything is parsed and type-checked by jsonargparse, including
 the options that decide what kind of run this is (``--resume``, ``--reproduce``, ``--seeds``,
 ``--grid`` and the experiment options); this module decides where the run lives, guards its
-directory (lock, checkpoints, thread count) and what it writes there.
+directory (lock, checkpoints, thread count) and what it writes there, with the pieces in
+``lightning_nas.run`` (checkpoints, lock, validation, progress, output, summary).
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
-import json
-import logging
-import os
-import re
 import sys
-import time
-import warnings
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 from jsonargparse import ActionConfigFile, Namespace
 from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveInt
 from pytorch_lightning import LightningDataModule, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.callbacks.progress import ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import Logger
@@ -38,16 +30,20 @@ import lightning_nas
 from callbacks import ArchitectureDecoding, FinalSelection, WeightSharingRanking
 from lightning_nas import signals
 from lightning_nas.benchmarks import Benchmark
-from lightning_nas.errors import LightningNASError, RecipeError
+from lightning_nas.errors import RecipeError
 from lightning_nas.loggers import RunCSVLogger
+from lightning_nas.run.checkpoints import RunCheckpoint, check_checkpoint_fits, choose_checkpoint, last_checkpoint
+from lightning_nas.run.errors import project_error
+from lightning_nas.run.lock import is_launcher_process, lock_run_directory, release_locks
+from lightning_nas.run.output import quiet_third_parties, wandb_logger
+from lightning_nas.run.progress import PlainProgress
+from lightning_nas.run.summary import summarise
+from lightning_nas.run.validation import model_trains, validate_trainer
 from lightning_nas.run_record import recorded_threads, write_run_record
 from lightning_nas.strategies import SearchStrategy
 
-__all__ = ["NASCLI", "RecipeError", "CheckpointError", "RunLockedError", "run", "concise", "project_error",
-           "summarise", "FRONT_OPTIONS"]
+__all__ = ["NASCLI", "run", "FRONT_OPTIONS", "reset_front_options"]
 
-LAST, PREVIOUS = "last.ckpt", "last.prev.ckpt"
-LOCK_FILE = ".lock"
 # Options that say what kind of run this is; never written to config.yaml (a run's resolved recipe
 # must not make the next command that reads it a resume, an experiment or a thread-count override).
 FRONT_OPTIONS = {"resume": None, "reproduce": None, "seeds": None, "grid": [], "experiment_dir": None,
@@ -55,48 +51,12 @@ FRONT_OPTIONS = {"resume": None, "reproduce": None, "seeds": None, "grid": [], "
                  "allow_thread_change": False}
 
 
-class CheckpointError(RecipeError):
-    """A checkpoint that cannot be resumed from (missing, truncated, corrupt, or of another network)."""
-
-
-class RunLockedError(RecipeError):
-    """Another process holds the run directory."""
-
-
-# ---------------------------------------------------------------------------------------- errors
-def concise(message: str) -> str:
-    """jsonargparse reports a failing subclass as every Union member's error, and a failing link
-    (e.g. the DataModule loading its data to tell the model its classes) with the link's
-    internals; keep the real cause."""
-    message = re.sub(r"Call to compute_fn of link .*? failed: ", "", str(message), flags=re.S)
-    message = re.sub(r"Not of type (?:Positive|NonNegative)(Int|Float): (?:(\S+) )?does not conform to restriction "
-                     r"v(>=?)0", lambda m: f"expected a{'n integer' if m.group(1) == 'Int' else ' number'} "
-                     f"{m.group(3)} 0" + (f", got {m.group(2)}" if m.group(2) else ""), message)
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    if not lines:
-        return str(message)
-    causes: list[list[str]] = []
-    for line in lines[1:]:
-        if line.startswith("- "):
-            causes.append([line[2:]])
-        elif causes and not line.startswith(("Given value", "Subtypes:", "Errors:", "Does not validate")):
-            causes[-1].append(line)
-    real = [" ".join(c) for c in causes if "Expected a <class 'NoneType'>" not in c[0]]
-    if not real:
-        return " ".join(lines)
-    head = lines[0] if lines[0].startswith("Parser key") else ""
-    return " ".join(filter(None, [head, "; ".join(real)]))
-
-
-def project_error(error: BaseException) -> LightningNASError | None:
-    """The project's own error behind ``error`` (itself, or what jsonargparse or Lightning wrapped), else None."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, LightningNASError):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+def reset_front_options(config: Namespace, **also: Any) -> Namespace:
+    """``config`` (changed in place) with FRONT_OPTIONS, and the keys of ``also``, set to their defaults."""
+    for key, default in {**FRONT_OPTIONS, **also}.items():
+        if key in config:
+            config[key] = default
+    return config
 
 
 # ---------------------------------------------------------------------------------------- parser
@@ -117,9 +77,7 @@ class _RunDirectoryAction(argparse.Action):
         if not recipe.is_file():
             raise RecipeError(f"{option_string} {values}: {recipe} not found; is this a lightning_nas run directory?")
         ActionConfigFile.apply_config(parser, cfg, "recipe", str(recipe))
-        for key, default in FRONT_OPTIONS.items():  # config.yaml of older versions may hold them
-            if key in cfg:
-                cfg[key] = default
+        reset_front_options(cfg)  # config.yaml of older versions may hold them
         cfg[self.dest] = str(values)
         cfg["run_dir"] = str(values) if self.dest == "resume" else None
 
@@ -170,210 +128,7 @@ class RunConfigSaver(SaveConfigCallback):
     """config.yaml without the options that say what kind of run this was (FRONT_OPTIONS)."""
 
     def __init__(self, parser: Any, config: Namespace, *args: Any, **kwargs: Any) -> None:
-        config = config.clone()
-        for key, default in FRONT_OPTIONS.items():
-            if key in config:
-                config[key] = default
-        super().__init__(parser, config, *args, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------- checkpoints
-def read_checkpoint(path: Path) -> tuple[dict | None, str]:
-    """(the checkpoint, "") or (None, why it cannot be read). Memory-mapped: cheap for a check."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True), ""
-    except FileNotFoundError:
-        return None, "missing"
-    except Exception as error:  # a truncated zip, a bad pickle, a wrong format: all mean "unusable"
-        return None, (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-
-
-def choose_checkpoint(run_dir: Path, set_aside: bool = True) -> Path:
-    """The newest readable ``last*.ckpt`` of a run. A corrupt ``last.ckpt`` is set aside (renamed
-    ``last.ckpt.corrupt``) with one warning when an earlier checkpoint (``last.prev.ckpt``) exists;
-    otherwise one error line names it."""
-    folder = run_dir / "checkpoints"
-    last = folder / LAST
-    candidates = sorted(folder.glob("last*.ckpt")) if folder.is_dir() else []
-    if not candidates:
-        raise CheckpointError(f"--resume {run_dir}: no checkpoint {last} to resume from")
-    readable: list[tuple[int, Path]] = []
-    broken: list[tuple[Path, str]] = []
-    for path in candidates:
-        checkpoint, why = read_checkpoint(path)
-        step = checkpoint.get("global_step") if isinstance(checkpoint, dict) else None
-        if isinstance(step, int):
-            readable.append((step, path))
-        else:
-            broken.append((path, why or "not a Lightning checkpoint"))
-    if not readable:
-        path, why = broken[0]
-        raise CheckpointError(f"--resume {run_dir}: checkpoint {path} is truncated or corrupt ({why}) and there is "
-                              f"no earlier checkpoint ({folder / PREVIOUS}) to fall back to; start again with "
-                              "another --run_dir")
-    step, chosen = max(readable, key=lambda item: (item[0], item[1].name == LAST))
-    for path, why in broken:
-        if path == last and set_aside:  # set aside, so that the next save does not rotate it into last.prev.ckpt
-            last.replace(last.with_name(LAST + ".corrupt"))
-        print(f"[lightning_nas] warning: checkpoint {path} is truncated or corrupt ({why}); resuming from "
-              f"{chosen} (step {step})", file=sys.stderr, flush=True)
-    return chosen
-
-
-class RunCheckpoint(ModelCheckpoint):
-    """``checkpoints/last.ckpt`` is always the newest checkpoint (also after the run directory moved:
-    no ``last-v1.ckpt``), the one before it stays as ``last.prev.ckpt`` (the fallback when the newest
-    is damaged), and a pending SIGTERM/SIGINT saves one at the end of the current step and stops the
-    run through Lightning's own SIGTERM exit (after the step's metrics are logged)."""
-
-    def __init__(self, dirpath: str, every_n_train_steps: int) -> None:
-        super().__init__(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps,
-                         enable_version_counter=False)
-        self.stopped_at: int | None = None
-
-    def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
-        path = Path(filepath)
-        if trainer.is_global_zero and path.name == LAST and path.is_file():
-            keep = path.with_name(f".{os.getpid()}.{PREVIOUS}")
-            try:
-                os.link(path, keep)  # the old file stays in place as last.ckpt until the new one replaces it
-            except OSError:
-                import shutil
-
-                shutil.copyfile(path, keep)
-            os.replace(keep, path.with_name(PREVIOUS))
-        super()._save_checkpoint(trainer, filepath)  # atomic (TorchCheckpointIO -> temporary file + rename)
-
-    def on_train_batch_end(self, trainer: Trainer, *args: Any, **kwargs: Any) -> None:
-        super().on_train_batch_end(trainer, *args, **kwargs)
-        if signals.pending() is None or trainer.world_size > 1 or self.stopped_at is not None:
-            return  # (DDP: Lightning's own SIGTERM handling stops every rank; the last periodic checkpoint counts)
-        if self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-        self.stopped_at = trainer.global_step
-        trainer._signal_connector.received_sigterm = True  # Lightning stops after logging this step
-
-
-class PlainProgress(ProgressBar):
-    """Progress for logs (stdout not a terminal): a plain line per epoch at most every ``interval`` seconds
-    (and the first and last epoch), no carriage returns or cursor movement."""
-
-    def __init__(self, interval: float = 10.0) -> None:
-        super().__init__()
-        self.interval = interval
-        self._enabled = True
-        self._last = 0.0
-        self._start = 0.0
-
-    def disable(self) -> None:
-        self._enabled = False
-
-    def enable(self) -> None:
-        self._enabled = True
-
-    def on_train_start(self, trainer: Trainer, pl_module: Any) -> None:
-        self._start = self._last = time.monotonic()
-
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: Any) -> None:
-        # the previous epoch's metrics are complete only now (Lightning reduces them after on_train_epoch_end)
-        if trainer.current_epoch > 0 and (trainer.current_epoch == 1 or time.monotonic() - self._last >= self.interval):
-            self._line(trainer, pl_module, trainer.current_epoch)
-
-    def on_train_end(self, trainer: Trainer, pl_module: Any) -> None:
-        self._line(trainer, pl_module, trainer.current_epoch)
-
-    def _line(self, trainer: Trainer, pl_module: Any, epochs_done: int) -> None:
-        if not (self._enabled and trainer.is_global_zero):
-            return
-        now = self._last = time.monotonic()
-        metrics = self.get_metrics(trainer, pl_module)
-        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-                          if k != "v_num" and not k.endswith("_step"))
-        total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
-        print(f"[lightning_nas] epoch {epochs_done}{total}, step {trainer.global_step}"
-              + (f": {shown}" if shown else "") + f" ({now - self._start:.0f} s)", flush=True)
-
-
-# ---------------------------------------------------------------------------------------- run directory lock
-_held_locks: list[tuple[int, Path]] = []
-
-
-def lock_run_directory(run_dir: Path) -> None:
-    """Hold ``RUN_DIR/.lock`` (flock) until the process ends or ``release_locks``; refuse when another holds it."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise RunLockedError(f"run directory {run_dir} is in use by {holder}; wait for it to end (or stop it) "
-                             "before running or resuming it again") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
-    _held_locks.append((fd, run_dir))
-
-
-def release_locks() -> None:
-    """Release the locks this process took; a run directory that holds nothing but its lock (the
-    command failed before writing anything) is removed again."""
-    while _held_locks:
-        fd, run_dir = _held_locks.pop()
-        with contextlib.suppress(OSError):
-            if [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
-                (run_dir / LOCK_FILE).unlink()
-                run_dir.rmdir()
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def _is_launcher_process() -> bool:
-    """Rank 0 of node 0 (or a single process): the one that guards and records the run directory."""
-    return all(os.environ.get(name, "0") in ("", "0") for name in ("LOCAL_RANK", "NODE_RANK"))
-
-
-# ---------------------------------------------------------------------------------------- validation
-def _check_range(key: str, value: Any, minimum: int, allowed: tuple = (), why: str = "") -> None:
-    if value is None or value in allowed:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        extra = f" (or {', '.join(map(str, allowed))})" if allowed else ""
-        raise RecipeError(f"{key} must be at least {minimum}{extra}, got {value!r}" + (f": {why}" if why else ""))
-
-
-def _model_trains(model: Any) -> bool:
-    """False for a strategy class that trains nothing (``SearchStrategy.trains``)."""
-    import importlib
-
-    path = getattr(model, "class_path", None) if model is not None else None
-    if not isinstance(path, str) or "." not in path:
-        return True
-    module, _, name = path.rpartition(".")
-    try:
-        return bool(getattr(importlib.import_module(module), name).trains)
-    except (ImportError, AttributeError):
-        return True
-
-
-def validate_trainer(trainer: Any, trains: bool = True) -> None:
-    """The Trainer values that Lightning accepts silently (or with a traceback) but that make no run.
-
-    ``trains`` is False for strategies that train nothing (the random-sampling baseline), which
-    may run zero epochs."""
-    get = (lambda key: trainer.get(key)) if trainer is not None else (lambda key: None)
-    _check_range("trainer.max_epochs", get("max_epochs"), 1 if trains else 0, (-1,),
-                 "fewer than one epoch would rank and select an untrained super-net")
-    _check_range("trainer.max_steps", get("max_steps"), 1, (-1,), "no step would train anything")
-    _check_range("trainer.min_epochs", get("min_epochs"), 0)
-    _check_range("trainer.min_steps", get("min_steps"), 0)
-    _check_range("trainer.log_every_n_steps", get("log_every_n_steps"), 1)
-    _check_range("trainer.check_val_every_n_epoch", get("check_val_every_n_epoch"), 1)
-    _check_range("trainer.accumulate_grad_batches", get("accumulate_grad_batches"), 1)
-    limit = get("limit_train_batches")
-    fraction = isinstance(limit, float) and not limit.is_integer()  # jsonargparse reads "3" as 3.0
-    if limit is not None and (isinstance(limit, bool) or limit <= 0 or (fraction and limit > 1)):
-        raise RecipeError(f"trainer.limit_train_batches must be a count >= 1 or a fraction in (0, 1], got {limit!r}")
+        super().__init__(parser, reset_front_options(config.clone()), *args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------- the CLI
@@ -437,12 +192,14 @@ class NASCLI(LightningCLI):
             return
         if config.get("resume") and config.get("reproduce"):
             raise RecipeError("--resume and --reproduce cannot be combined")
-        validate_trainer(config.get("trainer"), trains=_model_trains(config.get("model")))
+        validate_trainer(config.get("trainer"), trains=model_trains(config.get("model")))
         resume = config.get("resume")
         if resume and config.run_dir is not None and Path(config.run_dir).resolve() != Path(resume).resolve():
             raise RecipeError(f"--resume {resume} continues the run where it is; --run_dir {config.run_dir} "
                               "cannot move it (use --reproduce to rerun it elsewhere)")
         if config.get("reproduce"):
+            from lightning_nas.experiments.reproduce import reproduction_directory
+
             self.reproduce = Path(config.reproduce)
             if config.run_dir is None:
                 config.run_dir = str(reproduction_directory(self.reproduce))
@@ -454,7 +211,7 @@ class NASCLI(LightningCLI):
             config.run_dir = str(Path("runs") / f"{name}-seed{seed}")
         self.run_dir = Path(config.run_dir)
         self._set_threads()
-        if _is_launcher_process():
+        if is_launcher_process():
             lock_run_directory(self.run_dir)
         if not resume and (self.run_dir / "checkpoints").exists():
             raise RecipeError(f"run directory {self.run_dir} already holds a run: continue it with "
@@ -462,7 +219,7 @@ class NASCLI(LightningCLI):
         if resume:
             self._check_same_network()
             # (DDP processes started by rank 0 choose the same checkpoint, after rank 0 set a damaged one aside)
-            self.checkpoint = choose_checkpoint(self.run_dir, set_aside=_is_launcher_process())
+            self.checkpoint = choose_checkpoint(self.run_dir, set_aside=is_launcher_process())
 
     def _set_threads(self) -> None:
         """The run's torch thread count: recorded at the start, restored on --resume (another count is
@@ -517,7 +274,7 @@ class NASCLI(LightningCLI):
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoints" / LAST
+        return last_checkpoint(self.run_dir)
 
     def instantiate_classes(self) -> None:
         if self.experiment:  # an experiment only parses here; each trial is a run of its own
@@ -571,85 +328,7 @@ class NASCLI(LightningCLI):
         return self.trainer
 
 
-def check_checkpoint_fits(checkpoint: Path, model: Any, run_dir: Path) -> None:
-    """One line instead of Lightning's size-mismatch traceback when the recipe changed the network."""
-    saved, _ = read_checkpoint(checkpoint)
-    state = (saved or {}).get("state_dict") if isinstance(saved, dict) else None
-    if not isinstance(state, dict):
-        return
-    own = model.state_dict()
-    differ = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
-              if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
-    if differ:
-        key, a, b = differ[0]
-        raise CheckpointError(f"--resume {run_dir}: the options change the network its checkpoint holds "
-                              f"({len(differ)} tensors differ, e.g. {key} {list(a)} -> {list(b)}); resume with the "
-                              "run's own recipe, or start a new run with another --run_dir")
-
-
-def wandb_logger(project: str, run_dir: Path) -> Logger:
-    """A WandbLogger that fails now, in one line, when W&B can neither reach an account nor run offline."""
-    try:
-        import wandb
-        from pytorch_lightning.loggers import WandbLogger
-    except ImportError:
-        raise RecipeError("--loggers wandb: wandb is not installed (pip install wandb), or use --loggers [csv]") from None
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    hint = ("run `wandb login` (or set WANDB_API_KEY), or log offline with WANDB_MODE=offline "
-            "(sync later with `wandb sync`)")
-    if mode not in ("offline", "dryrun", "disabled"):
-        try:
-            key = wandb.api.api_key
-        except Exception:
-            key = None
-        if not key:
-            raise RecipeError(f"--loggers wandb: not logged in to W&B: {hint}")
-    logger = WandbLogger(project=project, name=run_dir.name, save_dir=str(run_dir))
-    try:
-        logger.experiment  # starts the run now: a failure is a message, not a traceback mid-training
-    except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise RecipeError(f"--loggers wandb: W&B could not start ({first}): {hint}") from None
-    return logger
-
-
-def reproduction_directory(original: Path) -> Path:
-    """Beside the run, or beside its experiment (``DIR-reproduce/<trial>``), never inside an experiment
-    directory, whose report would count the reproduction as one more group."""
-    from lightning_nas.experiments.design import EXPERIMENT_RECORD
-
-    parent = original.resolve().parent
-    if (parent / EXPERIMENT_RECORD).is_file():
-        return original.parent.with_name(original.parent.name + "-reproduce") / original.name
-    return original.with_name(original.name + "-reproduce")
-
-
 # ---------------------------------------------------------------------------------------- one command
-@contextlib.contextmanager
-def quiet_third_parties() -> Iterator[None]:
-    """Lightning's tips, hardware banners and known-harmless warnings are not what a user needs to read."""
-    names = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
-             "lightning_fabric.utilities.seed", "lightning.fabric.utilities.seed",
-             "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        for message in (".*LightningCLI's args parameter is intended to run from within Python.*",
-                        ".*but have no `validation_step`.*", ".*isinstance\\(treespec, LeafSpec\\).*",
-                        ".*The dirpath has changed from.*", ".*Checkpoint directory .* exists and is not empty.*",
-                        ".*Experiment logs directory .* exists and is not empty.*",
-                        ".*does not have many workers which may be a bottleneck.*",
-                        ".*The number of training batches .* is smaller than the logging interval.*"):
-            warnings.filterwarnings("ignore", message=message)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
-
-
 def run(argv: list[str], experiment: Any = None) -> int:
     """One ``train.py`` command: a run, a resume, a reproduction, or (with ``experiment``, a callable
     taking the parser and the parsed config) an experiment. Raises the project's errors, and
@@ -684,69 +363,3 @@ def run(argv: list[str], experiment: Any = None) -> int:
     finally:
         release_locks()
         torch.set_num_threads(threads)
-
-
-def interrupted_message(stop: signals.Interrupted) -> str:
-    run_dir = getattr(stop, "run_dir", None)
-    if run_dir is None:
-        return f"stopped by {stop.name} before the run started"
-    checkpoint = Path(run_dir) / "checkpoints" / LAST
-    saved, _ = read_checkpoint(checkpoint)
-    where = f" during {stop.where}" if stop.where and stop.where != "training" else ""
-    if not isinstance(saved, dict):
-        return f"stopped by {stop.name}{where} before the first checkpoint; start it again (nothing to resume)"
-    return (f"stopped by {stop.name}{where}; checkpoint {checkpoint} (step {saved.get('global_step')}); "
-            f"continue with: python train.py --resume {run_dir}")
-
-
-# ---------------------------------------------------------------------------------------- summary
-def _last_ranking(run_dir: Path) -> dict[str, str]:
-    import csv
-
-    path = run_dir / "metrics.csv"
-    if not path.is_file():
-        return {}
-    last: dict[str, str] = {}
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("ranking/kendall_tau"):
-                last = row
-    return last
-
-
-def summarise(run_dir: Path) -> None:
-    lines = [f"\n[lightning_nas] run directory: {run_dir}",
-             f"  recipe (resolved):   {run_dir / 'config.yaml'}",
-             f"  record:              {run_dir / 'run.json'}",
-             f"  metrics:             {run_dir / 'metrics.csv'}",
-             f"  checkpoints:         {run_dir / 'checkpoints'}"]
-    ranking = sorted((run_dir / "ranking").glob("epoch_*.csv"))
-    if ranking:
-        lines.append(f"  ranking tables:      {run_dir / 'ranking'} ({len(ranking)} epochs)")
-    row = _last_ranking(run_dir)
-    if row:
-        parts = [f"{label} {float(row[key]):.3f}" for key, label in
-                 (("ranking/kendall_tau", "Kendall tau"), ("ranking/sparse_kendall_tau", "sparse Kendall tau"),
-                  ("ranking/spearman", "Spearman")) if row.get(key)]
-        epoch = f" (epoch {int(float(row['epoch'])) + 1})" if row.get("epoch") else ""
-        lines.append(f"  final ranking{epoch}: " + ", ".join(parts))
-    selection = run_dir / "selection.json"
-    if selection.is_file():
-        try:
-            result = json.loads(selection.read_text())
-        except ValueError:
-            result = {}
-        flat = {**result, **(result.get("result") or {} if isinstance(result.get("result"), dict) else {})}
-        lines.append(f"  selection:           {selection}")
-        if "architecture" in flat:
-            lines.append(f"  selected:            {flat['architecture']}")
-        truth = []
-        if isinstance(flat.get("ground_truth"), (int, float)):
-            truth.append(f"{flat['ground_truth']:.2f}")
-        if flat.get("rank") is not None:
-            truth.append(f"rank {flat['rank']}" + (f" of {flat['table_size']}" if flat.get("table_size") else ""))
-        if isinstance(flat.get("p_beat_random"), (int, float)):
-            truth.append(f"p(beat random) = {flat['p_beat_random']:.3f}")
-        if truth:
-            lines.append(f"  ground truth:        {truth[0]}" + (f" ({', '.join(truth[1:])})" if truth[1:] else ""))
-    print("\n".join(lines), flush=True)

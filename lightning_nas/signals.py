@@ -1,9 +1,10 @@
 """Stop a run cleanly on SIGTERM / SIGINT: the signal only sets a flag; the run acts on it at safe points.
 
 ``train.py`` installs the handlers for the life of one run (``handled()``). The training loop saves a
-checkpoint at the end of the current step and stops (``cli.StopOnSignal``, through Lightning's own
-``received_sigterm`` exit); loops that score many architectures (ranking, selection, tabulation) call
-``check()`` between architectures, so a long pass stops within one architecture. ``train.py`` then
+checkpoint at the end of the current step and stops (``lightning_nas.run.checkpoints.RunCheckpoint``,
+through Lightning's own ``received_sigterm`` exit); loops that score many architectures (ranking,
+selection, tabulation) call ``check()`` between architectures, so a long pass stops within one
+architecture. ``train.py`` then
 exits with 128 + the signal number and one line saying how to resume. A second SIGINT interrupts at
 once (KeyboardInterrupt), for a user who does not want to wait.
 """

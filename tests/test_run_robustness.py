@@ -185,15 +185,17 @@ def test_help_lists_the_run_and_experiment_options(capsys):
 
 def test_no_private_option_parsing_and_no_import_cycle():
     sources = {p: p.read_text() for p in [ROOT / "lightning_nas" / "app.py", ROOT / "lightning_nas" / "cli.py",
+                                          *(ROOT / "lightning_nas" / "run").glob("*.py"),
                                           *(ROOT / "lightning_nas" / "experiments").glob("*.py")]}
     assert not any("_take_option" in text for text in sources.values())
     assert not any("lightning_nas.app" in text for p, text in sources.items() if "experiments" in p.parts)
-    assert not any("experiments.runner" in text for p, text in sources.items() if p.name == "cli.py")
+    assert not any("experiments.runner" in text for p, text in sources.items()
+                   if p.name == "cli.py" or p.parent.name == "run")
 
 
 # ---------------------------------------------------------------------------------------- outputs
 def test_reproduction_goes_beside_an_experiment_not_into_it(tmp_path):
-    from lightning_nas.cli import reproduction_directory
+    from lightning_nas.experiments.reproduce import reproduction_directory
 
     experiment = tmp_path / "runs" / "experiments" / "bn"
     (experiment / "bn_mode=batch__seed0").mkdir(parents=True)
@@ -204,7 +206,7 @@ def test_reproduction_goes_beside_an_experiment_not_into_it(tmp_path):
 
 
 def test_summary_shows_ranking_quality_and_the_selected_architecture(tmp_path, capsys):
-    from lightning_nas.cli import summarise
+    from lightning_nas.run.summary import summarise
 
     (tmp_path / "metrics.csv").write_text(
         "epoch,ranking/kendall_tau,ranking/sparse_kendall_tau,step,train/loss\n"

@@ -19,10 +19,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lightning_nas.experiments.design import EXPERIMENT_RECORD
 from lightning_nas.io import atomic_write_json
 
 RESULT_FILES = ("selection.json", "metrics.csv", "decoding.csv")
 RESULT_GLOBS = ("ranking/epoch_*.csv",)
+
+
+def reproduction_directory(original: Path) -> Path:
+    """Beside the run, or beside its experiment (``DIR-reproduce/<trial>``), never inside an experiment
+    directory, whose report would count the reproduction as one more group."""
+    parent = original.resolve().parent
+    if (parent / EXPERIMENT_RECORD).is_file():
+        return original.parent.with_name(original.parent.name + "-reproduce") / original.name
+    return original.with_name(original.name + "-reproduce")
 
 
 def use_recorded_threads(run_dir: str | Path) -> int | None:

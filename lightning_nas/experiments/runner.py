@@ -260,7 +260,8 @@ def execute_trial(spec: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    from lightning_nas.cli import concise, run
+    from lightning_nas.cli import run
+    from lightning_nas.run.errors import concise
 
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
