@@ -46,7 +46,7 @@ __all__ = ["NASCLI", "run", "FRONT_OPTIONS", "reset_front_options"]
 
 # Options that say what kind of run this is; never written to config.yaml (a run's resolved recipe
 # must not make the next command that reads it a resume, an experiment or a thread-count override).
-FRONT_OPTIONS = {"resume": None, "reproduce": None, "seeds": None, "grid": [], "experiment_dir": None,
+FRONT_OPTIONS = {"resume": None, "reproduce": None, "seeds": None, "grid": None, "experiment_dir": None,
                  "ray_address": None, "num_cpus": None, "gpus_per_trial": 0.0, "max_concurrent": 0,
                  "allow_thread_change": False}
 
@@ -110,7 +110,7 @@ def add_run_options(parser: LightningArgumentParser) -> None:
                        "(docs/experiments.md).")
     experiment.add_argument("--seeds", type=Optional[str], default=None,
                             help="Seeds of every grid point: 0-9, 0,3,7 or 0-2,5.")
-    experiment.add_argument("--grid", action="append", type=str, default=[], metavar="KEYS=V1,V2",
+    experiment.add_argument("--grid", action="append", type=str, default=None, metavar="KEYS=V1,V2",
                             help="One factor: a recipe key and its values (ranking.bn_mode=batch,running); tied "
                                  "keys K1,K2=V1,V2 take each value together; repeat for a cartesian product.")
     experiment.add_argument("--experiment_dir", type=Optional[str], default=None,
@@ -323,7 +323,8 @@ class NASCLI(LightningCLI):
             benchmark.check(space)  # table problems before the first step, not at the first ranking epoch
         ckpt = str(self.checkpoint) if resume else None
         self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
-        if is_overridden("test_step", self.model):  # stand-alone networks: report the official test split
+        # stand-alone networks report the official test split, where the data has one (PTB samples may not)
+        if is_overridden("test_step", self.model) and getattr(self.datamodule, "has_test", True):
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
         return self.trainer
 
