@@ -229,3 +229,20 @@ def test_standalone_channels_last_trains_and_matches_the_default_layout():
         results.append({k: v.detach().clone() for k, v in module.supernet.state_dict().items()})
     for key, value in results[0].items():
         assert torch.allclose(value.float(), results[1][key].float(), atol=1e-5), key
+
+
+def test_fairnas_keeps_strict_fairness_over_operations_where_full_fairness_is_too_costly():
+    """On the full 8-node RNN space strict fairness over every decision would need 840 paths per
+    step: ``fair_over: auto`` keeps it over the activations (4 paths, each activation of every node
+    exactly once) and draws inputs uniformly; ``fair_over: all`` is refused in one line."""
+    module: FairNAS = STRATEGIES.get("fairnas")(space="darts_rnn", network=dict(NETWORKS.get("darts_rnn").tiny_options),
+                                                num_classes=NUM_CLASSES, in_channels=1)
+    assert module.paths == 4
+    archs = module.fair_architectures()
+    for c, choice in enumerate(module.space.decisions):
+        used = Counter(module.space.to_decisions(a)[c][0] for a in archs)
+        if choice.kind == "operation":
+            assert sorted(used.values()) == [1, 1, 1, 1], choice.label
+    with pytest.raises(UnsupportedCombinationError, match="840 paths"):
+        STRATEGIES.get("fairnas")(space="darts_rnn", fair_over="all", network=dict(NETWORKS.get("darts_rnn").tiny_options),
+                                  num_classes=NUM_CLASSES, in_channels=1)

@@ -330,7 +330,8 @@ class DartsCNNSpace(SearchSpace[Genotype]):
         choices = []
         for label in CELL_TYPES:
             for node in range(2, self.num_nodes + 2):
-                choices.append(Choice(f"{label} node {node} inputs", tuple(str(j) for j in range(node)), pick=2))
+                choices.append(Choice(f"{label} node {node} inputs", tuple(str(j) for j in range(node)), pick=2,
+                                      kind="input"))
                 choices.append(Choice(f"{label} node {node} op a", self.cell_operations))
                 choices.append(Choice(f"{label} node {node} op b", self.cell_operations))
         return tuple(choices)

@@ -172,7 +172,7 @@ class DartsRNNSpace(SearchSpace[DartsRNNArchitecture]):
     def decisions(self) -> tuple[Choice, ...]:
         choices = []
         for i in range(1, self.num_nodes + 1):
-            choices.append(Choice(f"node {i} input", tuple(str(j) for j in range(i))))
+            choices.append(Choice(f"node {i} input", tuple(str(j) for j in range(i)), kind="input"))
             choices.append(Choice(f"node {i} activation", self.activations))
         return tuple(choices)
 

@@ -31,20 +31,24 @@ Weights = Mapping[str, torch.Tensor]
 class Choice:
     """One discrete decision: ``pick`` distinct options among ``options``.
 
-    ``pick == 1`` is a layer choice (an operation per edge, an activation per node);
-    ``pick > 1`` an input choice (DARTS CNN nodes keep 2 of their predecessors, NAS-Bench-1Shot1
-    choice blocks a fixed number of parents). ``label`` names the decision in messages and logs.
+    ``kind`` says what is chosen: ``operation`` (a layer choice: an operation per edge, an
+    activation per node) or ``input`` (which predecessors feed a node: DARTS CNN nodes keep 2,
+    NAS-Bench-1Shot1 choice blocks a fixed number of parents, NAS-Bench-101 edges are present or
+    not). ``label`` names the decision in messages and logs.
     """
 
     label: str
     options: tuple[str, ...]
     pick: int = 1
+    kind: str = "operation"
 
     def __post_init__(self) -> None:
         if not self.options:
             raise ValueError(f"choice {self.label!r} has no options")
         if not 1 <= self.pick <= len(self.options):
             raise ValueError(f"choice {self.label!r} picks {self.pick} of {len(self.options)} options")
+        if self.kind not in ("operation", "input"):
+            raise ValueError(f"choice {self.label!r}: kind must be 'operation' or 'input', got {self.kind!r}")
 
     def __len__(self) -> int:
         return len(self.options)

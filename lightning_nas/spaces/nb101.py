@@ -336,7 +336,7 @@ class NB101Space(SearchSpace[NB101Cell]):
     # ------------------------------------------------------------------ the contract
     @cached_property
     def decisions(self) -> tuple[Choice, ...]:
-        edges = tuple(Choice(f"edge {u}->{v}", ("absent", "present")) for u, v in self.edges)
+        edges = tuple(Choice(f"edge {u}->{v}", ("absent", "present"), kind="input") for u, v in self.edges)
         ops = tuple(Choice(f"vertex {v}", self.operations) for v in range(1, self.num_vertices - 1))
         return edges + ops
 

@@ -233,10 +233,10 @@ class NB1Shot1Space(SearchSpace[NB1Shot1Architecture]):
         out: list[Choice] = []
         for j, k in enumerate(self.num_parents[:-1], start=1):
             nodes = ("input",) + tuple(f"block {i}" for i in range(1, j))
-            out.append(Choice(f"block {j} inputs", nodes, pick=k))
+            out.append(Choice(f"block {j} inputs", nodes, pick=k, kind="input"))
             out.append(Choice(f"block {j} op", self.operations))
         nodes = ("input",) + tuple(f"block {i}" for i in range(1, self.num_blocks + 1))
-        out.append(Choice("output inputs", nodes, pick=self.num_parents[-1]))
+        out.append(Choice("output inputs", nodes, pick=self.num_parents[-1], kind="input"))
         return tuple(out)
 
     def to_decisions(self, arch: NB1Shot1Architecture) -> Picks:
