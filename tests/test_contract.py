@@ -224,7 +224,8 @@ def test_standalone_channels_last_trains_and_matches_the_default_layout():
         module = STRATEGIES.get("standalone")(architecture=arch, channels_last=channels_last, space="nb201",
                                               network={"C": 4, "N": 1}, num_classes=NUM_CLASSES, in_channels=1)
         one_step(module, "nb201")
-        conv = module.supernet.stem[0].weight
+        conv = next(m.weight for m in module.supernet.modules()
+                    if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1 and m.kernel_size == (3, 3))
         assert conv.is_contiguous(memory_format=torch.channels_last) == channels_last
         results.append({k: v.detach().clone() for k, v in module.supernet.state_dict().items()})
     for key, value in results[0].items():
