@@ -52,6 +52,12 @@ def _rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def network_options(args: argparse.Namespace) -> dict:
+    """The image network's options: ``--C``/``--N`` for NB201, then ``--network`` on top."""
+    options = {"C": args.C, "N": args.N, "affine": False} if args.space == "nb201" else {}
+    return {**options, **json.loads(args.network)}
+
+
 def measure(label: str, args: argparse.Namespace) -> dict:
     import torch
     from pytorch_lightning import Callback, Trainer
@@ -76,8 +82,7 @@ def measure(label: str, args: argparse.Namespace) -> dict:
         x = torch.randint(args.vocab, (args.batch, args.bptt), generator=gen)
         y = torch.randint(args.vocab, (args.batch * args.bptt,), generator=gen)
     else:
-        network = {"C": args.C, "N": args.N, "affine": False} if args.space == "nb201" else {}
-        network.update(json.loads(args.network))
+        network = network_options(args)
         classes, in_channels = 10, 3
         x = torch.randn(args.batch, 3, args.image, args.image, generator=gen)
         y = torch.randint(10, (args.batch,), generator=gen)
@@ -177,7 +182,8 @@ def main() -> None:
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     spos = results[0]
     shape = (f"tokens {args.batch} x {args.bptt}, hidden {args.hidden}, vocabulary {args.vocab}"
-             if args.space == "darts_rnn" else f"network {args.network}, batch {args.batch} x 3 x {args.image}^2")
+             if args.space == "darts_rnn" else
+             f"network {network_options(args)}, batch {args.batch} x 3 x {args.image}^2")
     print(f"{args.space} super-net, {shape}, {args.threads} thread(s), median of {args.steps} steps; "
           f"memory: {spos['memory']}")
     print("| strategy | step time (ms) | time / SPOS | kernels / step | kernels / SPOS | peak memory (MiB) |")
