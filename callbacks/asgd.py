@@ -30,6 +30,8 @@ from typing import Any, Optional
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
+from lightning_nas.data.ptb import restore_learning_rate, scale_learning_rate, window_lr_scale
+
 
 class AveragedSGD(Callback):
     """Args:
@@ -167,8 +169,6 @@ class WindowLearningRate(Callback):
         self._saved: list[tuple[torch.optim.Optimizer, list[float]]] = []
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        from lightning_nas.data.ptb import window_lr_scale
-
         self.scale = window_lr_scale(batch)
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule,
@@ -178,13 +178,10 @@ class WindowLearningRate(Callback):
         architecture = {id(p) for p in getattr(pl_module, "architecture_parameters", lambda: [])()}
         if any(id(p) in architecture for group in optimizer.param_groups for p in group["params"]):
             return
-        self._saved.append((optimizer, [group["lr"] for group in optimizer.param_groups]))
-        for group in optimizer.param_groups:
-            group["lr"] = group["lr"] * self.scale
+        self._saved.append((optimizer, scale_learning_rate(optimizer, self.scale)))
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        for optimizer, lrs in reversed(self._saved):
-            for group, lr in zip(optimizer.param_groups, lrs):
-                group["lr"] = lr
+        for optimizer, saved in reversed(self._saved):
+            restore_learning_rate(optimizer, saved)
         self._saved = []

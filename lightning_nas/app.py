@@ -13,10 +13,7 @@ import sys
 from lightning_nas import signals
 from lightning_nas.cli import run
 from lightning_nas.run.errors import concise, project_error
-from lightning_nas.run.summary import interrupted_message, summarise  # noqa: F401 (summarise: re-exported)
-from lightning_nas.errors import LightningNASError
-
-USER_ERRORS = (LightningNASError,)
+from lightning_nas.run.summary import interrupted_message
 
 
 def main(argv: list[str], show_traceback: bool = False) -> int:

@@ -194,7 +194,7 @@ def test_mixture_with_one_hot_weights_is_the_single_path() -> None:
         weights = torch.zeros(len(space.edges), len(space.operations))
         for i, (act, j) in enumerate(arch.nodes, start=1):
             weights[space.edges.index((i, j)), space.operations.index(act)] = 1.0
-        torch.testing.assert_close(supernet.forward_mixture(x, weights), supernet(x, arch))
+        torch.testing.assert_close(supernet.forward_weighted(x, {"ops": weights}), supernet(x, arch))
         assert space.decode({"ops": weights}) == arch
 
 

@@ -1,7 +1,6 @@
-"""The whole stateful protocol under Lightning, with the wiring docs/rnn_space.md asks of the strategies
-done in a test-local Standalone subclass: carried hidden state (training and validation), AR/TAR in the
-loss, AWD-LSTM's per-window learning rate (``WindowLearningRate``) and SGD -> ASGD (``AveragedSGD``),
-all dropouts on. A run stopped mid-epoch and resumed from its checkpoint logs the same losses as an
+"""The whole stateful protocol under Lightning with the project's own ``Standalone`` strategy: carried
+hidden state (training and validation), AR/TAR in the loss, AWD-LSTM's per-window learning rate
+(``WindowLearningRate``) and SGD -> ASGD (``AveragedSGD``), all dropouts on. A run stopped mid-epoch and resumed from its checkpoint logs the same losses as an
 uninterrupted one."""
 from __future__ import annotations
 
@@ -11,23 +10,7 @@ from pathlib import Path
 import torch
 
 from conftest import run_train
-from lightning_nas.strategies.standalone import Standalone
 from test_ptb import write_corpus
-
-
-class CarryingStandalone(Standalone):
-    """What the strategies must add (docs/rnn_space.md, "What the strategies must do")."""
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch["weights"]
-        net = self.supernet
-        with net.carrying("weights", reset=batch["window"]["first"]):
-            loss = self.classification_step(y, net(x, self.architecture))
-        return loss + net.regularisation_loss()
-
-    def validation_step(self, batch, batch_idx):
-        with self.supernet.carrying("val", reset=batch_idx == 0):
-            super().validation_step(batch, batch_idx)
 
 
 RECIPE = """
@@ -45,7 +28,7 @@ trainer:
       init_args: {{nonmono: 1}}
     - class_path: callbacks.asgd.WindowLearningRate
 model:
-  class_path: test_rnn_lightning.CarryingStandalone
+  class_path: lightning_nas.strategies.Standalone
   init_args:
     architecture: sigmoid~0|relu~1
     space: darts_rnn

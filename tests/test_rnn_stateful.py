@@ -166,7 +166,9 @@ def train(dm: PTBDataModule, net: DartsRNNNetwork, optimizer, loader, arch, stop
         batch = dm.on_after_batch_transfer(raw, 0)
         x, y = batch["weights"]
         with net.carrying("weights", reset=batch["window"]["first"]):
-            loss = F.cross_entropy(net(x, arch), y) + net.regularisation_loss()
+            loss = F.cross_entropy(net(x, arch), y)
+            reg = net.regularisation_loss()
+            loss = loss if reg is None else loss + reg
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 0.25)

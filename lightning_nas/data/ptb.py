@@ -185,18 +185,29 @@ def window_lr_scale(batch: Mapping[str, Any]) -> float:
     return 1.0 if not window else window["length"] / window["bptt"]
 
 
-@contextmanager
-def scaled_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
-    """Multiply every param group's ``lr`` by ``factor`` for one step, then restore it (AWD-LSTM's
-    ``lr2 = lr; lr = lr2 * seq_len / bptt; step; lr = lr2``)."""
+def scale_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> list[float]:
+    """Multiply every param group's ``lr`` by ``factor``; returns the rates to restore afterwards
+    (AWD-LSTM's ``lr2 = lr; lr = lr2 * seq_len / bptt; step; lr = lr2``)."""
     saved = [group["lr"] for group in optimizer.param_groups]
     for group in optimizer.param_groups:
         group["lr"] = group["lr"] * factor
+    return saved
+
+
+def restore_learning_rate(optimizer: torch.optim.Optimizer, saved: list[float]) -> None:
+    for group, lr in zip(optimizer.param_groups, saved):
+        group["lr"] = lr
+
+
+@contextmanager
+def scaled_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
+    """``scale_learning_rate`` for the steps inside, restored afterwards (a loop of one's own; under
+    Lightning the ``callbacks.asgd.WindowLearningRate`` callback does the same around each step)."""
+    saved = scale_learning_rate(optimizer, factor)
     try:
         yield
     finally:
-        for group, lr in zip(optimizer.param_groups, saved):
-            group["lr"] = lr
+        restore_learning_rate(optimizer, saved)
 
 
 class WindowEvalBatches:

@@ -98,14 +98,6 @@ def active_options(active: Active, group: str, row: int, count: int) -> Sequence
     return options
 
 
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """ShuffleNet's channel shuffle (Zhang et al. 2018), used by PC-DARTS after each partial edge."""
-    if groups == 1:
-        return x
-    b, c = x.shape[:2]
-    return x.view(b, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
-
-
 def partial_mix(x: torch.Tensor, k: int, weights: torch.Tensor, options: Sequence[int],
                 run: Callable[[int, torch.Tensor], Optional[torch.Tensor]]) -> torch.Tensor:
     """PC-DARTS' partial channel connection (Xu et al. 2020, Eq. 2): the first C/K channels go
@@ -168,9 +160,10 @@ class SuperNet(nn.Module):
         (DARTS CNN) return the head's logits in training mode."""
         return self(x, arch), None
 
-    def regularisation_loss(self) -> torch.Tensor | float:
-        """A term the training loss adds after a weight forward (AWD-LSTM's AR/TAR); 0 by default."""
-        return 0.0
+    def regularisation_loss(self) -> Optional[torch.Tensor]:
+        """A term the training loss adds after a weight forward (AWD-LSTM's AR/TAR); None: nothing
+        to add (no extra operation in the training step)."""
+        return None
 
     def update_drop_path(self, epoch: int, max_epochs: int) -> float:
         """Set the drop-path probability of ``epoch`` (networks with drop-path); returns it."""

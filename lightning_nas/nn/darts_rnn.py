@@ -301,11 +301,6 @@ class DartsRNNNetwork(SuperNet):
         else:
             self.hidden.pop(stream, None)
 
-    def detach_hidden(self) -> None:
-        """Cut the carried states from their graphs (they are stored detached already; kept for symmetry
-        with AWD-LSTM's ``repackage_hidden``)."""
-        self.hidden = {k: v.detach() for k, v in self.hidden.items()}
-
     def _initial_hidden(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         if self._stream is None:
             return None
@@ -334,10 +329,11 @@ class DartsRNNNetwork(SuperNet):
             masks["w_h"] = dropout_mask((h, 2 * h), self.rates["weight_drop"], gen, ref)
         return masks
 
-    def regularisation_loss(self) -> torch.Tensor:
-        """AR + TAR of the last training forward (AWD-LSTM): add it to the loss; 0 when both are off."""
+    def regularisation_loss(self) -> Optional[torch.Tensor]:
+        """AR + TAR of the last training forward (AWD-LSTM): add it to the loss; None when both are
+        off or the last forward was not a training one."""
         if self._activations is None:
-            return self.decoder.bias.new_zeros(())
+            return None
         raw, dropped = self._activations
         return activation_regularisation(dropped, self.ar) + temporal_activation_regularisation(raw, self.tar)
 
@@ -365,7 +361,3 @@ class DartsRNNNetwork(SuperNet):
         columns in the space's ``operations`` order (``none`` first where the space has it)."""
         return self._run(x, lambda emb, h0, masks: self.cell.forward_weighted(emb, weights["ops"], self.operations,
                                                                                 active, h0, masks))
-
-    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``forward_weighted`` with the ``ops`` matrix alone (kept for older callers)."""
-        return self.forward_weighted(x, {"ops": weights})

@@ -39,9 +39,17 @@ class SearchSpace(ABC, Generic[Arch]):
     def size(self) -> int:
         """Number of architectures (counting isomorphic ones separately)."""
 
-    @abstractmethod
+    #: the architecture class; its ``from_string`` reads the text form
+    architecture_type: type
+
     def parse(self, text: str) -> Arch:
-        """The architecture whose ``str`` is ``text``; raises ArchitectureError otherwise."""
+        """The architecture whose ``str`` is ``text``, checked to lie in this space; ArchitectureError otherwise."""
+        arch = self.architecture_type.from_string(text)
+        self.check(arch)
+        return arch
+
+    def check(self, arch: Arch) -> None:
+        """ArchitectureError (one line saying why) unless ``arch`` lies in this space."""
 
     def sample(self, generator: torch.Generator) -> Arch:
         """One architecture drawn uniformly; all randomness comes from ``generator``.

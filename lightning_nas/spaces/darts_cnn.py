@@ -260,6 +260,7 @@ class DartsCNNSpace(SearchSpace[Genotype]):
     """
 
     name = "darts_cnn"
+    architecture_type = Genotype
     #: 1 node, 2 operations: 16 architectures (the contract tests enumerate it)
     tiny_options = {"num_nodes": 1, "operations": ("skip_connect", "sep_conv_3x3")}
 

@@ -33,7 +33,7 @@ DEFAULT_NUM_NODES = 8
 def rnn_edges(num_nodes: int) -> tuple[tuple[int, int], ...]:
     """(node, predecessor) of every possible edge, node-major: (1,0), (2,0), (2,1), (3,0), ...
 
-    The row order of ``decode``'s (and ``forward_mixture``'s) weight matrix.
+    The row order of the ``ops`` relaxation weights (``decode``, ``forward_weighted``).
     """
     return tuple((i, j) for i in range(1, num_nodes + 1) for j in range(i))
 
@@ -104,6 +104,7 @@ class DartsRNNSpace(SearchSpace[DartsRNNArchitecture]):
     """
 
     name = "darts_rnn"
+    architecture_type = DartsRNNArchitecture
     tiny_options = {"num_nodes": 2}
 
     def __init__(self, num_nodes: int = DEFAULT_NUM_NODES, operations: Optional[Sequence[str]] = None) -> None:
@@ -148,9 +149,7 @@ class DartsRNNSpace(SearchSpace[DartsRNNArchitecture]):
                                         f"{self.num_nodes} (set space_options.num_nodes: {arch.num_nodes})")
             self.check(arch)
             return arch
-        arch = DartsRNNArchitecture.from_string(text)
-        self.check(arch)
-        return arch
+        return super().parse(text)
 
     def check(self, arch: DartsRNNArchitecture) -> None:
         if arch.num_nodes != self.num_nodes:

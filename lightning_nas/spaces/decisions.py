@@ -94,10 +94,3 @@ class WeightGroup:
         if len(self.shape) == 2:
             return F.softmax(raw, dim=-1)
         return torch.cat([F.softmax(raw[a:b], dim=0) for a, b in self.segments])
-
-    def segment_of(self, index: int) -> tuple[int, int]:
-        for a, b in self.segments:
-            if a <= index < b:
-                return a, b
-        raise IndexError(index)
-

@@ -268,6 +268,7 @@ class NB101Space(SearchSpace[NB101Cell]):
     """
 
     name = "nb101"
+    architecture_type = NB101Cell
     #: 4 vertices: 423 decided cells, 91 distinct (the contract test enumerates it)
     tiny_options = {"num_vertices": 4}
 
@@ -296,11 +297,6 @@ class NB101Space(SearchSpace[NB101Cell]):
         """Edge patterns whose cell is valid, by brute force (``VALID_EDGE_PATTERNS`` holds the results)."""
         ops = (self.operations[0],) * (self.num_vertices - 2)
         return sum(self._cell(bits, ops).is_valid for bits in itertools.product((0, 1), repeat=len(self.edges)))
-
-    def parse(self, text: str) -> NB101Cell:
-        cell = NB101Cell.from_string(text)
-        self.check(cell)
-        return cell
 
     def check(self, cell: NB101Cell) -> NB101Cell:
         if cell.num_vertices != self.num_vertices:

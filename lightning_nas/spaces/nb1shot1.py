@@ -119,6 +119,7 @@ class NB1Shot1Space(SearchSpace[NB1Shot1Architecture]):
     """
 
     name = "nb1shot1"
+    architecture_type = NB1Shot1Architecture
     #: search space 1 with one operation: 180 architectures (the contract test enumerates it)
     tiny_options = {"search_space": 1, "operations": ("conv1x1-bn-relu",)}
 
@@ -138,11 +139,6 @@ class NB1Shot1Space(SearchSpace[NB1Shot1Architecture]):
     @property
     def size(self) -> int:
         return math.prod(math.comb(j, k) for j, k in enumerate(self.num_parents, start=1)) * len(self.operations) ** self.num_blocks
-
-    def parse(self, text: str) -> NB1Shot1Architecture:
-        arch = NB1Shot1Architecture.from_string(text)
-        self.check(arch)
-        return arch
 
     def check(self, arch: NB1Shot1Architecture) -> NB1Shot1Architecture:
         if arch.num_blocks != self.num_blocks:

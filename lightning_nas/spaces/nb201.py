@@ -95,6 +95,7 @@ class NB201Space(SearchSpace[NB201Architecture]):
     (Dong & Yang 2020, Sec. 5: NB201 keeps every edge of the cell)."""
 
     name = "nb201"
+    architecture_type = NB201Architecture
     tiny_options = {"operations": ("none", "skip_connect")}
     operations = OPERATIONS
     edges = EDGES
@@ -114,11 +115,6 @@ class NB201Space(SearchSpace[NB201Architecture]):
     def sample(self, generator: torch.Generator) -> NB201Architecture:
         choice = torch.randint(len(self.operations), (len(EDGES),), generator=generator)
         return NB201Architecture(tuple(self.operations[int(i)] for i in choice))
-
-    def parse(self, text: str) -> NB201Architecture:
-        arch = NB201Architecture.from_string(text)
-        self.check(arch)
-        return arch
 
     def check(self, arch: NB201Architecture) -> None:
         outside = sorted(set(arch.ops) - set(self.operations))

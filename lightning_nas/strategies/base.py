@@ -121,7 +121,13 @@ class SearchStrategy(LightningModule):
         arch = self.sample_architecture()
         with self.carried(batch, "weights"):
             loss = self.classification_step(y, self(x, arch))
-        return loss + self.supernet.regularisation_loss()
+        return self.regularised(loss)
+
+    def regularised(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` plus the network's regularisation term of the last forward (AWD-LSTM's AR/TAR),
+        where it has one."""
+        extra = self.supernet.regularisation_loss()
+        return loss if extra is None else loss + extra
 
     def carried(self, batch: Any, split: str, stream: Optional[str] = None) -> ContextManager[Any]:
         """Stateful language-model windows (``batch["window"]``): the forwards inside start from the
@@ -142,8 +148,8 @@ class SearchStrategy(LightningModule):
 
     def log_train(self, name: str, value: Any, batch_size: int = 1, on_step: bool = False) -> None:
         """Add a training value to its resumable epoch mean (logged as ``name``, or ``name_epoch``
-        beside ``name_step`` when ``on_step``)."""
-        value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+        beside ``name_step`` when ``on_step``). A tensor stays on its device: no synchronisation."""
+        value = value.detach() if isinstance(value, torch.Tensor) else float(value)
         key = f"{name}_epoch" if on_step else name
         self.epoch_means.start(self.current_epoch)
         self.epoch_means.update(key, value, batch_size)

@@ -67,7 +67,7 @@ class BilevelStrategy(SearchStrategy):
         weight_opt.zero_grad()
         with self.carried(batch, "weights"):
             loss = self.classification_step(y, self.weight_forward(x))
-        self.manual_backward(loss + self.supernet.regularisation_loss())
+        self.manual_backward(self.regularised(loss))
         if self.optim.grad_clip > 0:
             self.clip_gradients(weight_opt, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
         weight_opt.step()

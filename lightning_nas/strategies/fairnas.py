@@ -97,7 +97,7 @@ class FairNAS(SearchStrategy):
         for k, arch in enumerate(archs):
             with self.carried(batch, "weights", stream=f"weights/path{k}"):  # each path carries its own state
                 logits = self(x, arch)
-            total = total + F.cross_entropy(logits, y) + self.supernet.regularisation_loss()
+            total = total + self.regularised(F.cross_entropy(logits, y))
             correct = correct + (logits.argmax(-1) == y).float().mean()
         self.log_train("train/loss", total / len(archs), len(y), on_step=True)
         self.log_train("train/accuracy", correct / len(archs) * 100, len(y))

@@ -72,12 +72,12 @@ class GDAS(DARTS):
             index = soft.argmax(dim=-1, keepdim=True)
             hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
             weights[group.name] = hard - soft.detach() + soft
-            indices[group.name] = index
+            indices[group.name] = index.cpu()  # one copy per group: the cells read the indices per edge
         return weights, ActiveSet(indices, passthrough=self.straight_through == "reference")
 
     def relaxed_forward(self, x: torch.Tensor) -> torch.Tensor:
         weights, active = self.sample_weights()
-        self.last_indices = {k: v.detach().cpu().reshape(-1) for k, v in active.indices.items()}
+        self.last_indices = {k: v.reshape(-1) for k, v in active.indices.items()}
         return self.supernet.forward_weighted(x, weights, active)
 
     def on_train_epoch_start(self) -> None:

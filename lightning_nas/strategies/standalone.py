@@ -49,7 +49,7 @@ class Standalone(FixedArchitecture):
         x, y = batch["weights"]
         with self.carried(batch, "weights"):
             logits, auxiliary = self.training_forward(self._layout(x), self.architecture)
-        loss = self.classification_step(y, logits) + self.supernet.regularisation_loss()
+        loss = self.regularised(self.classification_step(y, logits))
         if auxiliary is not None:
             auxiliary_loss = nn.functional.cross_entropy(auxiliary, y)
             self.log_train("train/auxiliary_loss", auxiliary_loss, len(y))
