@@ -16,7 +16,7 @@ sampled and decoded without importing a single torch module.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Generic, Hashable, Iterator, Sequence, TypeVar
+from typing import Generic, Hashable, Iterator, Optional, Sequence, TypeVar
 
 import torch
 
@@ -24,6 +24,16 @@ from lightning_nas.errors import ArchitectureError  # noqa: F401  (re-exported)
 from lightning_nas.spaces.decisions import Choice, Picks, WeightGroup, Weights
 
 Arch = TypeVar("Arch", bound=Hashable)
+
+
+def operation_subset(requested: Optional[Sequence[str]], available: Sequence[str], space: str) -> tuple[str, ...]:
+    """``requested`` operations (default: all) in the order of ``available``; a one-line
+    ``space_options.operations`` error unless they are distinct, known and not empty."""
+    ops = tuple(requested) if requested is not None else tuple(available)
+    if not ops or len(set(ops)) != len(ops) or any(op not in available for op in ops):
+        raise ArchitectureError(f"space_options.operations: the {space} operation subset {list(ops)} must name distinct "
+                                f"operations of {list(available)}")
+    return tuple(op for op in available if op in ops)
 
 
 class SearchSpace(ABC, Generic[Arch]):

@@ -28,7 +28,7 @@ from typing import Iterator, Optional, Sequence
 
 
 from lightning_nas.registry import SPACES
-from lightning_nas.spaces.base import ArchitectureError, SearchSpace
+from lightning_nas.spaces.base import ArchitectureError, SearchSpace, operation_subset
 from lightning_nas.spaces.decisions import Choice, Picks
 
 INPUT, OUTPUT = "input", "output"
@@ -278,12 +278,9 @@ class NB101Space(SearchSpace[NB101Cell]):
             raise ArchitectureError(f"space_options.num_vertices must be an integer in 3..{MAX_VERTICES}, got {num_vertices!r}")
         if channels not in CHANNEL_MODES:
             raise ArchitectureError(f"space_options.channels must be one of {list(CHANNEL_MODES)}, got {channels!r}")
-        ops = tuple(operations) if operations is not None else OPERATIONS
-        if not ops or len(set(ops)) != len(ops) or any(op not in OPERATIONS for op in ops):
-            raise ArchitectureError(f"NB101 operation subset {list(ops)} must name distinct operations of {list(OPERATIONS)}")
         self.num_vertices = num_vertices
         self.channels = channels
-        self.operations = tuple(op for op in OPERATIONS if op in ops)
+        self.operations = operation_subset(operations, OPERATIONS, "NB101")
         #: (u, v) of every possible edge, column-major: (0,1), (0,2), (1,2), (0,3), ...
         self.edges: tuple[tuple[int, int], ...] = tuple((u, v) for v in range(num_vertices) for u in range(v))
 

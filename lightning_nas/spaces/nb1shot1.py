@@ -34,7 +34,7 @@ from typing import Iterator, Optional, Sequence
 import torch
 
 from lightning_nas.registry import SPACES
-from lightning_nas.spaces.base import ArchitectureError, SearchSpace
+from lightning_nas.spaces.base import ArchitectureError, SearchSpace, operation_subset
 from lightning_nas.spaces.decisions import Choice, Picks, WeightGroup, Weights
 from lightning_nas.spaces.nb101 import OPERATIONS, NB101Cell
 
@@ -127,13 +127,10 @@ class NB1Shot1Space(SearchSpace[NB1Shot1Architecture]):
         """``operations``: a subset of the three NB101 operations (a reduced space; default all three)."""
         if search_space not in PARENTS:
             raise ArchitectureError(f"space_options.search_space must be 1, 2 or 3, got {search_space!r}")
-        ops = tuple(operations) if operations is not None else OPERATIONS
-        if not ops or len(set(ops)) != len(ops) or any(op not in OPERATIONS for op in ops):
-            raise ArchitectureError(f"NAS-Bench-1Shot1 operation subset {list(ops)} must name distinct operations of {list(OPERATIONS)}")
         self.search_space = search_space
         self.num_parents = PARENTS[search_space]
         self.num_blocks = len(self.num_parents) - 1
-        self.operations = tuple(op for op in OPERATIONS if op in ops)
+        self.operations = operation_subset(operations, OPERATIONS, "NAS-Bench-1Shot1")
 
     # ------------------------------------------------------------------ architectures
     @property

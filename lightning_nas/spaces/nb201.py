@@ -14,7 +14,7 @@ from typing import Iterator
 import torch
 
 from lightning_nas.registry import SPACES
-from lightning_nas.spaces.base import ArchitectureError, SearchSpace
+from lightning_nas.spaces.base import ArchitectureError, SearchSpace, operation_subset
 from lightning_nas.spaces.decisions import Choice, Picks, WeightGroup, Weights
 
 OPERATIONS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -102,11 +102,7 @@ class NB201Space(SearchSpace[NB201Architecture]):
 
     def __init__(self, operations: tuple[str, ...] | list[str] | None = None) -> None:
         """``operations`` restricts the space to a subset (a reduced space that can be enumerated cheaply)."""
-        ops = tuple(operations) if operations is not None else OPERATIONS
-        unknown = [op for op in ops if op not in OPERATIONS]
-        if unknown or not ops or len(set(ops)) != len(ops):
-            raise ArchitectureError(f"NB201 operation subset {list(ops)} must name distinct operations of {list(OPERATIONS)}")
-        self.operations = tuple(op for op in OPERATIONS if op in ops)
+        self.operations = operation_subset(operations, OPERATIONS, "NB201")
 
     @property
     def size(self) -> int:
