@@ -44,6 +44,21 @@ def _save(fig, path: Path) -> None:
         fig.savefig(path.with_suffix(f".{suffix}"), dpi=200 if suffix == "png" else None, bbox_inches="tight")
 
 
+def _integer_epochs(ax) -> None:
+    """Epochs are whole numbers: integer ticks, and half an epoch of room around a short run (a
+    single epoch would otherwise get an axis of fractions around it)."""
+    import math
+
+    from matplotlib.ticker import MaxNLocator
+
+    low, high = ax.dataLim.intervalx
+    if math.isfinite(low) and math.isfinite(high) and high - low < 4:
+        ax.set_xlim(math.floor(low) - 0.5, math.ceil(high) + 0.5)
+        ax.set_xticks(range(math.floor(low), math.ceil(high) + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def colour(index: int) -> str:
     return OKABE_ITO[index % len(OKABE_ITO)]
 
@@ -183,6 +198,7 @@ def plot_ranking(groups: list[Group], path: Path) -> bool:
     for ax, metric in zip(axes[0], metrics):
         lines = _band(ax, groups, lambda run, m=metric: run.ranking_history.get(m, {})) or lines
         ax.set_xlabel("epoch")
+        _integer_epochs(ax)
         ax.set_title(titles[metric])
         ax.set_ylabel(("Kendall τ" if "kendall" in metric else METRICS[metric][0]) + UNITS.get(metric, ""))
     if len(taus) > 1:  # the tau panels share their y axis
@@ -209,6 +225,7 @@ def plot_regret(groups: list[Group], path: Path) -> bool:
         low = -0.02 * (high - 0.0)
     ax.set_ylim(low, high)
     ax.set_xlabel("epoch")
+    _integer_epochs(ax)
     unit = groups[0].runs[0].unit if groups and groups[0].runs else "%"
     ax.set_title("decoded architecture")
     ax.set_ylabel("test regret" + (" (accuracy points)" if unit == "%" else ""))
