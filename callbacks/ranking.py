@@ -67,6 +67,11 @@ class WeightSharingRanking(Callback):
             return
         if not trainer.is_global_zero:
             return
+        if not getattr(pl_module, "trains", True):  # the random baseline: no shared weights to rank with
+            if not self._announced:
+                rank_zero_info(f"[lightning_nas] no weight-sharing ranking: {type(pl_module).__name__} trains nothing")
+                self._announced = True
+            return
         metrics = self.evaluate(trainer, pl_module)
         pl_module.log_dict({f"ranking/{k}": v for k, v in metrics.items()}, rank_zero_only=True)
 

@@ -42,6 +42,10 @@ def test_grid_and_trial_names():
     odd = design.expand(parse_grid(["data.init_args.data_dir=a/b,a_b"]), [0])
     assert odd[0].name != odd[1].name and odd[0].name.startswith("data_dir=a_b-") and odd[1].name == "data_dir=a_b__seed0"
     assert design.expand(parse_grid(["data.init_args.data_dir=a/b"]), [0])[0].name == odd[0].name
+    # a recipe file as a value (one file per strategy) reads as its stem, still unique through the hash
+    files = design.expand(parse_grid(["model=recipes/s/darts.yaml,recipes/t/darts.yaml"]), [0])
+    assert [t.name.split("-")[0] for t in files] == ["model=darts"] * 2 and files[0].name != files[1].name
+    assert files[0].overrides == ["--model", "recipes/s/darts.yaml"]
     # two factors with the same last key part keep their full keys
     assert [f.label for f in parse_grid(["ranking.bn_mode=batch", "selection.bn_mode=running"])] == \
         ["ranking.bn_mode", "selection.bn_mode"]

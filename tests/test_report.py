@@ -278,3 +278,18 @@ def test_headline_is_the_strategys_own_answer(tmp_path: Path):
     text = summary.read_text()
     assert "shared-weight selection: ground truth" in text and "decoded alpha (argmax per edge)" in text
     assert "each strategy's own answer" in text
+
+
+def test_group_labels_leave_out_factors_that_only_name_the_strategy():
+    """``--grid model=recipes/x/darts.yaml,...`` (one recipe file per strategy): the strategy's own file
+    adds nothing to its label; a variant file (DARTS second order) is named by its stem."""
+    from lightning_nas.report.runs import Group
+
+    def label(strategy: str, value: str) -> str:
+        return Group(strategy, (("model", value),)).label
+
+    assert label("DARTS", "recipes/s/darts.yaml") == "DARTS"
+    assert label("RandomSampling", "recipes/s/random_sampling.yaml") == "RandomSampling"
+    assert label("SPOS", "lightning_nas.strategies.SPOS") == "SPOS"
+    assert label("DARTS", "recipes/s/darts_2nd.yaml") == "DARTS model=darts_2nd"
+    assert label("SPOS", "0.1") == "SPOS model=0.1"

@@ -477,9 +477,13 @@ def test_darts_selection_is_the_cell_its_alpha_favours(tmp_path):
 
 
 def test_random_sampling_run_reports_its_draw(tiny_recipe, tmp_path):
+    """The baseline answers with its draw; with ranking on (a grid beside search strategies) it has no
+    shared weights to rank with, so no super-net numbers are made up for it."""
     args = ["--recipe", tiny_recipe, "--model", "lightning_nas.strategies.RandomSampling", "--trainer.max_epochs", "1",
-            "--ranking.num_architectures", "0", "--run_dir", tmp_path / "r"]
+            "--ranking.num_architectures", "5", "--run_dir", tmp_path / "r"]
     assert run_train(args, tmp_path) == 0
+    assert not (tmp_path / "r" / "ranking").exists()
+    assert not any(k.startswith("ranking/") for k in (tmp_path / "r" / "metrics.csv").read_text().splitlines()[0].split(","))
     selection = json.loads((tmp_path / "r" / "selection.json").read_text())
     expected = str(RandomSampling(seed=0, **TINY).derive_architecture())
     assert selection["architecture"] == expected

@@ -209,6 +209,25 @@ def test_extension_copies_values_instead_of_retraining(tmp_path: Path, monkeypat
     assert float(table[0]["test_accuracy_mean"]) == pytest.approx((12.345 + 50) / 2)
 
 
+def test_extension_by_shards_merges_to_the_extended_table(tmp_path: Path, monkeypatch) -> None:
+    """More seeds for a finished table in two shard processes: the merged table keeps the old values
+    and its sidecar still says what it extends."""
+    import lightning_nas.tabulate.run as run_module
+
+    out = tmp_path / "table.csv"
+    monkeypatch.setattr(run_module, "train_one", lambda c, a, seed: ({"test_accuracy": 40.0 + seed, "test_loss": 1.0}, 7))
+    tabulate(config(out, "--seeds", "[1]", "--architectures", "3"), log=lambda _: None)
+    before = rows(out)
+    for shard in ("0/2", "1/2"):
+        tabulate(config(out, "--seeds", "[1, 5]", "--architectures", "3", "--shard", shard), log=lambda _: None)
+    merge([tmp_path / "table.shard0of2.csv", tmp_path / "table.shard1of2.csv"], out)
+    after = rows(out)
+    assert [r["test_accuracy_seed1"] for r in after] == [r["test_accuracy_seed1"] for r in before]
+    assert all(r["test_accuracy_seed5"] == "45" and float(r["test_accuracy_mean"]) == 43.0 for r in after)
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["seeds"] == [1, 5] and side["extends"]["seeds"] == [1] and side["status"] == "complete"
+
+
 def test_tabulate_never_writes_into_the_package(tmp_path: Path, monkeypatch, capsys) -> None:
     import lightning_nas
 

@@ -124,9 +124,17 @@ def _label(factors: list[Factor]) -> list[Factor]:
     return [Factor(f.keys, f.values, label) for f, label in zip(factors, labels)]
 
 
+def short_value(value: str) -> str:
+    """How a factor value reads in names and report labels: a recipe file given as a value
+    (``--grid model=recipes/x/darts.yaml,...``) reads as its stem (``darts``); anything else as is."""
+    if "/" in value and re.fullmatch(r"[\w./-]+\.(ya?ml|json)", value):
+        return Path(value).stem
+    return value
+
+
 def name_part(value: str) -> str:
     """A file-name-safe form of a value; a hash keeps altered or shortened values unique."""
-    safe = _SAFE.sub("_", value)
+    safe = _SAFE.sub("_", short_value(value))
     if safe == value and len(safe) <= 40:
         return safe
     return f"{safe[:31]}-{hashlib.sha1(value.encode()).hexdigest()[:8]}"

@@ -31,6 +31,7 @@ from typing import Any, Optional
 
 from lightning_nas.report.common import METRICS, ReportError
 from lightning_nas.report.plots import plot_factors, plot_ranking, plot_regret, plot_score_vs_truth
+from lightning_nas.report.rescore import load_table
 from lightning_nas.report.runs import Run, baselines, factor_order, find_runs, group_runs
 from lightning_nas.report.tables import markdown, write_tables
 
@@ -81,12 +82,15 @@ def _plots(groups, order, out: Path, notes: list[str]) -> dict[str, str]:
 
 
 def build_report(experiment_dir: str | Path, out: str | Path | None = None, baseline: Optional[str] = None,
-                 use_wandb: Optional[bool] = None) -> Path:
-    """Write the tables and plots; returns the path of ``summary.md``."""
+                 use_wandb: Optional[bool] = None, benchmark: Optional[str] = None,
+                 metric: str = "test_accuracy_mean") -> Path:
+    """Write the tables and plots; returns the path of ``summary.md``. With ``benchmark`` (a table's
+    path or shipped name) every recorded architecture is looked up in it (``rescore.py``)."""
     experiment_dir = Path(experiment_dir)
     if not experiment_dir.is_dir():
         raise ReportError(f"EXPERIMENT_DIR {experiment_dir}: not a directory")
-    every = find_runs(experiment_dir)
+    truth = load_table(benchmark, metric) if benchmark is not None else None
+    every = find_runs(experiment_dir, truth)
     runs = [r for r in every if r.status == "finished"]
     if not runs:
         raise ReportError(f"EXPERIMENT_DIR {experiment_dir}: no finished run directories "
@@ -99,6 +103,10 @@ def build_report(experiment_dir: str | Path, out: str | Path | None = None, base
     table = write_tables(groups, base, runs, out, list(order))
 
     notes = []
+    if truth is not None:
+        notes.append(f"Ground truth looked up by the report in `{truth.path.name}` (`{truth.metric}`, {len(truth)} "
+                     f"architectures), not the values the runs recorded: every answer, ranking epoch and decoded "
+                     f"architecture is the run's own, scored against this table.")
     if not any(math.isfinite(r.final["ground_truth"]) for r in runs):
         notes.append("No ground truth (the recipe had no `benchmark:`): ground truth, Kendall tau, best rank and "
                      "p(beat random) are unavailable; the factor plot uses the selected architecture's super-net "
@@ -124,10 +132,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--baseline", default=None, help="label of the group the t-tests compare with")
     parser.add_argument("--wandb", choices=["auto", "yes", "no"], default="auto",
                         help="log the plots to W&B: auto = when the runs used the wandb logger")
+    parser.add_argument("--benchmark", default=None, metavar="TABLE",
+                        help="score the runs' architectures against this table (a path, or a shipped table's name "
+                             "such as nb201_digits_729.csv) instead of the ground truth they recorded")
+    parser.add_argument("--metric", default="test_accuracy_mean", help="the --benchmark table's column")
     args = parser.parse_args(argv)
     try:
         summary = build_report(args.experiment_dir, args.out, args.baseline,
-                               {"auto": None, "yes": True, "no": False}[args.wandb])
+                               {"auto": None, "yes": True, "no": False}[args.wandb], args.benchmark, args.metric)
     except ReportError as error:
         print(f"report: error: {error}", file=sys.stderr)
         return 2

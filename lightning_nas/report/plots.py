@@ -155,7 +155,7 @@ def plot_score_vs_truth(groups: list[Group], path: Path) -> bool:
     return True
 
 
-def _band(ax, groups: list[Group], series) -> list:
+def _band(ax, groups: list[Group], series, colours: Optional[list[str]] = None) -> list:
     """Mean ± std over seeds per epoch, one line per group; returns the drawn lines."""
     lines = []
     for index, g in enumerate(groups):
@@ -166,11 +166,24 @@ def _band(ax, groups: list[Group], series) -> list:
         stats = [summarize([c.get(e, NAN) for c in curves]) for e in epochs]
         mean = np.array([s[1] for s in stats])
         std = np.nan_to_num(np.array([s[2] for s in stats]))
-        line, = ax.plot(epochs, mean, marker=MARKERS[index % len(MARKERS)], ms=3.5, lw=1.4, color=colour(index),
+        tint = colours[index] if colours else colour(index)
+        line, = ax.plot(epochs, mean, marker=MARKERS[index % len(MARKERS)], ms=3.5, lw=1.4, color=tint,
                         linestyle=LINESTYLES[index // len(OKABE_ITO) % len(LINESTYLES)], label=g.label)
-        ax.fill_between(epochs, mean - std, mean + std, color=colour(index), alpha=0.18, linewidth=0)
+        ax.fill_between(epochs, mean - std, mean + std, color=tint, alpha=0.18, linewidth=0)
         lines.append(line)
     return lines
+
+
+def _band_tops(groups: list[Group]) -> list[float]:
+    """The top of each group's mean + std regret band (for a y range that shows every band whole)."""
+    tops = []
+    for g in groups:
+        epochs = sorted({e for r in g.runs for e in r.regret})
+        for e in epochs:
+            _, mean, std = summarize([r.regret.get(e, NAN) for r in g.runs])
+            if math.isfinite(mean):
+                tops.append(mean + (std if math.isfinite(std) else 0.0))
+    return tops or [1.0]
 
 
 def _same_series(groups: list[Group], a: str, b: str, tolerance: float = 5e-3) -> bool:
@@ -214,22 +227,45 @@ def plot_ranking(groups: list[Group], path: Path) -> bool:
 
 
 def plot_regret(groups: list[Group], path: Path) -> bool:
-    if not any(r.regret for g in groups for r in g.runs):
+    """Test regret of the decoded architecture over epochs: one panel per group (shared axes; a mean ±
+    std band each would hide the others in one panel), with the random baseline's mean regret, when
+    the experiment has one, as a dashed reference line in every panel."""
+    shown = [g for g in groups if any(r.regret for r in g.runs)]
+    if not shown:
         return False
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.6, 3.2), layout="constrained")
-    lines = _band(ax, groups, lambda run: run.regret)
-    values = [v for g in groups for r in g.runs for v in r.regret.values()]
-    low, high = robust_limits(values)
-    if min(values) >= 0:  # a regret is never negative: the axis starts at 0
-        low = -0.02 * (high - 0.0)
-    ax.set_ylim(low, high)
-    ax.set_xlabel("epoch")
-    _integer_epochs(ax)
-    unit = groups[0].runs[0].unit if groups and groups[0].runs else "%"
-    ax.set_title("decoded architecture")
-    ax.set_ylabel("test regret" + (" (accuracy points)" if unit == "%" else ""))
-    ax.legend(handles=lines, frameon=False, title="mean ± std over seeds")
+    reference = next((g for g in shown if "random" in g.strategy.lower()), None)
+    panels = [g for g in shown if g is not reference] or shown
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 0.4, 2.3 * rows + 0.5), squeeze=False, sharex=True,
+                             sharey=True, layout="constrained")
+    unit = panels[0].runs[0].unit if panels[0].runs else "%"
+    baseline = None
+    if reference is not None:
+        values = [v for r in reference.runs for v in r.regret.values()]
+        baseline = float(np.mean(values)) if values else None
+    reference_line = None
+    for ax, g in zip(axes.flat, panels):
+        _band(ax, [g], lambda run: run.regret, colours=[colour(groups.index(g))])
+        if baseline is not None:
+            reference_line = ax.axhline(baseline, color="0.25", linestyle="--", linewidth=1.0,
+                                        label=f"{reference.label}: mean regret of its draws")
+        ax.set_title(f"{g.label} ({len(g.runs)} seed{'s' if len(g.runs) != 1 else ''})")
+        _integer_epochs(ax)
+    # a regret is never negative; no robust cut: the early, large regrets are the point of the plot
+    axes.flat[0].set_ylim(0.0, 1.05 * max([*_band_tops(panels), baseline or 0.0]))
+    for index, ax in enumerate(axes.flat):
+        if index < len(panels) and index + cols >= len(panels):
+            ax.tick_params(labelbottom=True)
+            ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test regret" + (" (accuracy points)" if unit == "%" else ""))
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if reference_line is not None:
+        fig.legend(handles=[reference_line], loc="outside lower center", frameon=False)
+    fig.suptitle("decoded architecture: mean ± std over seeds", fontsize=10)
     _save(fig, path)
     plt.close(fig)
     return True

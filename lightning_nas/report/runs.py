@@ -6,11 +6,16 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from lightning_nas.experiments.design import short_value
+from lightning_nas.report import rescore
 from lightning_nas.report.common import NAN, ReportError
+
+if TYPE_CHECKING:
+    from lightning_nas.benchmarks.base import TableBenchmark
 
 
 def _float(text: Any) -> float:
@@ -48,7 +53,9 @@ class Run:
     unit: str = ""  # unit of the ground truth ("%" for an accuracy table), for axis labels
 
 
-def load_run(path: Path) -> Run:
+def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
+    """A run's numbers; with ``table`` its recorded architectures are looked up in that table instead
+    of using the ground truth the run recorded (``report/rescore.py``)."""
     import yaml
 
     trial = json.loads((path / "trial.json").read_text()) if (path / "trial.json").is_file() else {}
@@ -61,6 +68,7 @@ def load_run(path: Path) -> Run:
     seed = trial.get("seed", config.get("seed_everything"))
     run = Run(path, trial.get("name", path.name), seed, strategy, {k: str(v) for k, v in trial.get("factors", {}).items()},
               status, list(config.get("loggers") or []), str(config.get("wandb_project") or "lightning_nas"))
+    find = rescore.look_up(table, config, str(path)) if table is not None else None
 
     history: dict[str, dict[int, float]] = {}
     for row in _read_csv(path / "metrics.csv"):
@@ -68,18 +76,33 @@ def load_run(path: Path) -> Run:
             if key and key.startswith("ranking/") and text not in ("", None) and row.get("epoch"):
                 history.setdefault(key.split("/", 1)[1], {})[int(float(row["epoch"]))] = float(text)
     tables = sorted((path / "ranking").glob("epoch_*.csv"))
-    if tables:
+    ranking = config.get("ranking") or {}
+    threshold, grouping = ranking.get("sparse_threshold", 0.1), ranking.get("sparse_grouping", "bins")
+    if find is not None:  # every ranking epoch against the given table
+        for csv_path in tables:
+            rows = _read_csv(csv_path)
+            truth = [find(r["architecture"]).get("ground_truth", NAN) for r in rows]
+            scores = [_float(r.get("supernet_accuracy")) if ranking.get("score", "accuracy") == "accuracy"
+                      else -_float(r.get("supernet_loss")) for r in rows]
+            epoch = int(csv_path.stem.split("_")[-1])
+            for metric in ("kendall_tau", "sparse_kendall_tau", "spearman"):
+                history.get(metric, {}).pop(epoch, None)
+            for metric, value in rescore.ranking_metrics(truth, scores, threshold, grouping,
+                                                         table.higher_is_better).items():
+                history.setdefault(metric, {})[epoch] = value
+            if csv_path == tables[-1]:
+                run.ranking_table = [(_float(r.get("supernet_accuracy")), t) for r, t in zip(rows, truth)]
+    elif tables:
         rows = _read_csv(tables[-1])
         run.ranking_table = [(_float(r.get("supernet_accuracy")), _float(r.get("ground_truth"))) for r in rows]
         epoch = int(tables[-1].stem.split("_")[-1])
-        ranking = config.get("ranking") or {}
-        _fill_from_table(history, epoch, run.ranking_table, ranking.get("sparse_threshold", 0.1),
-                         ranking.get("sparse_grouping", "bins"))
+        _fill_from_table(history, epoch, run.ranking_table, threshold, grouping)
     run.ranking_history = history
 
     by_epoch: dict[int, list[float]] = {}
     for row in _read_csv(path / "decoding.csv"):  # callbacks/decoding.py writes test_regret
-        regret = _float(row.get("test_regret", row.get("regret")))
+        regret = (find(row["architecture"]).get("regret", NAN) if find is not None
+                  else _float(row.get("test_regret", row.get("regret"))))
         if row.get("epoch") not in (None, "") and math.isfinite(regret):
             by_epoch.setdefault(int(float(row["epoch"])), []).append(regret)
     run.regret = {e: float(np.mean(v)) for e, v in sorted(by_epoch.items())}
@@ -90,11 +113,14 @@ def load_run(path: Path) -> Run:
     # present, is the shared-weight pick on the same super-net, reported separately
     shared = selection.get("shared_weight_selection")
     shared = shared if isinstance(shared, dict) else {}
+    if find is not None:
+        selection = {**selection, **rescore.answer(selection, find)}
+        shared = {**shared, **rescore.answer(shared, find)} if shared else {}
     run.answer_source = str(selection.get("answer_source") or "")
     run.table_size = _float(selection.get("table_size"))
     benchmark = config.get("benchmark") if isinstance(config.get("benchmark"), dict) else {}
-    metric = str((benchmark.get("init_args") or {}).get("metric", "")).lower()
-    run.unit = "" if any(word in metric for word in ("loss", "ppl", "perplexity")) else "%"
+    metric = table.metric if table is not None else str((benchmark.get("init_args") or {}).get("metric", ""))
+    run.unit = "" if rescore.is_loss(metric) else "%"
     run.final = {"ground_truth": _float(selection.get("ground_truth")),
                  "sparse_kendall_tau": last.get("sparse_kendall_tau", NAN),
                  "kendall_tau": last.get("kendall_tau", NAN),
@@ -122,11 +148,11 @@ def _fill_from_table(history: dict[str, dict[int, float]], epoch: int, table: li
                                                                                   grouping=grouping)
 
 
-def find_runs(experiment_dir: Path) -> list[Run]:
+def find_runs(experiment_dir: Path, table: Optional["TableBenchmark"] = None) -> list[Run]:
     dirs = sorted(p for p in experiment_dir.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
     if (experiment_dir / "config.yaml").is_file():
         dirs.insert(0, experiment_dir)
-    return [load_run(d) for d in dirs]
+    return [load_run(d, table) for d in dirs]
 
 
 @dataclass
@@ -137,9 +163,13 @@ class Group:
 
     @property
     def label(self) -> str:
-        # a factor that chooses the strategy (model.class_path) is already said by the strategy's name
-        return " ".join([self.strategy, *(f"{k}={v}" for k, v in self.factors
-                                          if v.rsplit(".", 1)[-1] != self.strategy)])
+        # a factor that only chooses the strategy (model.class_path=...SPOS, model=recipes/.../spos.yaml)
+        # is already said by the strategy's name; a recipe file reads as its stem (darts_2nd)
+        def says_strategy(value: str) -> bool:
+            return value.rsplit(".", 1)[-1].replace("_", "").lower() == self.strategy.lower()
+
+        shown = ((k, short_value(v)) for k, v in self.factors)
+        return " ".join([self.strategy, *(f"{k}={v}" for k, v in shown if not says_strategy(v))])
 
     def values(self, metric: str) -> list[float]:
         return [r.final.get(metric, NAN) for r in self.runs]
