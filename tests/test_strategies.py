@@ -483,7 +483,8 @@ def test_random_sampling_run_reports_its_draw(tiny_recipe, tmp_path):
             "--ranking.num_architectures", "5", "--run_dir", tmp_path / "r"]
     assert run_train(args, tmp_path) == 0
     assert not (tmp_path / "r" / "ranking").exists()
-    assert not any(k.startswith("ranking/") for k in (tmp_path / "r" / "metrics.csv").read_text().splitlines()[0].split(","))
+    header = (tmp_path / "r" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert not any(column.startswith("ranking/") for column in header)
     selection = json.loads((tmp_path / "r" / "selection.json").read_text())
     expected = str(RandomSampling(seed=0, **TINY).derive_architecture())
     assert selection["architecture"] == expected

@@ -215,7 +215,8 @@ def test_extension_by_shards_merges_to_the_extended_table(tmp_path: Path, monkey
     import lightning_nas.tabulate.run as run_module
 
     out = tmp_path / "table.csv"
-    monkeypatch.setattr(run_module, "train_one", lambda c, a, seed: ({"test_accuracy": 40.0 + seed, "test_loss": 1.0}, 7))
+    monkeypatch.setattr(run_module, "train_one",
+                        lambda c, a, seed: ({"test_accuracy": 40.0 + seed, "test_loss": 1.0}, 7))
     tabulate(config(out, "--seeds", "[1]", "--architectures", "3"), log=lambda _: None)
     before = rows(out)
     for shard in ("0/2", "1/2"):
