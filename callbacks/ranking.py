@@ -19,7 +19,7 @@ from callbacks.common import (GroundTruth, calibration_inputs, check_count, eval
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.errors import RecipeError
 from lightning_nas.io import atomic_write_csv
-from lightning_nas.metrics import kendall_tau, sparse_kendall_tau, spearman_rho
+from lightning_nas.metrics import ranking_agreement
 from lightning_nas.nn.batchnorm import BNMode, BNModeName
 from lightning_nas.scoring import score_architectures
 
@@ -94,10 +94,8 @@ class WeightSharingRanking(Callback):
         metrics = {"supernet_accuracy": sum(accuracies) / len(accuracies),
                    "supernet_loss": sum(r.loss for r in results) / len(results)}
         if known and len(archs) >= 2:  # a correlation needs ground truth for at least two architectures
-            goodness = truth if self.benchmark.higher_is_better else [-t for t in truth]
-            metrics["kendall_tau"] = kendall_tau(goodness, scores)
-            metrics["sparse_kendall_tau"] = sparse_kendall_tau(goodness, scores, self.sparse_threshold)
-            metrics["spearman"] = spearman_rho(goodness, scores)
+            metrics.update(ranking_agreement(truth, scores, self.sparse_threshold,
+                                             higher_is_better=self.benchmark.higher_is_better))
             best = sorted(range(len(archs)), key=lambda i: -scores[i])[:self.top_k]
             metrics[f"top{self.top_k}_ground_truth"] = sum(truth[i] for i in best) / len(best)
         if not self._announced:  # the same seeded set every time: say once where it came from

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from lightning_nas.metrics import (kendall_tau, p_beat_random, p_beat_random_over_runs, p_random_as_good,
-                                   sparse_kendall_tau, sparsify, spearman_rho)
+                                   ranking_agreement, sparse_kendall_tau, sparsify, spearman_rho)
 
 # ground truth with ties (two 93.1, two 90.0) against scores with a tie of their own
 TRUTH = [93.1, 90.0, 93.1, 91.5, 90.0, 94.2, 89.7]
@@ -166,3 +166,16 @@ def test_p_beat_random_over_runs_skips_missing_ranks():
     assert p_beat_random_over_runs([10, float("nan"), 20], 100) == pytest.approx(0.9 ** 2)
     assert math.isnan(p_beat_random_over_runs([float("nan")], 100))
     assert math.isnan(p_beat_random_over_runs([], 100))
+
+
+def test_ranking_agreement_is_oriented_and_needs_truth():
+    """One definition for the ranking callback and the report: positive means agreement, also for a
+    lower-is-better truth (a loss), and nothing without ground truth for every architecture."""
+    scores = [0.1, 0.5, 0.9, 0.3]
+    accuracy = [60.0, 70.0, 80.0, 65.0]  # same order as the scores
+    agree = ranking_agreement(accuracy, scores)
+    assert agree == {"kendall_tau": 1.0, "sparse_kendall_tau": 1.0, "spearman": 1.0}
+    loss = [-a for a in accuracy]  # lower is better: the same order of goodness
+    assert ranking_agreement(loss, scores, higher_is_better=False) == agree
+    assert ranking_agreement(loss, scores)["kendall_tau"] == -1.0
+    assert ranking_agreement([60.0, float("nan")], [0.1, 0.2]) == {} and ranking_agreement([60.0], [0.1]) == {}

@@ -1,5 +1,6 @@
 from lightning_nas.metrics.ranking import (GROUPINGS, kendall_tau, p_beat_random, p_beat_random_over_runs,
-                                           p_random_as_good, sparse_kendall_tau, sparsify, spearman_rho)
+                                           p_random_as_good, ranking_agreement, sparse_kendall_tau, sparsify,
+                                           spearman_rho)
 
 __all__ = ["GROUPINGS", "kendall_tau", "p_beat_random", "p_beat_random_over_runs", "p_random_as_good",
-           "sparse_kendall_tau", "sparsify", "spearman_rho"]
+           "ranking_agreement", "sparse_kendall_tau", "sparsify", "spearman_rho"]

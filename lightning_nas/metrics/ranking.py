@@ -91,6 +91,21 @@ def sparse_kendall_tau(truth: Sequence[float], scores: Sequence[float], threshol
     return float(stats.kendalltau(sparsify(t, threshold, grouping), s, variant="b").statistic)
 
 
+def ranking_agreement(truth: Sequence[float], scores: Sequence[float], threshold: float = 0.1,
+                      grouping: Grouping = "bins", higher_is_better: bool = True) -> dict[str, float]:
+    """Kendall tau, sparse Kendall tau and Spearman rho of super-net ``scores`` (higher is better)
+    against the ground truth, oriented so that a positive value always means agreement (a
+    lower-is-better truth such as a loss or perplexity is negated). What the ranking callback logs
+    per ranking epoch and what the report recomputes from its CSVs; ``{}`` when fewer than two
+    architectures, or not all, have a ground truth."""
+    if len(truth) < 2 or not all(np.isfinite(t) for t in truth):
+        return {}
+    goodness = list(truth) if higher_is_better else [-t for t in truth]
+    return {"kendall_tau": kendall_tau(goodness, scores),
+            "sparse_kendall_tau": sparse_kendall_tau(goodness, scores, threshold, grouping=grouping),
+            "spearman": spearman_rho(goodness, scores)}
+
+
 def p_random_as_good(rank: int, num_architectures: int, n: int = 1) -> float:
     """Yu et al. Eq. 1 as printed: P(n random draws hold an architecture ranked <= rank)."""
     if not 1 <= rank <= num_architectures or n < 1:

@@ -155,35 +155,27 @@ def plot_score_vs_truth(groups: list[Group], path: Path) -> bool:
     return True
 
 
+def _epoch_stats(group: Group, series) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Epochs, and the mean and std over the group's seeds per epoch, of ``series(run)`` (epoch -> value)."""
+    curves = [series(r) for r in group.runs]
+    epochs = sorted({e for c in curves for e in c})
+    stats = [summarize([c.get(e, NAN) for c in curves]) for e in epochs]
+    return epochs, np.array([s[1] for s in stats]), np.nan_to_num(np.array([s[2] for s in stats]))
+
+
 def _band(ax, groups: list[Group], series, colours: Optional[list[str]] = None) -> list:
     """Mean ± std over seeds per epoch, one line per group; returns the drawn lines."""
     lines = []
     for index, g in enumerate(groups):
-        curves = [series(r) for r in g.runs]
-        epochs = sorted({e for c in curves for e in c})
+        epochs, mean, std = _epoch_stats(g, series)
         if not epochs:
             continue
-        stats = [summarize([c.get(e, NAN) for c in curves]) for e in epochs]
-        mean = np.array([s[1] for s in stats])
-        std = np.nan_to_num(np.array([s[2] for s in stats]))
         tint = colours[index] if colours else colour(index)
         line, = ax.plot(epochs, mean, marker=MARKERS[index % len(MARKERS)], ms=3.5, lw=1.4, color=tint,
                         linestyle=LINESTYLES[index // len(OKABE_ITO) % len(LINESTYLES)], label=g.label)
         ax.fill_between(epochs, mean - std, mean + std, color=tint, alpha=0.18, linewidth=0)
         lines.append(line)
     return lines
-
-
-def _band_tops(groups: list[Group]) -> list[float]:
-    """The top of each group's mean + std regret band (for a y range that shows every band whole)."""
-    tops = []
-    for g in groups:
-        epochs = sorted({e for r in g.runs for e in r.regret})
-        for e in epochs:
-            _, mean, std = summarize([r.regret.get(e, NAN) for r in g.runs])
-            if math.isfinite(mean):
-                tops.append(mean + (std if math.isfinite(std) else 0.0))
-    return tops or [1.0]
 
 
 def _same_series(groups: list[Group], a: str, b: str, tolerance: float = 5e-3) -> bool:
@@ -254,7 +246,12 @@ def plot_regret(groups: list[Group], path: Path) -> bool:
         ax.set_title(f"{g.label} ({len(g.runs)} seed{'s' if len(g.runs) != 1 else ''})")
         _integer_epochs(ax)
     # a regret is never negative; no robust cut: the early, large regrets are the point of the plot
-    axes.flat[0].set_ylim(0.0, 1.05 * max([*_band_tops(panels), baseline or 0.0]))
+    top = baseline or 0.0
+    for g in panels:
+        epochs, mean, std = _epoch_stats(g, lambda run: run.regret)
+        if epochs:
+            top = max(top, float(np.nanmax(mean + std)))
+    axes.flat[0].set_ylim(0.0, 1.05 * top or 1.0)  # shared y: every band whole (all-zero regret: 0 to 1)
     for index, ax in enumerate(axes.flat):
         if index < len(panels) and index + cols >= len(panels):
             ax.tick_params(labelbottom=True)

@@ -11,13 +11,12 @@ it would have logged with that table (tested against a run that had it).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 from lightning_nas.benchmarks import TabulatedBenchmark
 from lightning_nas.benchmarks.base import TableBenchmark, ground_truth_summary
 from lightning_nas.errors import LightningNASError
-from lightning_nas.metrics import kendall_tau, p_beat_random, sparse_kendall_tau, spearman_rho
+from lightning_nas.metrics import p_beat_random
 from lightning_nas.report.common import NAN, ReportError
 
 LookUp = Callable[[str], dict[str, Any]]
@@ -71,13 +70,3 @@ def answer(selection: dict[str, Any], find: LookUp) -> dict[str, float]:
     return {"ground_truth": found["ground_truth"], "rank": found["rank"], "table_size": found["table_size"],
             "p_beat_random": p_beat_random(found["rank"], found["table_size"], searches)}
 
-
-def ranking_metrics(truth: list[float], scores: list[float], threshold: float, grouping: str,
-                    higher_is_better: bool) -> dict[str, float]:
-    """What ``callbacks/ranking.py`` logs for one ranking epoch, from its CSV (NaN without truth)."""
-    if len(truth) < 2 or not all(math.isfinite(t) for t in truth):
-        return {}
-    goodness = truth if higher_is_better else [-t for t in truth]
-    return {"kendall_tau": kendall_tau(goodness, scores),
-            "sparse_kendall_tau": sparse_kendall_tau(goodness, scores, threshold, grouping=grouping),
-            "spearman": spearman_rho(goodness, scores)}

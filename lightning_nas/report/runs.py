@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from lightning_nas.experiments.design import short_value
+from lightning_nas.metrics import ranking_agreement
 from lightning_nas.report import rescore
 from lightning_nas.report.common import NAN, ReportError
 
@@ -87,8 +88,8 @@ def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
             epoch = int(csv_path.stem.split("_")[-1])
             for metric in ("kendall_tau", "sparse_kendall_tau", "spearman"):
                 history.get(metric, {}).pop(epoch, None)
-            for metric, value in rescore.ranking_metrics(truth, scores, threshold, grouping,
-                                                         table.higher_is_better).items():
+            for metric, value in ranking_agreement(truth, scores, threshold, grouping,
+                                                   table.higher_is_better).items():
                 history.setdefault(metric, {})[epoch] = value
             if csv_path == tables[-1]:
                 run.ranking_table = [(_float(r.get("supernet_accuracy")), t) for r, t in zip(rows, truth)]
@@ -96,7 +97,8 @@ def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
         rows = _read_csv(tables[-1])
         run.ranking_table = [(_float(r.get("supernet_accuracy")), _float(r.get("ground_truth"))) for r in rows]
         epoch = int(tables[-1].stem.split("_")[-1])
-        _fill_from_table(history, epoch, run.ranking_table, threshold, grouping)
+        _fill_from_table(history, epoch, run.ranking_table, threshold, grouping,
+                         higher_is_better=not rescore.is_loss(metric_name(config)))
     run.ranking_history = history
 
     by_epoch: dict[int, list[float]] = {}
@@ -118,9 +120,7 @@ def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
         shared = {**shared, **rescore.answer(shared, find)} if shared else {}
     run.answer_source = str(selection.get("answer_source") or "")
     run.table_size = _float(selection.get("table_size"))
-    benchmark = config.get("benchmark") if isinstance(config.get("benchmark"), dict) else {}
-    metric = table.metric if table is not None else str((benchmark.get("init_args") or {}).get("metric", ""))
-    run.unit = "" if rescore.is_loss(metric) else "%"
+    run.unit = "" if rescore.is_loss(table.metric if table is not None else metric_name(config)) else "%"
     run.final = {"ground_truth": _float(selection.get("ground_truth")),
                  "sparse_kendall_tau": last.get("sparse_kendall_tau", NAN),
                  "kendall_tau": last.get("kendall_tau", NAN),
@@ -134,18 +134,21 @@ def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
 
 
 def _fill_from_table(history: dict[str, dict[int, float]], epoch: int, table: list[tuple[float, float]],
-                     threshold: float, grouping: str = "bins") -> None:
+                     threshold: float, grouping: str = "bins", higher_is_better: bool = True) -> None:
     """Runs that logged no ranking metrics (another logger) still have the ranking CSV."""
-    from lightning_nas.metrics import kendall_tau, sparse_kendall_tau
-
     scores = [s for s, _ in table]
     truth = [t for _, t in table]
     if scores and epoch not in history.get("supernet_accuracy", {}):
         history.setdefault("supernet_accuracy", {})[epoch] = float(np.mean(scores))
-    if len(table) > 1 and all(math.isfinite(t) for t in truth) and epoch not in history.get("kendall_tau", {}):
-        history.setdefault("kendall_tau", {})[epoch] = kendall_tau(truth, scores)
-        history.setdefault("sparse_kendall_tau", {})[epoch] = sparse_kendall_tau(truth, scores, threshold,
-                                                                                  grouping=grouping)
+    if epoch not in history.get("kendall_tau", {}):
+        for metric, value in ranking_agreement(truth, scores, threshold, grouping, higher_is_better).items():
+            history.setdefault(metric, {})[epoch] = value
+
+
+def metric_name(config: dict[str, Any]) -> str:
+    """The ground-truth column the run's recipe named (``benchmark.init_args.metric``; "" without one)."""
+    benchmark = config.get("benchmark") if isinstance(config.get("benchmark"), dict) else {}
+    return str((benchmark.get("init_args") or {}).get("metric", ""))
 
 
 def find_runs(experiment_dir: Path, table: Optional["TableBenchmark"] = None) -> list[Run]:
