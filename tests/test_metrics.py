@@ -45,14 +45,14 @@ def test_shape_errors(metric):
 
 def test_sparse_kendall_threshold_zero_is_plain_kendall():
     # exact ties in the ground truth must stay ties (not be broken by position)
-    assert sparse_kendall_tau(TRUTH, SCORES, threshold=0.0) == pytest.approx(kendall_tau(TRUTH, SCORES))
+    assert sparse_kendall_tau(TRUTH, SCORES, threshold=0.0, variant="bins") == pytest.approx(kendall_tau(TRUTH, SCORES))
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 5, 30).astype(float)
     scores = rng.normal(size=30)
-    assert sparse_kendall_tau(truth, scores, threshold=0.0) == pytest.approx(kendall_tau(truth, scores))
+    assert sparse_kendall_tau(truth, scores, threshold=0.0, variant="bins") == pytest.approx(kendall_tau(truth, scores))
     np.testing.assert_array_equal(sparsify([3.0, 1.0, 3.0, 2.0], 0.0, grouping="anchored"), [2, 0, 2, 1])
     np.testing.assert_array_equal(sparsify([3.0, 1.0, 3.0, 2.0], 0.0), [3, 1, 3, 2])
-    assert sparse_kendall_tau(truth, scores, threshold=0.0, grouping="anchored") == pytest.approx(
+    assert sparse_kendall_tau(truth, scores, threshold=0.0, variant="anchored") == pytest.approx(
         kendall_tau(truth, scores))
 
 
@@ -64,9 +64,9 @@ def test_sparse_kendall_values_within_threshold_become_ties():
     # 1.0 and 1.05 are one group: C=5, D=0, one tie in truth -> 5 / sqrt((6 - 1) * 6)
     np.testing.assert_array_equal(sparsify(truth, 0.1, grouping="anchored"), [0, 0, 1, 2])
     np.testing.assert_array_equal(sparsify(truth, 0.1), [10, 10, 12, 20])  # bins floor(v / 0.1)
-    assert sparse_kendall_tau(truth, scores, threshold=0.1) == pytest.approx(5 / math.sqrt(5 * 6))
+    assert sparse_kendall_tau(truth, scores, threshold=0.1, variant="bins") == pytest.approx(5 / math.sqrt(5 * 6))
     # the default threshold is 0.1 accuracy points
-    assert sparse_kendall_tau(truth, scores) == pytest.approx(5 / math.sqrt(30))
+    assert sparse_kendall_tau(truth, scores, variant="bins") == pytest.approx(5 / math.sqrt(30))
 
 
 def test_sparsify_anchored_groups_do_not_chain():
@@ -83,26 +83,54 @@ def test_sparsify_bins_are_floor_of_value_over_threshold():
         sparsify([1.0, 2.0], 0.1, grouping="greedy")
 
 
-def test_sparse_kendall_hand_worked_example_where_bins_and_anchored_differ():
+def test_sparse_kendall_hand_worked_example_three_variants():
     """docs/metrics.md's example. Ground truth (ascending) 93.08, 93.12, 93.17, 93.25, threshold 0.1;
-    super-net scores 2, 1, 4, 3.
-    bins floor(acc / 0.1) = 930, 931, 931, 932: one tied pair (93.12, 93.17); of the other five pairs
-    (93.08, 93.12) and (93.17, 93.25) are discordant, three concordant: C=3, D=2, n0=6, n1=1, n2=0 ->
-    tau_b = (3 - 2) / sqrt((6 - 1) * 6) = 1 / sqrt(30).
-    anchored: 93.08 anchors a group that takes 93.12 and 93.17 (< 93.18); 93.25 starts the next:
-    three tied pairs; of the other three, (93.17, 93.25) is discordant: C=2, D=1, n1=3 ->
-    tau_b = 1 / sqrt(3 * 6) = 1 / sqrt(18).
+    super-net scores 2, 1, 4, 3. Bins floor(acc / 0.1) = 930, 931, 931, 932.
+
+    authors (their released code, the default): x = bins in ascending ground-truth order
+    = [930, 931, 931, 932]; y = bins of the architectures in ascending score order (93.12, 93.08,
+    93.25, 93.17) = [931, 930, 932, 931]. Position pairs: (1,2) discordant, (1,3) concordant, (1,4)
+    tied in y, (2,3) tied in x, (2,4) concordant, (3,4) discordant: C=2, D=2 -> tau_b = 0 / sqrt(5 x 5)
+    = 0.000 (issue 19's value of their code).
+    bins, paired by architecture: one tied pair (93.12, 93.17); (93.08, 93.12) and (93.17, 93.25)
+    discordant, three concordant: C=3, D=2, n1=1 -> (3 - 2) / sqrt(5 x 6) = 0.183.
+    anchored: 93.08 anchors a group taking 93.12 and 93.17; 93.25 starts the next: three tied pairs;
+    (93.17, 93.25) discordant: C=2, D=1 -> 1 / sqrt(3 x 6) = 0.236.
     plain Kendall: C=4, D=2 -> 1/3."""
     truth, scores = [93.08, 93.12, 93.17, 93.25], [2.0, 1.0, 4.0, 3.0]
     np.testing.assert_array_equal(sparsify(truth, 0.1), [930, 931, 931, 932])
     np.testing.assert_array_equal(sparsify(truth, 0.1, grouping="anchored"), [0, 0, 0, 1])
-    assert sparse_kendall_tau(truth, scores, 0.1) == pytest.approx(1 / math.sqrt(30))
-    assert sparse_kendall_tau(truth, scores) == pytest.approx(1 / math.sqrt(30))  # bins is the default
-    assert sparse_kendall_tau(truth, scores, 0.1, grouping="anchored") == pytest.approx(1 / math.sqrt(18))
+    assert sparse_kendall_tau(truth, scores) == pytest.approx(0.0, abs=1e-12)  # the authors' code is the default
+    assert sparse_kendall_tau(truth, scores, 0.1, variant="authors") == pytest.approx(0.0, abs=1e-12)
+    assert sparse_kendall_tau(truth, scores, 0.1, variant="bins") == pytest.approx(1 / math.sqrt(30))
+    assert sparse_kendall_tau(truth, scores, 0.1, variant="anchored") == pytest.approx(1 / math.sqrt(18))
     assert kendall_tau(truth, scores) == pytest.approx(1 / 3)
-    # shuffling the architectures changes nothing
+    # shuffling the architectures changes none of them (no score ties here)
     order = [2, 0, 3, 1]
-    assert sparse_kendall_tau([truth[i] for i in order], [scores[i] for i in order]) == pytest.approx(1 / math.sqrt(30))
+    for variant, value in (("authors", 0.0), ("bins", 1 / math.sqrt(30)), ("anchored", 1 / math.sqrt(18))):
+        assert sparse_kendall_tau([truth[i] for i in order], [scores[i] for i in order],
+                                  variant=variant) == pytest.approx(value, abs=1e-12)
+
+
+def test_sparse_kendall_authors_pairs_positions_not_architectures():
+    """Without ties in bins or scores every variant is plain Kendall tau; a perfect ordering gives 1
+    under the authors' pairing even with tied bins (x and y are then the same sequence); score ties
+    are broken by input order (stable), so the authors' value depends on it while the others do not."""
+    rng = np.random.default_rng(1)
+    truth = rng.permutation(40).astype(float)  # bins of width 0.1 around integers: no ties
+    scores = rng.normal(size=40)
+    for variant in ("authors", "bins", "anchored"):
+        assert sparse_kendall_tau(truth, scores, variant=variant) == pytest.approx(kendall_tau(truth, scores))
+    tied_truth = [1.0, 1.01, 2.0, 2.05, 3.0]
+    assert sparse_kendall_tau(tied_truth, tied_truth) == pytest.approx(1.0)
+    # two architectures tie in score: listed one way they read as ordered right, the other way wrong
+    truth, scores = [1.0, 2.0, 3.0], [0.5, 0.5, 0.9]
+    assert sparse_kendall_tau(truth, scores) == pytest.approx(1.0)
+    assert sparse_kendall_tau(truth[::-1], scores[::-1]) == pytest.approx(1 / 3)
+    assert sparse_kendall_tau(truth, scores, variant="bins") == pytest.approx(
+        sparse_kendall_tau(truth[::-1], scores[::-1], variant="bins"))
+    with pytest.raises(ValueError, match="variant"):
+        sparse_kendall_tau(truth, scores, variant="greedy")
 
 
 def test_sparse_kendall_large_threshold_is_nan():
@@ -110,7 +138,7 @@ def test_sparse_kendall_large_threshold_is_nan():
     and Kendall tau-b is undefined (0/0): nan, as scipy gives for a constant input. Callers report
     nan rather than a misleading 0."""
     assert math.isnan(sparse_kendall_tau(TRUTH, SCORES, threshold=100.0))
-    assert math.isnan(sparse_kendall_tau(TRUTH, SCORES, threshold=100.0, grouping="anchored"))
+    assert math.isnan(sparse_kendall_tau(TRUTH, SCORES, threshold=100.0, variant="anchored"))
 
 
 def test_sparsify_rejects_negative_threshold():

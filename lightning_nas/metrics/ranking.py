@@ -4,15 +4,25 @@ Definitions (docs/metrics.md has the long form, with a worked example):
 - Kendall tau-b and Spearman rho between super-net scores and ground truth (scipy.stats).
 - Sparse Kendall tau ("How to Train Your Super-Net", Sec. 3.2 and its released code): ground-truth
   values are grouped into ties before Kendall tau-b, so that ordering noise among practically equal
-  architectures does not count. Two groupings:
+  architectures does not count. Three variants (``SPARSE_VARIANTS``):
 
-  * ``grouping="bins"`` (default, the authors' code): fixed bins ``floor(acc / threshold)``; two
-    values share a rank when they fall into the same bin of width ``threshold``;
-  * ``grouping="anchored"``: greedy groups in ascending order; a value joins the current group while
-    it is less than ``threshold`` above the group's smallest value (groups never span a threshold).
+  * ``variant="authors"`` (default): what the authors' released code computes
+    (``compute_sparse_rank_metric`` in kcyu2014/nas-landmarkreg, ``nasws/cnn/utils.py``). The ground
+    truth is binned, ``floor(acc / threshold)``; then Kendall tau-b is taken between two *sequences of
+    positions*: the bins in ascending ground-truth order, and the bins of the architectures listed in
+    ascending super-net-score order. Position k of one is paired with position k of the other, not
+    architecture with architecture; ties are the positions whose k-th best ground truths share a bin.
+    Ties in the super-net score are broken by input order (a stable sort; their ``np.argsort`` leaves
+    that order to the sort algorithm);
+  * ``variant="bins"``: the same bins, paired architecture with architecture (tau-b of the bins
+    against the scores, score ties kept as ties); the project's default before issue 19;
+  * ``variant="anchored"``: greedy groups in ascending order; a value joins the current group while
+    it is less than ``threshold`` above the group's smallest value (groups never span a threshold),
+    paired architecture with architecture.
 
-  Both leave values closer than ``threshold`` tied *most* of the time but disagree near bin edges:
-  93.08 and 93.12 are in different bins (930, 931) but one anchored group.
+  All three agree when neither the binned ground truth nor the scores tie; they differ on bin edges
+  (93.08 and 93.12 are in different bins, 930 and 931, but one anchored group) and in how a tie is
+  paired. docs/metrics.md works one example through all three (authors 0, bins 0.183, anchored 0.236).
 - Yu et al. (ICLR 2020), Eq. 1 prints ``p = 1 - (1 - r / r_max) ** n`` for the best rank ``r``
   (1 = best) reached over ``n`` runs out of ``r_max`` architectures. Read literally it is the
   probability that ``n`` uniform random draws contain an architecture ranked ``r`` or better
@@ -30,6 +40,9 @@ from scipy import stats
 
 Grouping = Literal["bins", "anchored"]
 GROUPINGS = ("bins", "anchored")
+SparseVariant = Literal["authors", "bins", "anchored"]
+SPARSE_VARIANTS = ("authors", "bins", "anchored")
+DEFAULT_SPARSE_VARIANT: SparseVariant = "authors"  # the authors' released code (issue 19)
 
 
 def _check(truth: Sequence[float], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -82,17 +95,35 @@ def sparsify(values: Sequence[float], threshold: float, grouping: Grouping = "bi
     return _bins(v, threshold) if grouping == "bins" else _anchored(v, threshold)
 
 
+def _positional_tau(groups: np.ndarray, scores: np.ndarray) -> float:
+    """The authors' pairing: tau-b between the groups sorted ascending (position k = the k-th smallest
+    ground truth's group) and the groups read in ascending score order (position k = the group of the
+    architecture with the k-th smallest score; score ties keep input order)."""
+    by_truth = np.sort(groups, kind="stable")
+    by_score = groups[np.argsort(scores, kind="stable")]
+    return float(stats.kendalltau(by_truth, by_score, variant="b").statistic)
+
+
 def sparse_kendall_tau(truth: Sequence[float], scores: Sequence[float], threshold: float = 0.1,
-                       grouping: Grouping = "bins") -> float:
-    """Kendall tau-b after ``sparsify(truth, threshold, grouping)``; ``threshold=0`` is plain tau-b. nan
-    when every ground-truth value falls into one group (no order left to agree with), as scipy gives
-    for a constant."""
+                       variant: SparseVariant = DEFAULT_SPARSE_VARIANT) -> float:
+    """Sparse Kendall tau of ``scores`` (higher is better) against ``truth``; ``threshold`` in the
+    truth's units (0.1 accuracy points = the paper's 0.1 %, their code's 1e-3 on fractions).
+
+    ``variant`` (module docstring): ``"authors"`` (default, their released code: bins, positions
+    paired), ``"bins"`` (bins, architectures paired) or ``"anchored"``. ``threshold=0`` leaves exact
+    ties only (``"bins"``/``"anchored"`` are then plain tau-b). nan when every ground-truth value
+    falls into one group (no order left to agree with), as scipy gives for a constant."""
+    if variant not in SPARSE_VARIANTS:
+        raise ValueError(f"sparse Kendall variant must be one of {', '.join(SPARSE_VARIANTS)}, got {variant!r}")
     t, s = _check(truth, scores)
-    return float(stats.kendalltau(sparsify(t, threshold, grouping), s, variant="b").statistic)
+    if variant == "authors":
+        return _positional_tau(sparsify(t, threshold, "bins"), s)
+    return float(stats.kendalltau(sparsify(t, threshold, variant), s, variant="b").statistic)
 
 
 def ranking_agreement(truth: Sequence[float], scores: Sequence[float], threshold: float = 0.1,
-                      grouping: Grouping = "bins", higher_is_better: bool = True) -> dict[str, float]:
+                      variant: SparseVariant = DEFAULT_SPARSE_VARIANT,
+                      higher_is_better: bool = True) -> dict[str, float]:
     """Kendall tau, sparse Kendall tau and Spearman rho of super-net ``scores`` (higher is better)
     against the ground truth, oriented so that a positive value always means agreement (a
     lower-is-better truth such as a loss or perplexity is negated). What the ranking callback logs
@@ -102,7 +133,7 @@ def ranking_agreement(truth: Sequence[float], scores: Sequence[float], threshold
         return {}
     goodness = list(truth) if higher_is_better else [-t for t in truth]
     return {"kendall_tau": kendall_tau(goodness, scores),
-            "sparse_kendall_tau": sparse_kendall_tau(goodness, scores, threshold, grouping=grouping),
+            "sparse_kendall_tau": sparse_kendall_tau(goodness, scores, threshold, variant=variant),
             "spearman": spearman_rho(goodness, scores)}
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from lightning_nas.experiments.design import short_value
-from lightning_nas.metrics import ranking_agreement
+from lightning_nas.metrics import DEFAULT_SPARSE_VARIANT, ranking_agreement
 from lightning_nas.report import rescore
 from lightning_nas.report.common import NAN, ReportError
 
@@ -78,7 +78,7 @@ def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
                 history.setdefault(key.split("/", 1)[1], {})[int(float(row["epoch"]))] = float(text)
     tables = sorted((path / "ranking").glob("epoch_*.csv"))
     ranking = config.get("ranking") or {}
-    threshold, grouping = ranking.get("sparse_threshold", 0.1), ranking.get("sparse_grouping", "bins")
+    threshold, variant = ranking.get("sparse_threshold", 0.1), ranking.get("sparse_variant", DEFAULT_SPARSE_VARIANT)
     if find is not None:  # every ranking epoch against the given table
         for csv_path in tables:
             rows = _read_csv(csv_path)
@@ -88,7 +88,7 @@ def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
             epoch = int(csv_path.stem.split("_")[-1])
             for metric in ("kendall_tau", "sparse_kendall_tau", "spearman"):
                 history.get(metric, {}).pop(epoch, None)
-            for metric, value in ranking_agreement(truth, scores, threshold, grouping,
+            for metric, value in ranking_agreement(truth, scores, threshold, variant,
                                                    table.higher_is_better).items():
                 history.setdefault(metric, {})[epoch] = value
             if csv_path == tables[-1]:
@@ -97,7 +97,7 @@ def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
         rows = _read_csv(tables[-1])
         run.ranking_table = [(_float(r.get("supernet_accuracy")), _float(r.get("ground_truth"))) for r in rows]
         epoch = int(tables[-1].stem.split("_")[-1])
-        _fill_from_table(history, epoch, run.ranking_table, threshold, grouping,
+        _fill_from_table(history, epoch, run.ranking_table, threshold, variant,
                          higher_is_better=not rescore.is_loss(metric_name(config)))
     run.ranking_history = history
 
@@ -134,14 +134,14 @@ def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
 
 
 def _fill_from_table(history: dict[str, dict[int, float]], epoch: int, table: list[tuple[float, float]],
-                     threshold: float, grouping: str = "bins", higher_is_better: bool = True) -> None:
+                     threshold: float, variant: str = DEFAULT_SPARSE_VARIANT, higher_is_better: bool = True) -> None:
     """Runs that logged no ranking metrics (another logger) still have the ranking CSV."""
     scores = [s for s, _ in table]
     truth = [t for _, t in table]
     if scores and epoch not in history.get("supernet_accuracy", {}):
         history.setdefault("supernet_accuracy", {})[epoch] = float(np.mean(scores))
     if epoch not in history.get("kendall_tau", {}):
-        for metric, value in ranking_agreement(truth, scores, threshold, grouping, higher_is_better).items():
+        for metric, value in ranking_agreement(truth, scores, threshold, variant, higher_is_better).items():
             history.setdefault(metric, {})[epoch] = value
 
 
