@@ -207,3 +207,68 @@ def test_ranking_agreement_is_oriented_and_needs_truth():
     assert ranking_agreement(loss, scores, higher_is_better=False) == agree
     assert ranking_agreement(loss, scores)["kendall_tau"] == -1.0
     assert ranking_agreement([60.0, float("nan")], [0.1, 0.2]) == {} and ranking_agreement([60.0], [0.1]) == {}
+
+
+# --- the exact random policy of a complete table (lightning_nas/metrics/random_baseline.py) ---
+
+from itertools import product  # noqa: E402
+
+from lightning_nas.metrics.random_baseline import RandomPolicy, exact_rank_test, one_sample_t  # noqa: E402
+
+SMALL_TABLE = [70.0, 72.5, 72.5, 80.0, 91.0]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_random_policy_best_of_n_matches_enumeration(n):
+    policy = RandomPolicy.from_table(SMALL_TABLE)
+    bests = [max(draw) for draw in product(SMALL_TABLE, repeat=n)]  # every equally likely n-tuple
+    values, p = policy.best_of(n)
+    for value, prob in zip(values, p):
+        assert prob == pytest.approx(sum(b == value for b in bests) / len(bests))
+    assert policy.mean(n) == pytest.approx(np.mean(bests))
+    assert policy.sd(n) == pytest.approx(np.std(bests))
+    assert policy.expected_regret(n) == pytest.approx(np.mean([91.0 - b for b in bests]))
+    for answer in (60.0, 72.5, 75.0, 91.0):
+        assert policy.p_beat(answer, n) == pytest.approx(np.mean([answer > b for b in bests]))
+        assert policy.p_tie(answer, n) == pytest.approx(np.mean([answer == b for b in bests]))
+
+
+def test_random_policy_p_beat_is_yu_eq1_without_ties_and_orients_losses():
+    table = np.arange(1.0, 101.0)
+    policy = RandomPolicy.from_table(table)
+    for rank in (1, 7, 50, 100):
+        answer = 101.0 - rank
+        assert policy.p_beat(answer, 3) == pytest.approx(p_beat_random(rank, 100, 3))
+    losses = RandomPolicy.from_table([3.0, 1.0, 2.0], higher_is_better=False)
+    assert losses.best == -1.0 and losses.p_beat(-1.0) == pytest.approx(2 / 3)
+    assert RandomPolicy.from_table(SMALL_TABLE).quantile(0.5) == 72.5
+
+
+def test_exact_rank_test_matches_enumeration_and_hand_value():
+    policy = RandomPolicy.from_table(SMALL_TABLE)
+    answers = [91.0, 80.0, 72.5]
+    observed = sum(policy.mid(a) for a in answers)
+    sums = [sum(policy.mid(a) for a in draw) for draw in product(SMALL_TABLE, repeat=3)]
+    upper = np.mean([s >= observed - 1e-12 for s in sums])
+    lower = np.mean([s <= observed + 1e-12 for s in sums])
+    result = exact_rank_test(answers, policy)
+    assert result.p == pytest.approx(min(1.0, 2 * min(upper, lower)))
+    assert result.superiority == pytest.approx(observed / 3)
+    # a table 0..9 and two answers that are both the best: u = 0.95 each, and only (9, 9) reaches that
+    # sum under H0 (probability 1/100): two-sided p = 0.02, A = 0.95
+    ten = RandomPolicy.from_table(range(10))
+    result = exact_rank_test([9, 9], ten)
+    assert result.p == pytest.approx(0.02) and result.superiority == pytest.approx(0.95)
+    # answers that look like random draws are not rejected: the table's own median twice
+    assert exact_rank_test([4.5 - 0.5, 5.0], ten).p == pytest.approx(1.0)
+
+
+def test_one_sample_t_against_the_exact_mean():
+    policy = RandomPolicy.from_table(range(10))  # exact mean 4.5
+    answers = [5.5, 6.5, 7.5]  # differences 1, 2, 3: mean 2, sd 1 -> t = 2 / (1 / sqrt 3)
+    result = one_sample_t(answers, policy)
+    assert result.mean_difference == pytest.approx(2.0)
+    assert result.t == pytest.approx(2 * math.sqrt(3))
+    assert result.p == pytest.approx(2 * stats.t.sf(2 * math.sqrt(3), 2))
+    half = stats.t.ppf(0.975, 2) / math.sqrt(3)
+    assert (result.ci_low, result.ci_high) == (pytest.approx(2 - half), pytest.approx(2 + half))
