@@ -27,6 +27,38 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def cpu_kind() -> dict[str, Any]:
+    """What decides which CPU kernels torch runs, and so the last bits of a CPU result: the vendor and
+    model (/proc/cpuinfo; ``platform.processor()`` elsewhere), the instruction set torch dispatches to
+    (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512, ...) and the architecture. Results are
+    bit-identical only between runs with the same torch build, the same ``cpu_kind_key`` and the same
+    thread count (docs/experiments.md, "What bit-identical covers")."""
+    info: dict[str, Any] = {"vendor": None, "model": None, "machine": platform.machine()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "vendor_id" and info["vendor"] is None:
+                info["vendor"] = value.strip()
+            elif key == "model name" and info["model"] is None:
+                info["model"] = value.strip()
+    except OSError:
+        info["model"] = platform.processor() or None
+    try:
+        info["capability"] = torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        info["capability"] = None
+    return info
+
+
+def cpu_kind_key(cpu: dict[str, Any] | None) -> str | None:
+    """The part of ``cpu_kind()`` two runs must share for bit-identical CPU numbers
+    ("AuthenticAMD/AMD EPYC/AVX2"); None when a record has no CPU kind (made before it was recorded)."""
+    if not cpu or not cpu.get("capability"):
+        return None
+    return "/".join(str(cpu.get(k) or "?") for k in ("vendor", "model", "capability"))
+
+
 def git_state(path: Path | None = None) -> dict[str, Any]:
     """The project's commit and whether the work tree differs from it (None outside git)."""
     where = str(path or Path(__file__).resolve().parent.parent)
@@ -79,6 +111,7 @@ def write_run_record(run_dir: Path, seed: int, argv: list[str], event: str = "st
             "versions": package_versions(),
             "git": entry["git"],
             "platform": platform.platform(),
+            "cpu": cpu_kind(),
             # CPU results are bit-identical only with the same intra-op thread count: --resume restores
             # it and refuses another one, --reproduce uses it
             "torch_threads": entry["torch_threads"],

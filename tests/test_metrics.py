@@ -2,13 +2,27 @@
 from __future__ import annotations
 
 import math
+from itertools import product
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from lightning_nas.metrics import (kendall_tau, p_beat_random, p_beat_random_over_runs, p_random_as_good,
-                                   ranking_agreement, sparse_kendall_tau, sparsify, spearman_rho)
+from lightning_nas.metrics import (
+    kendall_tau,
+    p_beat_random,
+    p_beat_random_over_runs,
+    p_random_as_good,
+    ranking_agreement,
+    sparse_kendall_tau,
+    sparsify,
+    spearman_rho,
+)
+from lightning_nas.metrics.random_baseline import (
+    RandomPolicy,
+    exact_rank_test,
+    one_sample_t,
+)
 
 # ground truth with ties (two 93.1, two 90.0) against scores with a tie of their own
 TRUTH = [93.1, 90.0, 93.1, 91.5, 90.0, 94.2, 89.7]
@@ -210,10 +224,6 @@ def test_ranking_agreement_is_oriented_and_needs_truth():
 
 
 # --- the exact random policy of a complete table (lightning_nas/metrics/random_baseline.py) ---
-
-from itertools import product  # noqa: E402
-
-from lightning_nas.metrics.random_baseline import RandomPolicy, exact_rank_test, one_sample_t  # noqa: E402
 
 SMALL_TABLE = [70.0, 72.5, 72.5, 80.0, 91.0]
 

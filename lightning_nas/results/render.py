@@ -1,0 +1,75 @@
+"""Regenerate every published table and figure from the shipped records.
+
+``python -m lightning_nas.results render`` rewrites, in README.md and docs/*.md, the content of every
+generated block
+
+    <!-- generated:EXPERIMENT/TABLE -->
+    ...
+    <!-- /generated:EXPERIMENT/TABLE -->
+
+with ``tables.TABLES[TABLE]`` computed from ``results/EXPERIMENT/`` (text outside the markers is never
+touched), and draws the figures of every shipped experiment to ``docs/figures/EXPERIMENT_*.png``.
+``--check`` writes nothing and exits 1 listing the blocks whose text differs (the drift test runs it).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lightning_nas.report.common import ReportError
+from lightning_nas.results.tables import TABLES, Records
+
+BLOCK = re.compile(r"<!-- generated:(?P<name>[\w.-]+/[\w.-]+) -->\n(?P<body>.*?)<!-- /generated:(?P=name) -->",
+                   re.DOTALL)
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def documents(root: Path) -> list[Path]:
+    return [p for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))] if p.is_file()]
+
+
+def block_text(name: str, results: Path, cache: dict[str, Records]) -> str:
+    experiment, table = name.split("/", 1)
+    if table not in TABLES:
+        raise ReportError(f"generated block {name!r}: no table {table!r} (tables: {', '.join(TABLES)})")
+    if experiment not in cache:
+        cache[experiment] = Records.load(results / experiment)
+    return TABLES[table](cache[experiment]).rstrip("\n") + "\n"
+
+
+def render_text(text: str, results: Path, cache: dict[str, Records]) -> tuple[str, list[str]]:
+    """``text`` with every block regenerated, and the names of the blocks that changed."""
+    changed: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        body = block_text(name, results, cache)
+        if body != match.group("body"):
+            changed.append(name)
+        return f"<!-- generated:{name} -->\n{body}<!-- /generated:{name} -->"
+
+    return BLOCK.sub(replace, text), changed
+
+
+def render(root: Path = ROOT, results: Path | None = None, check: bool = False,
+           figures: bool = True) -> list[str]:
+    """Regenerate (or with ``check`` only compare) every block; returns 'FILE: NAME' of those that
+    differed. Figures are drawn unless ``check`` or not ``figures``."""
+    root = Path(root)
+    results = Path(results) if results else root / "results"
+    cache: dict[str, Records] = {}
+    drift: list[str] = []
+    from lightning_nas.io import atomic_write_text
+
+    for path in documents(root):
+        text = path.read_text()
+        new, changed = render_text(text, results, cache)
+        drift += [f"{path.relative_to(root)}: {name}" for name in changed]
+        if changed and not check:
+            atomic_write_text(path, new)
+    if figures and not check and results.is_dir():
+        from lightning_nas.results.figures import draw_all
+
+        for folder in sorted(p for p in results.iterdir() if (p / "trials.jsonl").is_file()):
+            draw_all(cache.get(folder.name) or Records.load(folder), root / "docs" / "figures")
+    return drift

@@ -1,0 +1,290 @@
+"""Markdown tables computed from shipped records (``results/<experiment>/``), one function per block.
+
+A block is named ``<experiment>/<table>`` in the docs' markers (``render.py``); ``TABLES`` maps the
+table part to its function. Every function takes the experiment's ``Records`` and returns Markdown.
+
+Statistics (every one from scipy.stats or ``metrics/random_baseline.py``):
+
+- against random search on a complete table: the exact random policy (``RandomPolicy``), the exact
+  rank test of the answers (A = P(beat) + P(tie)/2 with its exact p) and the one-sample t-test of the
+  answers' ground truth against the exact mean, with its 95 % t interval;
+- correlations over seeds: mean and 95 % t interval of the mean (Student); paired comparisons of
+  scores (accuracy vs loss, same super-net and same architectures per seed): paired t-test
+  (``scipy.stats.ttest_rel``) with the 95 % interval of the mean difference, and the Wilcoxon
+  signed-rank test (``scipy.stats.wilcoxon``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from lightning_nas.metrics import sparse_kendall_tau
+from lightning_nas.metrics.random_baseline import (
+    RandomPolicy,
+    exact_rank_test,
+    one_sample_t,
+)
+from lightning_nas.report.common import ReportError
+from lightning_nas.results.names import order_key
+
+
+@dataclass
+class Records:
+    """An experiment's shipped folder, read back."""
+
+    name: str
+    experiment: dict[str, Any]
+    trials: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, folder: Path) -> "Records":
+        folder = Path(folder)
+        try:
+            experiment = json.loads((folder / "experiment.json").read_text())
+            trials = [json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines() if line.strip()]
+        except (OSError, ValueError) as error:
+            raise ReportError(f"{folder}: not a results folder (experiment.json + trials.jsonl): {error}") from None
+        return cls(folder.name, experiment, trials)
+
+    def groups(self) -> dict[str, list[dict[str, Any]]]:
+        """Group label -> its trials sorted by seed, groups in the display order of ``names.ORDER``."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for trial in self.trials:
+            out.setdefault(trial["group"], []).append(trial)
+        return {k: sorted(out[k], key=lambda t: (t.get("seed") is None, t.get("seed"))) for k in
+                sorted(out, key=order_key)}
+
+    def policy(self) -> Optional[RandomPolicy]:
+        """The exact random policy, when the records' table is complete and still the shipped one."""
+        info = self.experiment.get("benchmark") or {}
+        if not info.get("complete"):
+            return None
+        import hashlib
+
+        from lightning_nas.benchmarks import TabulatedBenchmark
+
+        table = TabulatedBenchmark(info["table"], metric=info["metric"], higher_is_better=info["higher_is_better"])
+        digest = hashlib.sha256(table.path.read_bytes()).hexdigest()
+        if digest != info.get("sha256"):
+            raise ReportError(f"results/{self.name}: the records were made with another {info['table']} "
+                              f"(sha256 {info.get('sha256', '?')[:12]}, shipped {digest[:12]}): re-extract them")
+        return RandomPolicy.from_table(list(table.table().values()), table.higher_is_better)
+
+
+def _f(value: Optional[float], decimals: int) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{decimals}f}"
+
+
+def _p(p: Optional[float]) -> str:
+    return "-" if p is None or not math.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def _values(trials: list[dict], get: Callable[[dict], Any]) -> list[float]:
+    out = []
+    for t in trials:
+        try:
+            v = get(t)
+        except (KeyError, TypeError, IndexError):
+            v = None
+        out.append(float(v) if v is not None else math.nan)
+    return out
+
+
+def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[int, float, float, float]:
+    """(n, mean, low, high): the Student t interval of the mean of the finite values."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return 0, math.nan, math.nan, math.nan
+    if len(v) < 2 or np.all(v == v[0]):
+        return len(v), float(v.mean()), math.nan, math.nan
+    low, high = stats.t.interval(confidence, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    return len(v), float(v.mean()), float(low), float(high)
+
+
+def _mean_ci_text(values: list[float], decimals: int) -> str:
+    n, mean, low, high = mean_ci(values)
+    if n == 0:
+        return "-"
+    if not math.isfinite(low):
+        return _f(mean, decimals)
+    return f"{_f(mean, decimals)} [{_f(low, decimals)}, {_f(high, decimals)}]"
+
+
+def final_epoch(trial: dict) -> dict:
+    epochs = trial.get("ranking", {}).get("epochs") or []
+    return epochs[-1] if epochs else {}
+
+
+def _goodness(records: Records, values: list[float]) -> list[float]:
+    higher = (records.experiment.get("benchmark") or {}).get("higher_is_better", True)
+    return values if higher else [-v for v in values]
+
+
+def random_policy_table(records: Records) -> str:
+    policy = records.policy()
+    if policy is None:
+        return "_No complete table: the random policy is not known exactly; see the sampled random runs._"
+    info = records.experiment["benchmark"]
+    lines = [f"Exact random policy of `{info['table']}` (`{info['metric']}`, all {policy.size} architectures; "
+             "uniform draws with replacement, Yu et al. 2020 Eq. 1):", "",
+             "| draws n | mean of the best | sd | 5 % / 50 % / 95 % quantiles | expected regret |",
+             "|---|---|---|---|---|"]
+    for n in (1, 5, 10):
+        quantiles = " / ".join(_f(policy.quantile(q, n), 2) for q in (0.05, 0.5, 0.95))
+        lines.append(f"| {n} | {_f(policy.mean(n), 2)} | {_f(policy.sd(n), 2)} | {quantiles} | "
+                     f"{_f(policy.expected_regret(n), 2)} |")
+    return "\n".join(lines)
+
+
+def comparison_table(records: Records) -> str:
+    """Each group's answers against the exact random policy (one draw per seed, the answer's budget)."""
+    policy = records.policy()
+    lines = ["| strategy | seeds | answer's ground truth, mean [95 % CI] | rank, median (best) | "
+             "regret, mean | A = P(answer > random draw) | exact rank test p | t-test vs exact mean p | "
+             "final sparse Kendall tau, mean [95 % CI] |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, trials in records.groups().items():
+        truth = _values(trials, lambda t: t["answer"]["ground_truth"])
+        ranks = [r for r in _values(trials, lambda t: t["answer"]["rank"]) if math.isfinite(r)]
+        regret = _values(trials, lambda t: t["answer"]["regret"])
+        sparse = _values(trials, lambda t: final_epoch(t)["by_accuracy"]["sparse_kendall_tau"])
+        if policy is not None:
+            goodness = _goodness(records, truth)
+            rank_test = exact_rank_test(goodness, policy)
+            t_test = one_sample_t(goodness, policy)
+            a, p_rank, p_t = _f(rank_test.superiority, 2), _p(rank_test.p), _p(t_test.p)
+        else:
+            a = p_rank = p_t = "-"
+        rank_text = f"{np.median(ranks):.0f} ({min(ranks):.0f})" if ranks else "-"
+        lines.append(f"| {label} | {len(trials)} | {_mean_ci_text(truth, 2)} | {rank_text} | "
+                     f"{_f(float(np.nanmean(regret)) if any(map(math.isfinite, regret)) else math.nan, 2)} | "
+                     f"{a} | {p_rank} | {p_t} | {_mean_ci_text(sparse, 3)} |")
+    if policy is not None:
+        size = policy.size
+        lines.append(f"| random policy (exact, {size} cells) | - | {_f(policy.mean(), 2)} | "
+                     f"{(size + 1) / 2:.0f} (expected) | {_f(policy.expected_regret(), 2)} | 0.50 | - | - | - |")
+    return "\n".join(lines)
+
+
+def paired_scores(trials: list[dict], metric: str) -> tuple[list[float], list[float]]:
+    """Per trial, the final ranking epoch's ``metric`` by accuracy and by loss (pairs with both)."""
+    acc, loss = [], []
+    for t in trials:
+        last = final_epoch(t)
+        a, b = (last.get("by_accuracy") or {}).get(metric), (last.get("by_loss") or {}).get(metric)
+        if a is not None and b is not None:
+            acc.append(float(a))
+            loss.append(float(b))
+    return acc, loss
+
+
+def paired_difference(a: list[float], b: list[float]) -> dict[str, float]:
+    """mean(b - a), its 95 % t interval, paired t p and Wilcoxon p (nan where undefined)."""
+    from scipy import stats
+
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    out = {"n": len(d), "mean": float(d.mean()) if len(d) else math.nan, "low": math.nan, "high": math.nan,
+           "p_t": math.nan, "p_wilcoxon": math.nan}
+    if len(d) >= 2 and np.ptp(d) > 0:
+        result = stats.ttest_rel(b, a)
+        interval = result.confidence_interval(0.95)
+        out.update(low=float(interval.low), high=float(interval.high), p_t=float(result.pvalue))
+    if len(d) >= 2 and np.any(d != 0):
+        out["p_wilcoxon"] = float(stats.wilcoxon(d).pvalue)
+    return out
+
+
+def score_study_table(records: Records) -> str:
+    """Accuracy vs loss as the shared-weight score, per group, on the final ranking epoch; and the
+    ties in each score (distinct values among the ranked architectures)."""
+    lines = ["| strategy | seeds | metric | by accuracy | by loss | loss - accuracy [95 % CI] | paired t p | "
+             "Wilcoxon p | distinct scores of K: accuracy / loss |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, trials in records.groups().items():
+        distinct = " / ".join(
+            f"{np.median(v):.0f}" if v else "-" for v in
+            ([final_epoch(t).get("distinct_accuracy") for t in trials if final_epoch(t).get("distinct_accuracy")],
+             [final_epoch(t).get("distinct_loss") for t in trials if final_epoch(t).get("distinct_loss")]))
+        k = next((final_epoch(t).get("architectures") for t in trials if final_epoch(t)), None)
+        for metric, name in (("kendall_tau", "Kendall tau"), ("sparse_kendall_tau", "sparse Kendall tau")):
+            acc, loss = paired_scores(trials, metric)
+            if not acc:
+                continue
+            diff = paired_difference(acc, loss)
+            ci = f"{diff['mean']:+.3f}" + (f" [{diff['low']:+.3f}, {diff['high']:+.3f}]"
+                                           if math.isfinite(diff["low"]) else "")
+            lines.append(f"| {label} | {len(acc)} | {name} | {_f(float(np.mean(acc)), 3)} | "
+                         f"{_f(float(np.mean(loss)), 3)} | {ci} | {_p(diff['p_t'])} | {_p(diff['p_wilcoxon'])} | "
+                         f"{distinct} (K = {k}) |")
+    return "\n".join(lines)
+
+
+def sparse_variants_table(records: Records) -> str:
+    """The final ranking epoch's sparse Kendall tau in every variant, recomputed from the records."""
+    from lightning_nas.metrics import SPARSE_VARIANTS
+
+    lines = ["| strategy | seeds | " + " | ".join(f"sparse Kendall tau ({v})" for v in SPARSE_VARIANTS) + " |",
+             "|---|---|" + "---|" * len(SPARSE_VARIANTS)]
+    for label, trials in records.groups().items():
+        cells = []
+        for variant in SPARSE_VARIANTS:
+            values = []
+            for t in trials:
+                final = t.get("ranking", {}).get("final") or {}
+                truth, acc = final.get("ground_truth"), final.get("supernet_accuracy")
+                if truth and acc and None not in truth and None not in acc:
+                    values.append(sparse_kendall_tau(_goodness(records, truth), acc,
+                                                     t["ranking"].get("threshold", 0.1), variant=variant))
+            cells.append(_mean_ci_text(values, 3))
+        lines.append(f"| {label} | {len(trials)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def trials_table(records: Records) -> str:
+    """Every trial: its answer, rank, regret, exact p(beat random), fragility (top ties, weight margin)."""
+    lines = ["| strategy | seed | answer's ground truth | rank | regret | p(beat random) | tied at the top | "
+             "smallest top-2 weight margin | final Kendall / sparse Kendall tau |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, trials in records.groups().items():
+        for t in trials:
+            a = t["answer"]
+            last = final_epoch(t).get("by_accuracy") or {}
+            margin = (a.get("margins") or {}).get("min")
+            lines.append(f"| {label} | {t.get('seed')} | {_f(a.get('ground_truth'), 2)} | {a.get('rank', '-')} | "
+                         f"{_f(a.get('regret'), 2)} | {_f(a.get('p_beat_random'), 3)} | "
+                         f"{a.get('top_ties') if a.get('top_ties') is not None else '-'} | {_f(margin, 3)} | "
+                         f"{_f(last.get('kendall_tau'), 3)} / {_f(last.get('sparse_kendall_tau'), 3)} |")
+    return "\n".join(lines)
+
+
+def environment_table(records: Records) -> str:
+    """The builds, CPU kinds, thread counts and commits the trials ran with (what bit-identity needs)."""
+    from lightning_nas.run_record import cpu_kind_key
+
+    seen: dict[tuple, int] = {}
+    for t in records.trials:
+        e = t.get("environment") or {}
+        key = (e.get("torch"), e.get("lightning"), e.get("python"), cpu_kind_key(e.get("cpu")) or "not recorded",
+               e.get("threads"), (e.get("commit") or "?")[:10] + (" (dirty)" if e.get("dirty") else ""))
+        seen[key] = seen.get(key, 0) + 1
+    lines = ["| trials | torch | lightning | python | CPU kind | threads | commit |", "|---|---|---|---|---|---|---|"]
+    for key, count in sorted(seen.items(), key=lambda kv: [str(x) for x in kv[0]]):
+        lines.append(f"| {count} | " + " | ".join(str(x) for x in key) + " |")
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[Records], str]] = {
+    "comparison": comparison_table,
+    "random_policy": random_policy_table,
+    "score_study": score_study_table,
+    "sparse_variants": sparse_variants_table,
+    "trials": trials_table,
+    "environment": environment_table,
+}

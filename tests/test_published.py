@@ -1,0 +1,211 @@
+"""Published results: records extracted from an experiment directory, tables and figures regenerated
+from them, and the docs checked for drift against the shipped records (lightning_nas/results)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lightning_nas.metrics import ranking_agreement
+from lightning_nas.metrics.random_baseline import RandomPolicy
+from lightning_nas.results import Records, extract, render
+from lightning_nas.results.__main__ import main
+from lightning_nas.results.names import display_name, group_label
+from lightning_nas.results.render import ROOT
+
+TABLE = ROOT / "lightning_nas" / "benchmarks" / "tables" / "nb201_digits_729.csv"
+
+
+def _table() -> list[tuple[str, float]]:
+    with TABLE.open(newline="") as handle:
+        return [(r["ArchitectureString"], float(r["test_accuracy_mean"])) for r in csv.DictReader(handle)]
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def make_experiment(root: Path) -> Path:
+    """A tiny finished experiment on the complete 729-cell table: SPOS and DARTS (2nd order), 3 seeds,
+    20 ranked architectures at epochs 9 and 19 (0-based file names), decoding for DARTS."""
+    import torch
+
+    table = _table()
+    rng = np.random.default_rng(0)
+    exp = root / "exp"
+    exp.mkdir()
+    recipes = ["recipes/nb201_digits_strategies/spos.yaml", "recipes/nb201_digits_strategies/darts_2nd.yaml"]
+    (exp / "experiment.json").write_text(json.dumps({"seeds": [0, 1, 2], "grid": [
+        {"label": "model", "keys": ["model"], "values": recipes}]}))
+    for recipe, cls in zip(recipes, ["SPOS", "DARTS"]):
+        for seed in range(3):
+            run = exp / f"model={Path(recipe).stem}__seed{seed}"
+            run.mkdir()
+            config = {"seed_everything": seed, "model": {"class_path": f"lightning_nas.strategies.{cls}"},
+                      "ranking": {"sparse_threshold": 0.1, "score": "accuracy"},
+                      "benchmark": {"class_path": "lightning_nas.benchmarks.TabulatedBenchmark",
+                                    "init_args": {"path": "nb201_digits_729.csv", "metric": "test_accuracy_mean",
+                                                  "higher_is_better": True}}}
+            (run / "config.yaml").write_text(yaml.safe_dump(config))
+            (run / "trial.json").write_text(json.dumps({"seed": seed, "factors": {"model": recipe},
+                                                        "status": "finished"}))
+            (run / "run.json").write_text(json.dumps({
+                "versions": {"python": "3.11.7", "torch": "2.13.0+cpu", "pytorch-lightning": "2.6.6"},
+                "git": {"commit": "a" * 40, "dirty": False}, "torch_threads": 1,
+                "cpu": {"vendor": "AuthenticAMD", "model": "AMD EPYC", "capability": "AVX2"}, "history": [{}]}))
+            picks = rng.choice(len(table), 20, replace=False)
+            for epoch in (9, 19):
+                rows = []
+                for i in picks:
+                    arch, truth = table[i]
+                    acc = round(float(np.clip(truth + rng.normal(0, 4), 0, 100)) / 100 * 192) / 192 * 100
+                    rows.append([arch, f"{acc:.4f}", truth, f"{float(rng.uniform(0.2, 1.5)):.4f}"])
+                _write_csv(run / "ranking" / f"epoch_{epoch:03d}.csv",
+                           ["architecture", "supernet_accuracy", "ground_truth", "supernet_loss"], rows)
+            arch, truth = table[int(picks[0])]
+            best = max(v for _, v in table)
+            selection = {"architecture": arch, "ground_truth": truth, "regret": best - truth,
+                         "rank": 1 + sum(v > truth for _, v in table), "table_size": 729, "searches": 1,
+                         "score": "accuracy", "supernet_val_accuracy": 90.0,
+                         "answer_source": "decoded" if cls == "DARTS" else "shared-weight selection"}
+            if cls == "SPOS":
+                selection["finalists"] = [{"val_accuracy": 90.0}, {"val_accuracy": 90.0}, {"val_accuracy": 85.0}]
+            else:
+                _write_csv(run / "decoding.csv", ["epoch", "architecture", "test_regret", "ground_truth"],
+                           [[e, arch, best - truth + 1.0 / (e + 1), truth] for e in range(4, 20, 5)])
+                (run / "checkpoints").mkdir()
+                alpha = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.34, 0.33, 0.33]]))
+                torch.save({"state_dict": {"arch_weights.cell": alpha}}, run / "checkpoints" / "last.ckpt")
+            (run / "selection.json").write_text(json.dumps(selection))
+    unfinished = exp / "model=spos__seed3"
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text(yaml.safe_dump({"seed_everything": 3}))
+    return exp
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("published")
+    exp = make_experiment(root)
+    repo = root / "repo"
+    (repo / "docs").mkdir(parents=True)
+    folder = extract(exp, name="toy", out=repo / "results")
+    return exp, folder
+
+
+def test_display_names_come_from_one_mapping():
+    assert display_name("recipes/nb201_digits_strategies/darts_2nd.yaml") == "DARTS (2nd order)"
+    assert display_name("lightning_nas.strategies.PCDARTS") == "PC-DARTS"
+    assert group_label("DARTS", {"model": "recipes/x/darts_2nd.yaml"}) == "DARTS (2nd order)"
+    assert group_label("SPOS", {"ranking.bn_mode": "running"}) == "SPOS ranking.bn_mode=running"
+
+
+def test_extract_writes_one_record_per_finished_trial(shipped):
+    exp, folder = shipped
+    lines = (folder / "trials.jsonl").read_text().splitlines()
+    assert len(lines) == 6  # the unfinished trial is left out ...
+    meta = json.loads((folder / "experiment.json").read_text())
+    assert meta["unfinished"] == ["model=spos__seed3"]  # ... and named
+    assert meta["benchmark"]["complete"] and meta["benchmark"]["size"] == 729
+    records = [json.loads(line) for line in lines]
+    darts = [r for r in records if r["strategy"] == "DARTS"]
+    assert {r["group"] for r in records} == {"SPOS", "DARTS (2nd order)"}
+    assert sorted(r["seed"] for r in darts) == [0, 1, 2]
+    record = darts[0]
+    # ranking/epoch_009.csv is the ranking after 10 epochs
+    assert [e["epoch"] for e in record["ranking"]["epochs"]] == [10, 20]
+    assert [d["epoch"] for d in record["decoding"]] == [5, 10, 15, 20]
+    # correlations by accuracy and by loss, recomputed from the CSV with the default (authors') variant
+    run = exp / record["trial"]
+    with (run / "ranking" / "epoch_019.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    truth = [float(r["ground_truth"]) for r in rows]
+    expected = ranking_agreement(truth, [float(r["supernet_accuracy"]) for r in rows], 0.1)
+    last = record["ranking"]["epochs"][-1]
+    for key, value in expected.items():
+        assert last["by_accuracy"][key] == pytest.approx(value, abs=1e-6)
+    assert last["by_loss"]["kendall_tau"] == pytest.approx(
+        ranking_agreement(truth, [-float(r["supernet_loss"]) for r in rows], 0.1)["kendall_tau"], abs=1e-6)
+    assert last["distinct_accuracy"] == len({r["supernet_accuracy"] for r in rows})
+    assert record["ranking"]["final"]["ground_truth"] == pytest.approx(truth)
+    # the exact p(beat random) of the answer, and the fragility of decoded answers
+    values = [v for _, v in _table()]
+    policy = RandomPolicy.from_table(values)
+    assert record["answer"]["p_beat_random"] == pytest.approx(policy.p_beat(record["answer"]["ground_truth"]), abs=1e-6)
+    assert record["answer"]["margins"]["edges"] == {"cell[0]": pytest.approx(0.2), "cell[1]": pytest.approx(0.01)}
+    assert record["answer"]["margins"]["min"] == pytest.approx(0.01)
+    spos = next(r for r in records if r["strategy"] == "SPOS")
+    assert spos["answer"]["top_ties"] == 2
+    env = record["environment"]
+    assert (env["torch"], env["threads"], env["commit"], env["dirty"]) == ("2.13.0+cpu", 1, "a" * 40, False)
+    assert env["cpu"]["capability"] == "AVX2"
+
+
+def test_render_fills_blocks_and_detects_drift(shipped, tmp_path):
+    _, folder = shipped
+    repo = tmp_path / "repo"
+    (repo / "docs").mkdir(parents=True)
+    results = folder.parent
+    doc = repo / "docs" / "findings.md"
+    doc.write_text("# Findings\n\nprose stays\n<!-- generated:toy/comparison -->\nstale\n"
+                   "<!-- /generated:toy/comparison -->\nmore prose\n<!-- generated:toy/score_study -->\n"
+                   "<!-- /generated:toy/score_study -->\n")
+    assert sorted(render(repo, results, check=True)) == ["docs/findings.md: toy/comparison",
+                                                         "docs/findings.md: toy/score_study"]
+    assert "stale" in doc.read_text()  # --check writes nothing
+    render(repo, results, figures=False)
+    text = doc.read_text()
+    assert "stale" not in text and text.startswith("# Findings\n\nprose stays\n") and "\nmore prose\n" in text
+    assert "| DARTS (2nd order) | 3 |" in text and "random policy (exact, 729 cells)" in text
+    assert render(repo, results, check=True) == []  # regenerated: no drift
+    doc.write_text(text.replace("| SPOS | 3 |", "| SPOS | 4 |", 1))  # a hand edit inside the first block
+    assert render(repo, results, check=True) == ["docs/findings.md: toy/comparison"]
+    assert main(["render", "--root", str(repo), "--results", str(results), "--check"]) == 1
+    bad = repo / "README.md"
+    bad.write_text("<!-- generated:toy/nonsense -->\n<!-- /generated:toy/nonsense -->\n")
+    assert main(["render", "--root", str(repo), "--results", str(results), "--check"]) == 2
+
+
+def test_render_is_deterministic_and_draws_every_figure(shipped, tmp_path):
+    _, folder = shipped
+    records = Records.load(folder)
+    from lightning_nas.results.figures import draw_all
+    from lightning_nas.results.tables import TABLES
+
+    first = {name: table(records) for name, table in TABLES.items()}
+    assert first == {name: table(Records.load(folder)) for name, table in TABLES.items()}
+    drawn = draw_all(records, tmp_path / "a")
+    again = draw_all(records, tmp_path / "b")
+    assert [p.name for p in drawn] == ["toy_answers.png", "toy_kendall_over_epochs.png",
+                                       "toy_sparse_kendall_over_epochs.png", "toy_regret_over_epochs.png"]
+    for a, b in zip(drawn, again):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_the_repository_docs_match_the_shipped_records():
+    """The drift test: every generated block in README.md and docs/*.md equals what the shipped
+    records (results/) give today. A hand edit inside a block, a changed record or a changed
+    statistic fails here; `python -m lightning_nas.results render` regenerates them."""
+    drift = render(ROOT, check=True)
+    assert drift == [], "docs differ from results/: run `python -m lightning_nas.results render`:\n" + "\n".join(drift)
+
+
+def test_cpu_kind_is_recorded():
+    from lightning_nas.run_record import cpu_kind, cpu_kind_key
+
+    kind = cpu_kind()
+    assert kind["machine"] == platform.machine()
+    assert kind["capability"] and cpu_kind_key(kind).endswith(kind["capability"])
+    assert cpu_kind_key({}) is None
+    assert math.isfinite(float(os.cpu_count() or 1))
