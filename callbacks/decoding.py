@@ -6,23 +6,30 @@ and are skipped) is looked up in the benchmark and scored with the shared weight
 validation split. Logs ``decoding/test_regret`` (best entry of the table minus this
 architecture's, ``Benchmark.regret``; only with a table that holds it) and
 ``decoding/one_shot_accuracy``, and keeps the trajectory in ``RUN_DIR/decoding.csv`` - the
-test-regret-over-epochs curves of NAS-Bench-1Shot1 (Zela et al. 2020, Fig. 3-5).
+test-regret-over-epochs curves of NAS-Bench-1Shot1 (Zela et al. 2020, Fig. 3-5). For strategies
+with normalised architecture weights (the DARTS family) each row also records how fragile the
+arg-max is: ``min_margin``, the smallest margin between the two largest weights of a decision, and
+``margins``, every decision's margin as JSON (``lightning_nas.metrics.margins``).
 """
 from __future__ import annotations
 
 import csv
+import json
 import math
 from typing import Any, Hashable, Optional
 
+import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
 from callbacks.common import GroundTruth, calibration_inputs, check_count, evaluation_batches, run_dir
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.io import atomic_write_csv
+from lightning_nas.metrics.margins import decision_margins
 from lightning_nas.nn.batchnorm import BNMode, BNModeName
 from lightning_nas.scoring import score
 
-COLUMNS = ["epoch", "architecture", "test_regret", "ground_truth", "one_shot_accuracy", "bn_mode"]
+COLUMNS = ["epoch", "architecture", "test_regret", "ground_truth", "one_shot_accuracy", "bn_mode", "min_margin",
+           "margins"]
 
 
 class ArchitectureDecoding(Callback):
@@ -77,12 +84,26 @@ class ArchitectureDecoding(Callback):
         one_shot = score(strategy.supernet, strategy.architecture_forward(arch), batches, self.bn_mode, calibration)
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "architecture": str(arch), "test_regret": "",
                                "ground_truth": "", "one_shot_accuracy": one_shot.accuracy, "bn_mode": self.bn_mode}
+        margins = self.margins(strategy)
+        if margins:
+            row["min_margin"] = min(margins.values())
+            row["margins"] = json.dumps({k: round(v, 6) for k, v in margins.items()}, separators=(",", ":"))
         truth = GroundTruth(self.benchmark, strategy.space)
         if truth.known(arch):
             row["ground_truth"] = truth.value(arch)
             regret = truth.regret(arch)
             row["test_regret"] = "" if regret is None else regret
         return row
+
+    @staticmethod
+    def margins(strategy: LightningModule) -> dict[str, float]:
+        """Top-two weight margin of every decision, where the strategy has normalised weights ({} else)."""
+        normalised = getattr(strategy, "normalised_weights", None)
+        groups = getattr(strategy, "groups", None)
+        if normalised is None or groups is None:
+            return {}
+        with torch.no_grad():
+            return decision_margins(groups, normalised())
 
     @property
     def regrets(self) -> list[float]:

@@ -282,3 +282,30 @@ def test_one_sample_t_against_the_exact_mean():
     assert result.p == pytest.approx(2 * stats.t.sf(2 * math.sqrt(3), 2))
     half = stats.t.ppf(0.975, 2) / math.sqrt(3)
     assert (result.ci_low, result.ci_high) == (pytest.approx(2 - half), pytest.approx(2 + half))
+
+
+def test_decision_margins_of_rows_and_segments_and_the_decoding_callback():
+    import torch
+
+    from callbacks.decoding import ArchitectureDecoding
+    from lightning_nas.metrics.margins import decision_margins, top_two_margin
+    from lightning_nas.spaces.decisions import WeightGroup
+
+    assert top_two_margin([0.36, 0.31, 0.33]) == pytest.approx(0.03)
+    assert top_two_margin([1.0]) == 1.0
+    groups = [WeightGroup("ops", (2, 3)), WeightGroup("edges", (5,), ((0, 2), (2, 5)))]
+    weights = {"ops": torch.tensor([[0.5, 0.3, 0.2], [0.34, 0.33, 0.33]]),
+               "edges": torch.tensor([0.6, 0.4, 0.2, 0.2, 0.6])}
+    margins = decision_margins(groups, weights)
+    assert margins == {"ops[0]": pytest.approx(0.2), "ops[1]": pytest.approx(0.01),
+                       "edges{0:2}": pytest.approx(0.2), "edges{2:5}": pytest.approx(0.4)}
+
+    class Relaxed:  # what the callback needs of a DARTS-family strategy
+        def __init__(self):
+            self.groups = groups
+
+        def normalised_weights(self):
+            return weights
+
+    assert ArchitectureDecoding.margins(Relaxed()) == margins
+    assert ArchitectureDecoding.margins(object()) == {}  # SPOS, ENAS: no normalised weights

@@ -115,15 +115,17 @@ def checkpoint_margins(run_dir: Path) -> Optional[dict[str, Any]]:
         state = torch.load(path, map_location="cpu", weights_only=False).get("state_dict", {})
     except Exception:  # noqa: BLE001  an unreadable checkpoint only loses the margins
         return None
+    from lightning_nas.metrics.margins import top_two_margin
+
     margins: dict[str, float] = {}
     for name, tensor in state.items():
-        if not name.startswith("arch_weights."):
+        # matrices only: a softmax per row (one edge's operations); a segmented vector's segments are
+        # not in the checkpoint (the decoding callback logs those margins itself)
+        if not name.startswith("arch_weights.") or tensor.dim() != 2:
             continue
-        rows = torch.softmax(tensor.detach().double().reshape(-1, tensor.shape[-1]), dim=-1)
+        rows = torch.softmax(tensor.detach().double(), dim=-1)
         for index, row in enumerate(rows):
-            top = torch.topk(row, 2).values if row.numel() > 1 else torch.cat([row, row.new_zeros(1)])
-            label = name.split(".", 1)[1] + (f"[{index}]" if len(rows) > 1 else "")
-            margins[label] = float(top[0] - top[1])
+            margins[f"{name.split('.', 1)[1]}[{index}]"] = top_two_margin(row.tolist())
     return margins_summary(margins, "last.ckpt softmax(alpha)") if margins else None
 
 
@@ -143,6 +145,18 @@ def decoding_curve(run_dir: Path) -> list[dict[str, Any]]:
             entry["min_margin"] = _num(row["min_margin"])
         curve.append(entry)
     return curve
+
+
+def logged_margins(run_dir: Path) -> Optional[dict[str, Any]]:
+    """The decoding callback's margins of its last row (every decision, segments included)."""
+    rows = [r for r in _rows(run_dir / "decoding.csv") if r.get("margins")]
+    if not rows:
+        return None
+    try:
+        margins = {k: float(v) for k, v in json.loads(rows[-1]["margins"]).items()}
+    except (ValueError, AttributeError):
+        return None
+    return margins_summary(margins, f"decoding.csv, epoch {int(float(rows[-1]['epoch'])) + 1}") if margins else None
 
 
 def environment(run: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +216,7 @@ def record_trial(run_dir: Path, experiment: str, policy: Optional[RandomPolicy],
     decoding = decoding_curve(run_dir)
     if decoding:
         record["decoding"] = decoding
-    margins = checkpoint_margins(run_dir)
+    margins = logged_margins(run_dir) or checkpoint_margins(run_dir)
     if margins is not None:
         record["answer"]["margins"] = margins
     return _clean(record)
