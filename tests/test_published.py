@@ -209,3 +209,11 @@ def test_cpu_kind_is_recorded():
     assert kind["capability"] and cpu_kind_key(kind).endswith(kind["capability"])
     assert cpu_kind_key({}) is None
     assert math.isfinite(float(os.cpu_count() or 1))
+
+
+def test_tie_break_spread_is_zero_without_score_ties_and_positive_with_them():
+    from lightning_nas.results.tables import tie_break_spread
+
+    truth = [float(v) for v in range(10)]
+    assert tie_break_spread(truth, [v * 2 for v in truth], 0.1) == 0.0
+    assert tie_break_spread(truth, [0.0] * 5 + [1.0] * 5, 0.1) > 0.05

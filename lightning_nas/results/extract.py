@@ -89,6 +89,15 @@ def ranking_epochs(run_dir: Path, threshold: float, higher_is_better: bool) -> t
     return epochs, final
 
 
+def images_per_architecture(config: dict[str, Any]) -> Optional[int]:
+    """Validation images behind each super-net score: ``ranking.num_batches`` x the evaluation batch
+    size (``data.init_args.eval_batch_size``, else ``batch_size``); None for the whole split."""
+    batches = (config.get("ranking") or {}).get("num_batches")
+    data = ((config.get("data") or {}).get("init_args") or {}) if isinstance(config.get("data"), dict) else {}
+    size = data.get("eval_batch_size") or data.get("batch_size")
+    return int(batches) * int(size) if batches and size else None
+
+
 def top_ties(selection: dict[str, Any]) -> Optional[int]:
     """How many finalists share the winning shared-weight score (1 = a clear winner); None without
     finalists (decoded answers)."""
@@ -206,7 +215,7 @@ def record_trial(run_dir: Path, experiment: str, policy: Optional[RandomPolicy],
         "answer": {**answer(selection), "source": selection.get("answer_source"),
                    "score": selection.get("score"), "top_ties": top_ties(selection)},
         "ranking": {"threshold": threshold, "score": ranking.get("score", "accuracy"), "epochs": epochs,
-                    "final": final},
+                    "images_per_architecture": images_per_architecture(config), "final": final},
         "environment": environment(_read_json(run_dir / "run.json")),
         "table_size": table_size,
     }

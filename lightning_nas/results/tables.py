@@ -247,6 +247,50 @@ def sparse_variants_table(records: Records) -> str:
     return "\n".join(lines)
 
 
+def tie_break_spread(truth: list[float], scores: list[float], threshold: float, draws: int = 20,
+                     seed: int = 0) -> float:
+    """Standard deviation of the authors' sparse Kendall tau over ``draws`` random orders of the
+    architectures: the authors' pairing breaks score ties by listing order, so this is how much of
+    the value the ties alone decide (0 without score ties)."""
+    rng = np.random.default_rng(seed)
+    t, s = np.asarray(truth, dtype=float), np.asarray(scores, dtype=float)
+    if len(np.unique(s)) == len(s):
+        return 0.0
+    values = []
+    for _ in range(draws):
+        order = rng.permutation(len(t))
+        values.append(sparse_kendall_tau(t[order], s[order], threshold, variant="authors"))
+    return float(np.std(values))
+
+
+def tie_sensitivity_table(records: Records) -> str:
+    """Per group: how many distinct scores the final ranking had, and how much the authors' sparse
+    Kendall tau moves when only the order of tied scores changes, for either score."""
+    lines = ["| strategy | seeds | images per architecture | distinct scores of K, median: accuracy / loss | "
+             "sd of sparse Kendall tau over tie orders, mean: accuracy / loss |", "|---|---|---|---|---|"]
+    for label, trials in records.groups().items():
+        spreads: dict[str, list[float]] = {"supernet_accuracy": [], "supernet_loss": []}
+        counts: dict[str, list[int]] = {"supernet_accuracy": [], "supernet_loss": []}
+        for t in trials:
+            final = t.get("ranking", {}).get("final") or {}
+            truth = final.get("ground_truth")
+            for key in spreads:
+                scores = final.get(key)
+                if not truth or not scores or None in truth or None in scores:
+                    continue
+                oriented = scores if key == "supernet_accuracy" else [-v for v in scores]
+                spreads[key].append(tie_break_spread(_goodness(records, truth), oriented,
+                                                     t["ranking"].get("threshold", 0.1)))
+                counts[key].append(len(set(scores)))
+        k = next((final_epoch(t).get("architectures") for t in trials if final_epoch(t)), None)
+        images = next((t["ranking"].get("images_per_architecture") for t in trials
+                       if t.get("ranking", {}).get("images_per_architecture")), None)
+        distinct = " / ".join(f"{np.median(v):.0f}" if v else "-" for v in counts.values())
+        spread = " / ".join(_f(float(np.mean(v)), 3) if v else "-" for v in spreads.values())
+        lines.append(f"| {label} | {len(trials)} | {images if images else '-'} | {distinct} (K = {k}) | {spread} |")
+    return "\n".join(lines)
+
+
 def trials_table(records: Records) -> str:
     """Every trial: its answer, rank, regret, exact p(beat random), fragility (top ties, weight margin)."""
     lines = ["| strategy | seed | answer's ground truth | rank | regret | p(beat random) | tied at the top | "
@@ -285,6 +329,7 @@ TABLES: dict[str, Callable[[Records], str]] = {
     "random_policy": random_policy_table,
     "score_study": score_study_table,
     "sparse_variants": sparse_variants_table,
+    "tie_sensitivity": tie_sensitivity_table,
     "trials": trials_table,
     "environment": environment_table,
 }
