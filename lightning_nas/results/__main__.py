@@ -16,6 +16,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     extract.add_argument("experiment_dir", metavar="EXPERIMENT_DIR")
     extract.add_argument("--name", default=None, help="the results folder's name (default: the directory's name)")
     extract.add_argument("--out", default="results", help="where results folders live (default: results)")
+    extract.add_argument("--host-cpu", action="store_true",
+                         help="runs whose run.json has no CPU kind ran on this machine: record this machine's")
     render = commands.add_parser("render", help="regenerate the docs' generated blocks and figures")
     render.add_argument("--root", default=None, help="repository root (default: this checkout)")
     render.add_argument("--results", default=None, help="results folder (default: ROOT/results)")
@@ -26,7 +28,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.command == "extract":
             from lightning_nas.results.extract import extract as run_extract
 
-            folder = run_extract(args.experiment_dir, args.name, args.out)
+            folder = run_extract(args.experiment_dir, args.name, args.out, host_cpu=args.host_cpu)
             print(f"[lightning_nas] records written to {folder}")
             return 0
         from lightning_nas.results.render import ROOT

@@ -168,18 +168,27 @@ def logged_margins(run_dir: Path) -> Optional[dict[str, Any]]:
     return margins_summary(margins, f"decoding.csv, epoch {int(float(rows[-1]['epoch'])) + 1}") if margins else None
 
 
-def environment(run: dict[str, Any]) -> dict[str, Any]:
+def environment(run: dict[str, Any], host_cpu: bool = False) -> dict[str, Any]:
+    """Versions, CPU kind, threads and commit from ``run.json``. A run.json written before the CPU kind
+    was recorded has none; with ``host_cpu`` (the runs ran on the extracting machine) this machine's
+    is filled in and ``cpu_source`` says so."""
+    from lightning_nas.run_record import cpu_kind
+
     versions = run.get("versions") or {}
     git = run.get("git") or {}
+    cpu, source = run.get("cpu"), "run.json"
+    if cpu is None and host_cpu:
+        cpu, source = cpu_kind(), "the extracting host (run.json predates the CPU kind)"
     return {"python": versions.get("python"), "torch": versions.get("torch"),
             "lightning": versions.get("pytorch-lightning"), "numpy": versions.get("numpy"),
-            "cpu": run.get("cpu"), "threads": run.get("torch_threads"), "platform": run.get("platform"),
+            "cpu": cpu, "cpu_source": source if cpu else None, "threads": run.get("torch_threads"),
+            "platform": run.get("platform"),
             "commit": git.get("commit"), "dirty": git.get("dirty"),
             "resumed": len(run.get("history") or []) > 1}
 
 
 def record_trial(run_dir: Path, experiment: str, policy: Optional[RandomPolicy], table_size: int,
-                 higher_is_better: bool) -> Optional[dict[str, Any]]:
+                 higher_is_better: bool, host_cpu: bool = False) -> Optional[dict[str, Any]]:
     """One finished trial (a run directory with ``selection.json``) as a JSON-able dict; None otherwise."""
     import yaml
 
@@ -216,7 +225,7 @@ def record_trial(run_dir: Path, experiment: str, policy: Optional[RandomPolicy],
                    "score": selection.get("score"), "top_ties": top_ties(selection)},
         "ranking": {"threshold": threshold, "score": ranking.get("score", "accuracy"), "epochs": epochs,
                     "images_per_architecture": images_per_architecture(config), "final": final},
-        "environment": environment(_read_json(run_dir / "run.json")),
+        "environment": environment(_read_json(run_dir / "run.json"), host_cpu),
         "table_size": table_size,
     }
     shared = selection.get("shared_weight_selection")
@@ -250,8 +259,10 @@ def table_info(config: dict[str, Any]) -> tuple[dict[str, Any], Optional[RandomP
     return info, policy
 
 
-def extract(experiment_dir: str | Path, name: Optional[str] = None, out: str | Path = "results") -> Path:
-    """Write ``OUT/NAME/experiment.json`` and ``trials.jsonl``; returns the folder."""
+def extract(experiment_dir: str | Path, name: Optional[str] = None, out: str | Path = "results",
+            host_cpu: bool = False) -> Path:
+    """Write ``OUT/NAME/experiment.json`` and ``trials.jsonl``; returns the folder. ``host_cpu``: fill a
+    missing CPU kind with this machine's (only when the runs ran here)."""
     import yaml
 
     from lightning_nas.io import atomic_write_text
@@ -265,7 +276,8 @@ def extract(experiment_dir: str | Path, name: Optional[str] = None, out: str | P
     config = yaml.safe_load((dirs[0] / "config.yaml").read_text()) or {}
     info, policy = table_info(config)
     higher = bool(info.get("higher_is_better", True))
-    records = [r for r in (record_trial(d, name, policy, int(info.get("size") or 0), higher) for d in dirs) if r]
+    records = [r for r in (record_trial(d, name, policy, int(info.get("size") or 0), higher, host_cpu)
+                           for d in dirs) if r]
     if not records:
         raise ReportError(f"EXPERIMENT_DIR {source}: no finished trial (selection.json) yet")
     meta = _read_json(source / "experiment.json")
