@@ -217,3 +217,56 @@ def test_tie_break_spread_is_zero_without_score_ties_and_positive_with_them():
     truth = [float(v) for v in range(10)]
     assert tie_break_spread(truth, [v * 2 for v in truth], 0.1) == 0.0
     assert tie_break_spread(truth, [0.0] * 5 + [1.0] * 5, 0.1) > 0.05
+
+
+def _shipped_quickstart() -> dict:
+    return Records.load(ROOT / "results" / "quickstart").trials[0]
+
+
+def test_rerun_comparison_needs_the_same_build_cpu_kind_and_threads():
+    from lightning_nas.results.rerun import comparable, differences
+
+    shipped = _shipped_quickstart()
+    assert comparable(shipped, shipped) == (True, "")
+    assert differences(shipped, shipped) == []
+    other = json.loads(json.dumps(shipped))
+    other["environment"]["cpu"]["capability"] = "AVX512"
+    ok, why = comparable(shipped, other)
+    assert not ok and "CPU kind" in why
+    other = json.loads(json.dumps(shipped))
+    other["environment"]["threads"] = 2
+    assert not comparable(shipped, other)[0]
+    other = json.loads(json.dumps(shipped))
+    other["answer"]["rank"] = 55
+    other["ranking"]["epochs"][-1]["by_accuracy"]["kendall_tau"] = 0.444
+    assert differences(shipped, other) == [f"answer.rank: shipped {shipped['answer']['rank']}, rerun 55",
+                                           f"epoch 100 by_accuracy kendall_tau: shipped "
+                                           f"{shipped['ranking']['epochs'][-1]['by_accuracy']['kendall_tau']}, "
+                                           f"rerun 0.444"]
+
+
+@pytest.mark.slow
+def test_quickstart_reruns_to_the_shipped_record(tmp_path):
+    """Rerun the documented quickstart command and compare every published number with
+    results/quickstart, on the same torch build, CPU kind and thread count only."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from lightning_nas.results.extract import environment
+    from lightning_nas.results.rerun import comparable, differences
+
+    shipped = _shipped_quickstart()
+    here = {"environment": {**environment({"versions": {"torch": torch.__version__}}, host_cpu=True),
+                            "threads": shipped["environment"]["threads"]}}
+    ok, why = comparable(shipped, here)
+    if not ok:
+        pytest.skip(f"not comparable here: {why}")
+    run = tmp_path / "quickstart"
+    subprocess.run([sys.executable, "train.py", "--recipe", "recipes/quickstart.yaml", "--run_dir", str(run)],
+                   cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"},
+                   capture_output=True)
+    rerun = Records.load(extract(run, name="quickstart", out=tmp_path / "results", host_cpu=True)).trials[0]
+    assert comparable(shipped, rerun)[0]
+    assert differences(shipped, rerun) == []

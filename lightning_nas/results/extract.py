@@ -268,8 +268,11 @@ def extract(experiment_dir: str | Path, name: Optional[str] = None, out: str | P
     from lightning_nas.io import atomic_write_text
 
     source = Path(experiment_dir)
-    dirs = sorted(p for p in source.iterdir() if p.is_dir() and (p / "config.yaml").is_file()) \
-        if source.is_dir() else []
+    if (source / "config.yaml").is_file():  # one run directory (the quickstart) is a one-trial experiment
+        dirs = [source]
+    else:
+        dirs = sorted(p for p in source.iterdir() if p.is_dir() and (p / "config.yaml").is_file()) \
+            if source.is_dir() else []
     if not dirs:
         raise ReportError(f"EXPERIMENT_DIR {source}: no run directories (with config.yaml) in it")
     name = name or source.resolve().name
@@ -283,7 +286,9 @@ def extract(experiment_dir: str | Path, name: Optional[str] = None, out: str | P
     meta = _read_json(source / "experiment.json")
     folder = Path(out) / name
     folder.mkdir(parents=True, exist_ok=True)
+    run = _read_json(dirs[0] / "run.json")
     experiment = {"name": name, "source": str(source.resolve()), "grid": meta.get("grid", []),
+                  "command": meta.get("arguments") or run.get("command"),
                   "seeds": meta.get("seeds", []), "benchmark": info, "trials": len(records),
                   "unfinished": [d.name for d in dirs if not (d / "selection.json").is_file()]}
     atomic_write_text(folder / "experiment.json", json.dumps(experiment, indent=1, sort_keys=True) + "\n")

@@ -26,6 +26,10 @@ METRIC_LABELS = {"kendall_tau": "Kendall tau", "sparse_kendall_tau": "sparse Ken
                  "spearman": "Spearman rho"}
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150, bbox_inches="tight", metadata=PNG_METADATA)
@@ -85,7 +89,7 @@ def ranking_figure(records: Records, metric: str, path: Path) -> Optional[Path]:
         epochs, curves = _curves(trials, series)
         _panel(ax, epochs, curves, colour(index))
         ax.axhline(0.0, color="#999999", linewidth=0.6, zorder=0)
-        ax.set_title(f"{label} ({len(trials)} seeds)")
+        ax.set_title(f"{label} ({_seeds(len(trials))})")
         ax.set_xticks(epochs[1::2] if len(epochs) > 6 else epochs)
     for ax in axes[-1]:
         ax.set_xlabel("epochs trained")
@@ -114,7 +118,7 @@ def regret_figure(records: Records, path: Path) -> Optional[Path]:
         _panel(ax, epochs, curves, colour(index))
         if policy is not None:
             ax.axhline(policy.expected_regret(1), **RANDOM_STYLE, zorder=0)
-        ax.set_title(f"{label} ({len(trials)} seeds)")
+        ax.set_title(f"{label} ({_seeds(len(trials))})")
     top = max([policy.expected_regret(1) if policy is not None else 0.0]
               + [d["regret"] for v in groups.values() for t in v for d in t["decoding"] if d.get("regret") is not None])
     axes.flat[0].set_ylim(0, 1.08 * top if top > 0 else 1.0)
@@ -160,6 +164,7 @@ def answers_figure(records: Records, path: Path) -> Optional[Path]:
         ax.axhline(sign * policy.mean(), **RANDOM_STYLE, zorder=1)
         handles += [plt.Line2D([], [], **RANDOM_STYLE, label=f"random draw, exact mean ({sign * policy.mean():.2f})"),
                     plt.Rectangle((0, 0), 1, 1, color="#dddddd", label="random draw, 5-95 % range")]
+    ax.set_xlim(-0.6, len(groups) - 0.4 + 0.3)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(list(groups), rotation=20, ha="right")
     info = records.experiment.get("benchmark") or {}

@@ -308,6 +308,27 @@ def trials_table(records: Records) -> str:
     return "\n".join(lines)
 
 
+def headline_table(records: Records) -> str:
+    """A single run's (or each trial's) published numbers: the final ranking epoch's correlations,
+    the answer's rank and ground truth, and the environment that makes them bit-identical."""
+    from lightning_nas.run_record import cpu_kind_key
+
+    lines = ["| run | epochs | Kendall tau | sparse Kendall tau | answer's rank | answer's ground truth | "
+             "p(beat random) | torch / CPU kind / threads |", "|---|---|---|---|---|---|---|---|"]
+    size = (records.experiment.get("benchmark") or {}).get("size")
+    for trials in records.groups().values():
+        for t in trials:
+            last = final_epoch(t)
+            agreement = last.get("by_accuracy") or {}
+            env = t.get("environment") or {}
+            lines.append(f"| {t['trial']} | {last.get('epoch', '-')} | {_f(agreement.get('kendall_tau'), 3)} | "
+                         f"{_f(agreement.get('sparse_kendall_tau'), 3)} | {t['answer'].get('rank', '-')} of {size} | "
+                         f"{_f(t['answer'].get('ground_truth'), 2)} | {_f(t['answer'].get('p_beat_random'), 3)} | "
+                         f"{env.get('torch')} / {cpu_kind_key(env.get('cpu')) or 'not recorded'} / "
+                         f"{env.get('threads')} |")
+    return "\n".join(lines)
+
+
 def environment_table(records: Records) -> str:
     """The builds, CPU kinds, thread counts and commits the trials ran with (what bit-identity needs)."""
     from lightning_nas.run_record import cpu_kind_key
@@ -332,4 +353,5 @@ TABLES: dict[str, Callable[[Records], str]] = {
     "tie_sensitivity": tie_sensitivity_table,
     "trials": trials_table,
     "environment": environment_table,
+    "headline": headline_table,
 }
