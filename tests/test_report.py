@@ -91,11 +91,11 @@ def test_report_tables_against_known_numbers(experiment: Path):
     out = summary.parent
     rows = {row["group"]: row for row in csv.DictReader((out / "summary.csv").open())}
     assert list(rows) == ["SPOS bn_mode=batch", "SPOS bn_mode=running",
-                          "RandomSampling bn_mode=batch",
-                          "RandomSampling bn_mode=running"]
+                          "Random search bn_mode=batch",
+                          "Random search bn_mode=running"]
     spos_running = rows["SPOS bn_mode=running"]
     # the random policy with the same factor values is the baseline (Yu et al., Table 1)
-    assert spos_running["baseline"] == "RandomSampling bn_mode=running"
+    assert spos_running["baseline"] == "Random search bn_mode=running"
     truth, base = TRUTH["SPOS", "running"], TRUTH["RandomSampling", "running"]
     assert float(spos_running["ground_truth_mean"]) == pytest.approx(np.mean(truth))
     assert float(spos_running["ground_truth_std"]) == pytest.approx(np.std(truth, ddof=1))
@@ -107,7 +107,7 @@ def test_report_tables_against_known_numbers(experiment: Path):
     assert float(spos_running["supernet_accuracy_mean"]) == pytest.approx(41.0)
     assert float(spos_running["rank_mean"]) == pytest.approx(11.0)
     assert float(spos_running["p_beat_random_mean"]) == pytest.approx(0.89)
-    assert math.isnan(float(rows["RandomSampling bn_mode=batch"]["ground_truth_welch_p"]))
+    assert math.isnan(float(rows["Random search bn_mode=batch"]["ground_truth_welch_p"]))
 
     text = summary.read_text()
     assert f"| SPOS bn_mode=batch | 3 | {np.mean(TRUTH['SPOS', 'batch']):.2f} ± " \
@@ -281,15 +281,34 @@ def test_headline_is_the_strategys_own_answer(tmp_path: Path):
 
 
 def test_group_labels_leave_out_factors_that_only_name_the_strategy():
-    """``--grid model=recipes/x/darts.yaml,...`` (one recipe file per strategy): the strategy's own file
-    adds nothing to its label; a variant file (DARTS second order) is named by its stem."""
+    """``--grid model=recipes/x/darts.yaml,...`` (one recipe file per strategy): the group reads as the
+    display name of its recipe (``results/names.py``), a class-path value adds nothing."""
     from lightning_nas.report.runs import Group
 
     def label(strategy: str, value: str) -> str:
         return Group(strategy, (("model", value),)).label
 
-    assert label("DARTS", "recipes/s/darts.yaml") == "DARTS"
-    assert label("RandomSampling", "recipes/s/random_sampling.yaml") == "RandomSampling"
+    assert label("DARTS", "recipes/s/darts.yaml") == "DARTS (1st order)"
+    assert label("RandomSampling", "recipes/s/random_sampling.yaml") == "Random search"
     assert label("SPOS", "lightning_nas.strategies.SPOS") == "SPOS"
-    assert label("DARTS", "recipes/s/darts_2nd.yaml") == "DARTS model=darts_2nd"
+    assert label("DARTS", "recipes/s/darts_2nd.yaml") == "DARTS (2nd order)"
+    assert label("PCDARTS", "recipes/s/pcdarts.yaml") == "PC-DARTS"
     assert label("SPOS", "0.1") == "SPOS model=0.1"
+
+
+def test_report_compares_with_the_exact_random_policy_of_a_complete_table():
+    """With a complete table the report tests each group's answers against the exact random policy
+    (metrics/random_baseline.py) instead of leaning on sampled random runs."""
+    from lightning_nas.metrics.random_baseline import RandomPolicy, exact_rank_test, one_sample_t
+    from lightning_nas.report.runs import Group, Run
+    from lightning_nas.report.tables import exact_random_section
+
+    policy = RandomPolicy.from_table([float(v) for v in range(10)])
+    runs = [Run(Path(f"r{s}"), f"r{s}", s, "SPOS", {}, "finished", final={"ground_truth": v})
+            for s, v in enumerate([9.0, 9.0, 8.0])]
+    lines = exact_random_section([Group("SPOS", (), runs)], policy)
+    row = lines[-1]
+    rank, t = exact_rank_test([9.0, 9.0, 8.0], policy), one_sample_t([9.0, 9.0, 8.0], policy)
+    assert row.startswith("| SPOS | 3 | 0.92 |")
+    assert f"| {rank.p:.3f} |" in row and f"{t.mean_difference:+.2f}" in row
+    assert "mean 4.50" in "\n".join(lines)

@@ -57,7 +57,7 @@ MISSING_MATPLOTLIB = ("matplotlib is not installed, so no plots were drawn (the 
                       "the report")
 
 
-def _plots(groups, order, out: Path, notes: list[str]) -> dict[str, str]:
+def _plots(groups, order, out: Path, notes: list[str], policy=None) -> dict[str, str]:
     """Draw every figure that has data (PNG + PDF + SVG); without matplotlib, a note instead."""
     try:
         import matplotlib  # noqa: F401
@@ -68,9 +68,10 @@ def _plots(groups, order, out: Path, notes: list[str]) -> dict[str, str]:
     if plot_score_vs_truth(groups, out / "supernet_vs_truth.png"):
         plots["Super-net score vs ground truth (last ranking epoch)"] = "supernet_vs_truth.png"
     if plot_ranking(groups, out / "ranking_over_epochs.png"):
-        plots["Ranking quality over epochs (mean ± std over seeds)"] = "ranking_over_epochs.png"
-    if plot_regret(groups, out / "regret_over_epochs.png"):
-        plots["Test regret over epochs (mean ± std over seeds)"] = "regret_over_epochs.png"
+        plots["Ranking quality over epochs (mean over seeds, 95 % bootstrap CI)"] = "ranking_over_epochs.png"
+    if plot_regret(groups, out / "regret_over_epochs.png",
+                   exact_regret=policy.expected_regret(1) if policy is not None else None):
+        plots["Test regret over epochs (mean over seeds, 95 % bootstrap CI)"] = "regret_over_epochs.png"
     else:
         notes.append("No decoding.csv in the runs: no regret-over-epochs plot.")
     final = plot_factors(groups, order, out / "factor_influence.png")
@@ -79,6 +80,23 @@ def _plots(groups, order, out: Path, notes: list[str]) -> dict[str, str]:
     if plots:
         notes.append("Every figure is also written as PDF and SVG beside its PNG (same name).")
     return plots
+
+
+def exact_policy(run_dir: Path, table=None):
+    """The exact random policy when the runs' table (or ``--benchmark``'s) is complete, else None."""
+    import yaml
+
+    from lightning_nas.metrics.random_baseline import RandomPolicy
+    from lightning_nas.results.extract import table_info
+
+    if table is not None:
+        complete = (getattr(table, "sidecar", {}).get("protocol") or {}).get("architectures") == "all"
+        return RandomPolicy.from_table(list(table.table().values()), table.higher_is_better) if complete else None
+    config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
+    try:
+        return table_info(config or {})[1]
+    except Exception:  # noqa: BLE001  a table that cannot be read leaves the sampled baseline
+        return None
 
 
 def build_report(experiment_dir: str | Path, out: str | Path | None = None, baseline: Optional[str] = None,
@@ -111,12 +129,16 @@ def build_report(experiment_dir: str | Path, out: str | Path | None = None, base
         notes.append("No ground truth (the recipe had no `benchmark:`): ground truth, Kendall tau, best rank and "
                      "p(beat random) are unavailable; the factor plot uses the selected architecture's super-net "
                      "validation accuracy instead.")
-    plots = _plots(groups, order, out, notes)
+    policy = exact_policy(runs[0].path, truth)
+    if policy is not None:
+        notes.append(f"The ground-truth table is complete ({policy.size} architectures): random search is "
+                     "compared exactly (its distribution is the table's), not through sampled random runs.")
+    plots = _plots(groups, order, out, notes, policy)
     summary = out / "summary.md"
     from lightning_nas.io import atomic_write_text
 
     atomic_write_text(summary, markdown(experiment_dir, groups, base, runs,
-                                        [r for r in every if r.status != "finished"], plots, notes))
+                                        [r for r in every if r.status != "finished"], plots, notes, policy))
     if use_wandb is None:
         use_wandb = any("wandb" in r.loggers for r in runs)
     if use_wandb:

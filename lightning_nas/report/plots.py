@@ -16,7 +16,7 @@ import numpy as np
 
 from lightning_nas.report.common import METRICS, NAN
 from lightning_nas.report.runs import Group, Run
-from lightning_nas.report.statistics import summarize
+from lightning_nas.report.statistics import bootstrap_mean_ci, summarize
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -155,25 +155,33 @@ def plot_score_vs_truth(groups: list[Group], path: Path) -> bool:
     return True
 
 
-def _epoch_stats(group: Group, series) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Epochs, and the mean and std over the group's seeds per epoch, of ``series(run)`` (epoch -> value)."""
+def _epoch_stats(group: Group, series) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs trained, and per epoch the mean over the group's seeds and its 95 % percentile-bootstrap
+    interval, of ``series(run)`` (0-based epoch -> value). Runs log ``current_epoch`` (0-based: the
+    ranking after the 10th epoch is epoch 9, ``ranking/epoch_009.csv``); figures show epochs trained,
+    so it is drawn at 10."""
     curves = [series(r) for r in group.runs]
     epochs = sorted({e for c in curves for e in c})
-    stats = [summarize([c.get(e, NAN) for c in curves]) for e in epochs]
-    return epochs, np.array([s[1] for s in stats]), np.nan_to_num(np.array([s[2] for s in stats]))
+    stats = [bootstrap_mean_ci([c.get(e, NAN) for c in curves]) for e in epochs]
+    return ([e + 1 for e in epochs], np.array([s[0] for s in stats]), np.array([s[1] for s in stats]),
+            np.array([s[2] for s in stats]))
+
+
+BAND = "mean over seeds, 95 % bootstrap CI"
 
 
 def _band(ax, groups: list[Group], series, colours: Optional[list[str]] = None) -> list:
-    """Mean ± std over seeds per epoch, one line per group; returns the drawn lines."""
+    """Mean over seeds per epoch with its bootstrap band (within the data's range, so a regret band
+    never dips below 0), one line per group; returns the drawn lines."""
     lines = []
     for index, g in enumerate(groups):
-        epochs, mean, std = _epoch_stats(g, series)
+        epochs, mean, low, high = _epoch_stats(g, series)
         if not epochs:
             continue
         tint = colours[index] if colours else colour(index)
         line, = ax.plot(epochs, mean, marker=MARKERS[index % len(MARKERS)], ms=3.5, lw=1.4, color=tint,
                         linestyle=LINESTYLES[index // len(OKABE_ITO) % len(LINESTYLES)], label=g.label)
-        ax.fill_between(epochs, mean - std, mean + std, color=tint, alpha=0.18, linewidth=0)
+        ax.fill_between(epochs, low, high, color=tint, alpha=0.18, linewidth=0)
         lines.append(line)
     return lines
 
@@ -202,23 +210,23 @@ def plot_ranking(groups: list[Group], path: Path) -> bool:
     lines = []
     for ax, metric in zip(axes[0], metrics):
         lines = _band(ax, groups, lambda run, m=metric: run.ranking_history.get(m, {})) or lines
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epochs trained")
         _integer_epochs(ax)
         ax.set_title(titles[metric])
-        ax.set_ylabel(("Kendall τ" if "kendall" in metric else METRICS[metric][0]) + UNITS.get(metric, ""))
+        ax.set_ylabel(METRICS[metric][0] + UNITS.get(metric, ""))
     if len(taus) > 1:  # the tau panels share their y axis
         low = min(ax.get_ylim()[0] for ax in taus)
         high = max(ax.get_ylim()[1] for ax in taus)
         for ax in taus:
             ax.set_ylim(low, high)
     fig.legend(handles=lines, loc="outside lower center", ncol=min(3, max(1, len(lines))), frameon=False,
-               title="mean ± std over seeds")
+               title=BAND)
     _save(fig, path)
     plt.close(fig)
     return True
 
 
-def plot_regret(groups: list[Group], path: Path) -> bool:
+def plot_regret(groups: list[Group], path: Path, exact_regret: Optional[float] = None) -> bool:
     """Test regret of the decoded architecture over epochs: one panel per group (shared axes; a mean ±
     std band each would hide the others in one panel), with the random baseline's mean regret, when
     the experiment has one, as a dashed reference line in every panel."""
@@ -233,36 +241,39 @@ def plot_regret(groups: list[Group], path: Path) -> bool:
     fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 0.4, 2.3 * rows + 0.5), squeeze=False, sharex=True,
                              sharey=True, layout="constrained")
     unit = panels[0].runs[0].unit if panels[0].runs else "%"
-    baseline = None
-    if reference is not None:
+    baseline, baseline_label = None, ""
+    if exact_regret is not None:  # a complete table: random search's expected regret, exactly
+        baseline, baseline_label = exact_regret, f"random policy, exact expected regret ({exact_regret:.2f})"
+    elif reference is not None:
         values = [v for r in reference.runs for v in r.regret.values()]
         baseline = float(np.mean(values)) if values else None
+        baseline_label = f"{reference.label}: mean regret of its draws"
     reference_line = None
     for ax, g in zip(axes.flat, panels):
         _band(ax, [g], lambda run: run.regret, colours=[colour(groups.index(g))])
         if baseline is not None:
             reference_line = ax.axhline(baseline, color="0.25", linestyle="--", linewidth=1.0,
-                                        label=f"{reference.label}: mean regret of its draws")
+                                        label=baseline_label)
         ax.set_title(f"{g.label} ({len(g.runs)} seed{'s' if len(g.runs) != 1 else ''})")
         _integer_epochs(ax)
     # a regret is never negative; no robust cut: the early, large regrets are the point of the plot
     top = baseline or 0.0
     for g in panels:
-        epochs, mean, std = _epoch_stats(g, lambda run: run.regret)
+        epochs, _, _, high = _epoch_stats(g, lambda run: run.regret)
         if epochs:
-            top = max(top, float(np.nanmax(mean + std)))
+            top = max(top, float(np.nanmax(high)))
     axes.flat[0].set_ylim(0.0, 1.05 * top or 1.0)  # shared y: every band whole (all-zero regret: 0 to 1)
     for index, ax in enumerate(axes.flat):
         if index < len(panels) and index + cols >= len(panels):
             ax.tick_params(labelbottom=True)
-            ax.set_xlabel("epoch")
+            ax.set_xlabel("epochs trained")
     for ax in axes[:, 0]:
         ax.set_ylabel("test regret" + (" (accuracy points)" if unit == "%" else ""))
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     if reference_line is not None:
         fig.legend(handles=[reference_line], loc="outside lower center", frameon=False)
-    fig.suptitle("decoded architecture: mean ± std over seeds", fontsize=10)
+    fig.suptitle(f"decoded architecture: {BAND}", fontsize=10)
     _save(fig, path)
     plt.close(fig)
     return True

@@ -166,13 +166,12 @@ class Group:
 
     @property
     def label(self) -> str:
-        # a factor that only chooses the strategy (model.class_path=...SPOS, model=recipes/.../spos.yaml)
-        # is already said by the strategy's name; a recipe file reads as its stem (darts_2nd)
-        def says_strategy(value: str) -> bool:
-            return value.rsplit(".", 1)[-1].replace("_", "").lower() == self.strategy.lower()
+        """The display name (``results/names.py``: "DARTS (2nd order)" for darts_2nd.yaml) and the
+        factors that do not merely choose the strategy."""
+        from lightning_nas.results.names import group_label
 
-        shown = ((k, short_value(v)) for k, v in self.factors)
-        return " ".join([self.strategy, *(f"{k}={v}" for k, v in shown if not says_strategy(v))])
+        return group_label(self.strategy, {k: short_value(v) if not str(v).endswith((".yaml", ".yml")) else v
+                                           for k, v in self.factors})
 
     def values(self, metric: str) -> list[float]:
         return [r.final.get(metric, NAN) for r in self.runs]

@@ -60,7 +60,7 @@ def _needed(n: float) -> str:
 
 
 def markdown(experiment_dir: Path, groups: list[Group], base: dict[str, Optional[Group]], runs: list[Run],
-             skipped: list[Run], plots: dict[str, str], notes: list[str]) -> str:
+             skipped: list[Run], plots: dict[str, str], notes: list[str], policy=None) -> str:
     metrics = [m for m in METRICS if any(math.isfinite(v) for g in groups for v in g.values(m))]
     sources = any(g.answer_source for g in groups)
     lines = [f"# Experiment report: {experiment_dir}", "",
@@ -102,11 +102,37 @@ def markdown(experiment_dir: Path, groups: list[Group], base: dict[str, Optional
                 cells += [mean_std(g.values(m), METRICS[m][1]), fmt_p(p) if b else "baseline"]
             lines.append(f"| {g.label} | {b.label if b else '-'} | " + " | ".join(cells) + " |")
         lines += _effects(groups, base, tested)
+    if policy is not None and "ground_truth" in metrics:
+        lines += exact_random_section(groups, policy, runs[0].unit != "" if runs else True)
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     for title, name in plots.items():
         lines += ["", f"## {title}", "", f"![{title}]({name})"]
     return "\n".join(lines) + "\n"
+
+
+def exact_random_section(groups: list[Group], policy, higher_is_better: bool = True) -> list[str]:
+    """Each group's answers against the exact random policy of a complete table
+    (``metrics/random_baseline.py``: exact rank test, one-sample t-test against the exact mean)."""
+    from lightning_nas.metrics.random_baseline import exact_rank_test, one_sample_t
+
+    sign = 1.0 if higher_is_better else -1.0
+    lines = ["", "### Against the exact random policy (complete table)", "",
+             f"One random draw from the {policy.size}-architecture table: mean {sign * policy.mean():.2f}, "
+             f"sd {policy.sd():.2f}, expected regret {policy.expected_regret():.2f}. A = P(answer > draw) + "
+             "P(tie)/2 over the group's answers, with the exact two-sided p of H0 \"the answers are random "
+             "draws\" (null distribution by convolution); beside it the one-sample t-test of the ground truth "
+             "against the exact mean (approximate for few seeds).", "",
+             "| group | n | A | exact rank test p | mean difference [95 % CI] | t-test p |", "|---|---|---|---|---|---|"]
+    for g in groups:
+        values = [sign * v for v in g.values("ground_truth") if math.isfinite(v)]
+        if not values:
+            continue
+        rank, t = exact_rank_test(values, policy), one_sample_t(values, policy)
+        ci = (f"{sign * t.mean_difference:+.2f} [{sign * t.ci_low:+.2f}, {sign * t.ci_high:+.2f}]"
+              if math.isfinite(t.ci_low) else fmt(sign * t.mean_difference, 2))
+        lines.append(f"| {g.label} | {rank.n} | {fmt(rank.superiority, 2)} | {fmt_p(rank.p)} | {ci} | {fmt_p(t.p)} |")
+    return lines
 
 
 def _effects(groups: list[Group], base: dict[str, Optional[Group]], tested: list[str]) -> list[str]:

@@ -18,8 +18,9 @@ DISPLAY = {  # recipe file stem or strategy class name (lower case) -> display n
     "gdas": "GDAS",
     "pcdarts": "PC-DARTS",
     "random": "Random search",
-    "randomsearch": "Random search",
-    "randompolicy": "Random search",
+    "random_sampling": "Random search",
+    "randomsampling": "Random search",
+    "standalone": "Stand-alone",
 }
 #: the order groups are listed in (others follow in the order met)
 ORDER = ["SPOS", "FairNAS", "ENAS", "DARTS (1st order)", "DARTS (2nd order)", "GDAS", "PC-DARTS", "Random search"]
@@ -31,11 +32,18 @@ def display_name(key: str) -> str:
     return DISPLAY.get(stem.lower(), stem)
 
 
+def _names_strategy(value: str, strategy: str) -> bool:
+    """A factor value that only chooses the strategy (``lightning_nas.strategies.SPOS``)."""
+    return str(value).rsplit(".", 1)[-1].replace("_", "").lower() == strategy.replace("_", "").lower()
+
+
 def group_label(strategy: str, factors: dict[str, str]) -> str:
-    """The strategy's display name (from a recipe-valued factor when there is one) and the other factors."""
+    """The strategy's display name (from a recipe-valued factor when there is one: its stem says the
+    variant, darts_2nd.yaml -> "DARTS (2nd order)") and the other factors as ``key=value``."""
     recipe = [v for v in factors.values() if str(v).endswith((".yaml", ".yml"))]
     name = display_name(recipe[0]) if len(recipe) == 1 else display_name(strategy)
-    rest = [f"{k}={_short(v)}" for k, v in factors.items() if not str(v).endswith((".yaml", ".yml"))]
+    rest = [f"{k}={_short(v)}" for k, v in factors.items()
+            if not str(v).endswith((".yaml", ".yml")) and not _names_strategy(v, strategy)]
     return " ".join([name, *rest])
 
 
