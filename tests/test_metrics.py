@@ -309,3 +309,28 @@ def test_decision_margins_of_rows_and_segments_and_the_decoding_callback():
 
     assert ArchitectureDecoding.margins(Relaxed()) == margins
     assert ArchitectureDecoding.margins(object()) == {}  # SPOS, ENAS: no normalised weights
+
+
+def test_sparse_kendall_authors_matches_their_procedure_step_by_step():
+    """Their procedure, step by step on accuracies in percent: scale to fractions, walk the
+    architectures in ascending ground truth giving a new rank whenever floor(acc * 1000) grows
+    (threshold 1e-3), list those ranks in ascending ground-truth order and in ascending score order,
+    and take tau-b of the two lists. Values are kept off bin edges (their float arithmetic and our
+    rounding agree there)."""
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = int(rng.integers(5, 60))
+        truth = np.round(rng.uniform(80, 84, n), 2) + 0.005  # never on a 0.1 edge
+        scores = rng.permutation(n).astype(float)  # no score ties: the order is well defined
+        fractions = truth * 0.01
+        by_truth = np.argsort(fractions, kind="stable")
+        rank_of, current, previous = {}, -1, 0.0
+        for i in by_truth:
+            if math.floor(fractions[i] * 1000) > math.floor(previous * 1000):
+                current += 1
+            rank_of[int(i)] = current
+            previous = fractions[i]
+        x = [rank_of[int(i)] for i in by_truth]
+        y = [rank_of[int(i)] for i in np.argsort(scores, kind="stable")]
+        expected = stats.kendalltau(x, y).statistic
+        assert sparse_kendall_tau(truth, scores, 0.1) == pytest.approx(expected, abs=1e-12)
