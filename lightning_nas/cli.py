@@ -32,6 +32,7 @@ from callbacks import ArchitectureDecoding, FinalSelection, WeightSharingRanking
 from lightning_nas import signals
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.errors import RecipeError
+from lightning_nas.io import remove_temporaries
 from lightning_nas.loggers import RunCSVLogger
 from lightning_nas.run.checkpoints import (RunCheckpoint, RunCheckpointIO, check_checkpoint_fits, choose_checkpoint,
                                           last_checkpoint)
@@ -286,6 +287,8 @@ class NASCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if is_launcher_process():  # (the run directory is locked) what writes killed earlier left
+            remove_temporaries(self.run_dir)
         loggers: list[Logger] = []
         if "csv" in config.loggers:
             loggers.append(RunCSVLogger(str(self.run_dir), resume_from=self.checkpoint if config.get("resume") else None))

@@ -18,6 +18,7 @@ import errno
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Sequence
@@ -69,6 +70,18 @@ def cause(error: OSError) -> str:
 def temporary_pattern(path: Path) -> str:
     """The glob of the temporary siblings that writes of ``path`` create (and a killed write leaves)."""
     return f".{path.name}.*.tmp"
+
+
+def remove_temporaries(folder: Path, skip: tuple[str, ...] = ("wandb",)) -> list[Path]:
+    """Remove what killed writes left under ``folder`` (``.NAME.XXXXXXXX.tmp``, as ``stage`` names them),
+    except under the ``skip`` subfolders. Only for a folder no other process writes to (a locked run)."""
+    named = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+    removed = []
+    for path in sorted(folder.rglob(".*.tmp")) if folder.is_dir() else []:
+        if named.match(path.name) and path.is_file() and not set(path.relative_to(folder).parts[:-1]) & set(skip):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def fsync_directory(folder: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_RECIPE, run_train
+from test_run_robustness import _one_error_line
 from test_train_integration import _env
 
 SHORT = ["--ranking.num_architectures", 2, "--selection.num_architectures", 2]
@@ -124,9 +125,11 @@ def _killed(run_dir: Path, name: str, nth: int, when: str) -> None:
 @pytest.mark.parametrize("name, nth, when, resume_step", [
     ("last.ckpt", 3, "after", 15),
     ("last.prev.ckpt", 3, "after", 15),
+    ("epoch_000.csv", 1, "before", 30),
     ("last.ckpt", 7, "after", 35),
 ], ids=["right after the 3rd checkpoint (step 15) is renamed into place",
         "between the two renames of the 4th checkpoint (step 20)",
+        "during the epoch-end ranking after the last step's checkpoint (step 35) was written",
         "right after the final checkpoint (step 35, after the epoch's ranking)"])
 def test_kill_at_a_checkpoint_write_then_resume_equals_uninterrupted(reference, tmp_path, name, nth, when,
                                                                         resume_step, capsys):
@@ -144,14 +147,6 @@ def test_kill_at_a_checkpoint_write_then_resume_equals_uninterrupted(reference, 
 
 
 # ---------------------------------------------------------------------------------------- full or read-only storage
-def _one_error_line(args: list, tmp_path: Path, capsys) -> str:
-    assert run_train(args, tmp_path) == 2
-    err = capsys.readouterr().err.strip()
-    lines = [line for line in err.splitlines() if line.startswith("train.py: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
-
 def test_disk_full_during_a_checkpoint_is_one_line_and_keeps_the_last_good_one(tmp_path, monkeypatch, capsys):
     if not Path("/proc/self/fd").is_dir():
         pytest.skip("needs /proc/self/fd to tell which file a write goes to")
