@@ -72,6 +72,9 @@ class _ContinuingWriter(ExperimentWriter):
         try:
             append_text(path, buffer.getvalue())
         except StorageError as error:
+            # the run stops here; these rows come after the last checkpoint (whose rows are all on disk), so
+            # the resume logs them again. Dropped, so that Lightning's clean-up does not fail on them a second time.
+            self.metrics = []
             raise self._storage_error(error) from None
         self.metrics = []
 
