@@ -23,6 +23,7 @@ from pytorch_lightning import LightningDataModule, Trainer
 from pytorch_lightning.callbacks.progress import ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
@@ -31,8 +32,10 @@ from callbacks import ArchitectureDecoding, FinalSelection, WeightSharingRanking
 from lightning_nas import signals
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.errors import RecipeError
+from lightning_nas.io import remove_temporaries
 from lightning_nas.loggers import RunCSVLogger
-from lightning_nas.run.checkpoints import RunCheckpoint, check_checkpoint_fits, choose_checkpoint, last_checkpoint
+from lightning_nas.run.checkpoints import (RunCheckpoint, RunCheckpointIO, check_checkpoint_fits, choose_checkpoint,
+                                          last_checkpoint)
 from lightning_nas.run.errors import project_error
 from lightning_nas.run.lock import is_launcher_process, lock_run_directory, release_locks
 from lightning_nas.run.output import quiet_third_parties, wandb_logger
@@ -284,6 +287,8 @@ class NASCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if is_launcher_process():  # (the run directory is locked) what writes killed earlier left
+            remove_temporaries(self.run_dir)
         loggers: list[Logger] = []
         if "csv" in config.loggers:
             loggers.append(RunCSVLogger(str(self.run_dir), resume_from=self.checkpoint if config.get("resume") else None))
@@ -300,9 +305,14 @@ class NASCLI(LightningCLI):
             # A single-path step leaves most super-net parameters unused, which plain DDP rejects.
             # With detection on, parameters unused on every rank keep ``grad=None`` and SGD skips them.
             kwargs.setdefault("strategy", "ddp_find_unused_parameters_true")
+        # checkpoints written beside themselves (never through $TMPDIR), unless the recipe names its own writer
+        plugins = trainer_config.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(RunCheckpointIO())
         try:
             return super().instantiate_trainer(default_root_dir=str(self.run_dir), logger=loggers or False,
-                                               callbacks=callbacks, **kwargs)
+                                               callbacks=callbacks, plugins=plugins, **kwargs)
         except MisconfigurationException as error:  # Lightning's own check of a trainer.* value
             raise RecipeError(f"trainer: {error}") from None
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,66 @@ def test_conversion_resumes_and_benchmark_answers(tmp_path):
         bench.query("0" * 32)
     # a .tfrecord path converts on first use, next to the file
     assert NB101Benchmark(path, cache=tmp_path / "again.npz").query(CELLS[0]) == bench.query(CELLS[0])
+
+
+# ---------------------------------------------------------------------------------------- bad files, atomic cache
+@pytest.mark.parametrize("content, expected", [
+    (b"", "is empty (0 bytes, a failed download?)"),
+    (b"<html><body>404 Not Found</body></html>\n", "is not a TFRecord file"),
+    (bytes(range(256)) * 40, "is not a TFRecord file"),
+], ids=["0-byte download", "an HTML error page", "binary junk"])
+def test_empty_or_foreign_tfrecord_is_one_line_and_leaves_no_cache(tmp_path, content, expected):
+    path = tmp_path / "nasbench_only108.tfrecord"
+    path.write_bytes(content)
+    for _ in range(2):  # and again: never a cache that the second call loads as a 0-cell benchmark
+        with pytest.raises(GroundTruthError) as error:
+            NB101Benchmark(path)
+        message = str(error.value)
+        assert "\n" not in message and str(path) in message and expected in message
+        assert "nasbench_only108.tfrecord" in message.split("expected", 1)[1]  # says what the file should be
+        assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no cache, no partial conversion
+
+
+def test_a_cache_without_cells_or_of_another_kind_is_refused(tmp_path):
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, hash=np.zeros(0, dtype="S32"), adjacency=np.zeros(0, dtype="S"), operations=np.zeros(0, dtype="S"),
+             trainable_parameters=np.zeros(0, np.int64), cell=np.zeros(0, np.int32), epochs=np.zeros(0, np.int16),
+             repeat=np.zeros(0, np.int8), metrics=np.zeros((0, len(METRICS)), np.float32))
+    with pytest.raises(GroundTruthError, match="holds no cell"):
+        NB101Benchmark(empty)
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.ones(3))
+    with pytest.raises(GroundTruthError, match=r"not a NAS-Bench-101 cache \(no hash, adjacency"):
+        NB101Benchmark(other)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(GroundTruthError, match="not a readable .npz archive"):
+        NB101Benchmark(junk)
+
+
+def test_conversion_writes_atomically(tmp_path, monkeypatch):
+    """Every part, progress.json and the cache are renamed into place from a sibling temporary file; a
+    conversion killed at the final rename leaves no cache and resumes from its parts."""
+    import os
+
+    rows, _ = _rows()
+    path = tmp_path / "nb.tfrecord"
+    _write(path, rows)
+    cache = tmp_path / "nb.npz"
+    real, renames = os.replace, []
+
+    def replace(src, dst):
+        renames.append((Path(src).parent == Path(dst).parent, Path(src).name, Path(dst).name))
+        if Path(dst) == cache:
+            raise KeyboardInterrupt  # killed at the last moment
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        convert(path, cache, chunk=4)
+    assert all(same_dir and src.startswith(f".{dst}.") and src.endswith(".tmp") for same_dir, src, dst in renames)
+    assert [dst for _, _, dst in renames][:2] == ["part-00000.npz", "progress.json"]
+    assert not cache.exists() and not list(tmp_path.glob(".nb.npz.*"))  # no cache, no temporary file
+    monkeypatch.setattr(os, "replace", real)
+    assert convert(path, cache, chunk=4) is True and len(NB101Benchmark(cache)) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.npz", "nb.tfrecord"]

@@ -7,17 +7,20 @@ earlier one; a stop signal saves one at the end of the current step. A checkpoin
 """
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lightning_nas import signals
 from lightning_nas.errors import RecipeError
+from lightning_nas.io import StagedFile, StorageError, is_storage_fault, remedy, stage, storage_error, temporary_pattern
 from lightning_nas.run.errors import first_line
 
 LAST, PREVIOUS = "last.ckpt", "last.prev.ckpt"
@@ -90,11 +93,121 @@ def check_checkpoint_fits(checkpoint: Path, model: Any, run_dir: Path) -> None:
                               "run's own recipe, or start a new run with another --run_dir")
 
 
+def newest_step(folder: Path) -> int | None:
+    """The global step of the newest readable ``last*.ckpt`` in ``folder`` (None if there is none)."""
+    steps = [checkpoint.get("global_step") for checkpoint, _ in map(read_checkpoint, sorted(folder.glob("last*.ckpt")))
+             if isinstance(checkpoint, dict)]
+    steps = [step for step in steps if isinstance(step, int)]
+    return max(steps) if steps else None
+
+
+def run_storage_error(what: str, path: Path, error: OSError, run_dir: Path) -> StorageError:
+    """One line for a write of the run that the storage refused: the file, the cause, what survived and
+    how to continue (``... the last good checkpoint (step N) is intact: free space and --resume RUN``)."""
+    step = newest_step(run_dir / "checkpoints")
+    survived = (f"the last good checkpoint (step {step}) is intact" if step is not None
+                else "no checkpoint was written yet")
+    how = f"--resume {run_dir}" if step is not None else "run again"
+    return storage_error(path, error, what=what, advice=f"{survived}: {remedy(error)} and {how}")
+
+
+class RunCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer for a run directory, safe on any filesystem layout.
+
+    Lightning's own ``TorchCheckpointIO`` writes through an fsspec transaction whose temporary file lies
+    under ``$TMPDIR``; when that is another filesystem (node-local ``/dev/shm``, runs on NFS) the final
+    move is a copy onto the existing file, in place. Here every checkpoint is a temporary file in the
+    checkpoint's own directory (``lightning_nas.io.stage``: flushed, fsynced), renamed over the target.
+    Saving ``last.ckpt`` first renames the current one to ``last.prev.ckpt`` (a file of its own, the
+    fallback of ``choose_checkpoint``); a kill between the two renames leaves ``last.prev.ckpt`` and a
+    temporary file, which ``choose_checkpoint`` ignores and the next save removes.
+
+    ``hold()`` makes saves wait for ``commit()`` (``RunCheckpoint`` commits once the metrics rows up to
+    the checkpoint are on disk); outside it a save is complete when it returns. A storage fault (disk
+    full, read-only) is one ``StorageError`` line; the previous checkpoints stay as they were.
+    """
+
+    def __init__(self, keep_previous: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.keep_previous = {LAST: PREVIOUS} if keep_previous is None else dict(keep_previous)
+        self._held = False
+        self._pending: list[tuple[StagedFile, Any]] = []  # (the temporary file, its global step)
+        self._steps: dict[Path, Any] = {}  # the global step of each file this writer put in place
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if "://" in str(path) and not str(path).startswith("file://"):  # object storage: fsspec's own protocol
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__}.save_checkpoint does not take storage_options")
+        target = Path(str(path).removeprefix("file://"))
+        held = {staged.temporary for staged, _ in self._pending}
+        for stale in target.parent.glob(temporary_pattern(target)) if target.parent.is_dir() else []:
+            if stale not in held:  # a write killed earlier (one process per run directory: the lock)
+                stale.unlink(missing_ok=True)
+        try:
+            staged = stage(target, lambda handle: torch.save(checkpoint, handle))
+        except StorageError as error:
+            raise run_storage_error("checkpoint", target, error.__cause__ or error, target.parent.parent) from None
+        self._pending.append((staged, checkpoint.get("global_step")))
+        if not self._held:
+            self.commit()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Saves inside stay temporary files until ``commit()``."""
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def commit(self) -> None:
+        """Rename the held checkpoints into place (the current ``last.ckpt`` becoming ``last.prev.ckpt``,
+        unless it is of the same step: the previous checkpoint is always an earlier one)."""
+        while self._pending:
+            staged, step = self._pending.pop(0)
+            previous = self.keep_previous.get(staged.target.name)
+            if previous and self._step_of(staged.target) == step:
+                previous = None
+            try:
+                staged.commit(keep_previous_as=staged.target.with_name(previous) if previous else None)
+            except OSError as error:
+                self.discard()
+                if is_storage_fault(error):
+                    raise run_storage_error("checkpoint", staged.target, error, staged.target.parent.parent) from None
+                raise
+            self._steps[staged.target] = step
+
+    def _step_of(self, path: Path) -> Any:
+        if path not in self._steps:  # (written by an earlier process: read it, memory-mapped)
+            checkpoint, _ = read_checkpoint(path)
+            self._steps[path] = checkpoint.get("global_step") if isinstance(checkpoint, dict) else None
+        return self._steps[path]
+
+    def discard(self) -> None:
+        """Forget the held checkpoints (the committed ones stay the resume point)."""
+        while self._pending:
+            self._pending.pop()[0].discard()
+
+
 class RunCheckpoint(ModelCheckpoint):
     """``checkpoints/last.ckpt`` is always the newest checkpoint (also after the run directory moved:
     no ``last-v1.ckpt``), the one before it stays as ``last.prev.ckpt`` (the fallback when the newest
     is damaged), and a pending SIGTERM/SIGINT saves one at the end of the current step and stops the
-    run through Lightning's own SIGTERM exit (after the step's metrics are logged)."""
+    run through Lightning's own SIGTERM exit (after the step's metrics are logged).
+
+    A checkpoint counts (is renamed into place by ``RunCheckpointIO``) only once every metrics row up
+    to it is on disk. Lightning saves in ``on_train_batch_end``, before it logs that step's row (and,
+    at the end of an epoch, the epoch's rows); a resume never logs those rows again
+    (``RunCSVLogger``). So the checkpoint waits as a temporary file until the next step starts, the
+    training ends or the stop signal exits, and the loggers are flushed (``metrics.csv`` fsynced)
+    before it is committed: a kill in between resumes from the checkpoint before, whose rows are all
+    on disk, and the rows after it are cut and logged again.
+    """
 
     def __init__(self, dirpath: str, every_n_train_steps: int) -> None:
         super().__init__(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps,
@@ -102,17 +215,40 @@ class RunCheckpoint(ModelCheckpoint):
         self.stopped_at: int | None = None
 
     def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
-        path = Path(filepath)
-        if trainer.is_global_zero and path.name == LAST and path.is_file():
-            keep = path.with_name(f".{os.getpid()}.{PREVIOUS}")
-            try:
-                os.link(path, keep)  # the old file stays in place as last.ckpt until the new one replaces it
-            except OSError:
-                import shutil
+        io = trainer.strategy.checkpoint_io
+        if not isinstance(io, RunCheckpointIO):
+            return super()._save_checkpoint(trainer, filepath)
+        self._commit(trainer)  # (one checkpoint in flight at a time)
+        with io.hold():
+            super()._save_checkpoint(trainer, filepath)
 
-                shutil.copyfile(path, keep)
-            os.replace(keep, path.with_name(PREVIOUS))
-        super()._save_checkpoint(trainer, filepath)  # atomic (TorchCheckpointIO -> temporary file + rename)
+    def _commit(self, trainer: Trainer) -> None:
+        io = trainer.strategy.checkpoint_io
+        if isinstance(io, RunCheckpointIO) and io.pending:
+            for logger in trainer.loggers:
+                (getattr(logger, "save_durably", None) or logger.save)()
+            io.commit()
+
+    def on_train_batch_start(self, trainer: Trainer, *args: Any, **kwargs: Any) -> None:
+        super().on_train_batch_start(trainer, *args, **kwargs)
+        self._commit(trainer)  # the previous step's rows are logged now
+
+    def on_train_end(self, trainer: Trainer, pl_module: Any) -> None:
+        # Lightning saves once more when this process saved nothing; a resume of a run killed after its final
+        # checkpoint keeps that one (same step), as an uninterrupted run does
+        if self._last_checkpoint_saved or newest_step(Path(self.dirpath or "")) != trainer.global_step:
+            super().on_train_end(trainer, pl_module)
+        self._commit(trainer)
+
+    def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        io = trainer.strategy.checkpoint_io
+        if not isinstance(io, RunCheckpointIO):
+            return
+        if isinstance(exception, SIGTERMException):  # Lightning's stop, after the step's rows were logged
+            self._commit(trainer)
+        else:  # rows may be missing: the committed checkpoint stays the resume point
+            io.discard()
 
     def on_train_batch_end(self, trainer: Trainer, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, *args, **kwargs)

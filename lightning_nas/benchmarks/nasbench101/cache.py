@@ -4,7 +4,11 @@
 a part file every ``chunk`` records into ``<cache>.partial/`` together with ``progress.json``
 (byte offset and record count of the last completed part, written after the part). Interrupted,
 the next ``convert`` call resumes at that offset; finished, the parts are merged into one
-uncompressed ``.npz`` (memory-mapped friendly columns, no pickle):
+uncompressed ``.npz`` (memory-mapped friendly columns, no pickle). Every file (part, progress,
+cache) is written atomically (``lightning_nas.io``: a temporary file in the same directory, fsynced,
+renamed), so a kill leaves the last completed state. A file that holds no NAS-Bench-101 record (0
+bytes after a failed download, or another file) is one ``GroundTruthError`` line naming it, and
+leaves no cache and no partial conversion behind; a cache without cells is refused when loaded.
 
 - per cell: ``hash`` (S32), ``adjacency`` (row-major 0/1 bytes), ``operations`` (comma-joined
   bytes), ``trainable_parameters`` (int64);
@@ -18,26 +22,36 @@ per budget, parameters, training time.
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
 from lightning_nas.benchmarks.base import TableBenchmark
 from lightning_nas.benchmarks.nasbench101.records import METRICS, parse_row
-from lightning_nas.benchmarks.nasbench101.tfrecord import read_records
+from lightning_nas.benchmarks.nasbench101.tfrecord import TFRecordError, read_records
 from lightning_nas.errors import GroundTruthError
+from lightning_nas.io import atomic_write_bytes, atomic_write_json
 
 EPOCH_BUDGETS = (4, 12, 36, 108)
 FORMAT = 1
+# the two files of the benchmark and their sizes, as the NAS-Bench-101 README lists them (google-research/nasbench)
+EXPECTED = ("an official NAS-Bench-101 file (nasbench_only108.tfrecord, 499 MB, or nasbench_full.tfrecord, "
+            "2.0 GB, from the benchmark's page)")
 
 
-def _atomic_json(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    atomic_write_bytes(path, lambda handle: np.savez(handle, **arrays))
+
+
+def _check_source(tfrecord: Path) -> None:
+    if not tfrecord.is_file():
+        raise GroundTruthError(f"NAS-Bench-101 file {tfrecord} does not exist: expected {EXPECTED}")
+    if tfrecord.stat().st_size == 0:
+        raise GroundTruthError(f"NAS-Bench-101 file {tfrecord} is empty (0 bytes, a failed download?): expected "
+                               f"{EXPECTED}")
 
 
 def convert(tfrecord: Union[str, Path], cache: Union[str, Path], chunk: int = 100_000, verify: bool = True,
@@ -49,8 +63,19 @@ def convert(tfrecord: Union[str, Path], cache: Union[str, Path], chunk: int = 10
     tfrecord, cache = Path(tfrecord), Path(cache)
     if cache.exists():
         return True
+    _check_source(tfrecord)
     partial = Path(str(cache) + ".partial")
+    started = partial.exists()
     partial.mkdir(parents=True, exist_ok=True)
+    try:
+        return _convert(tfrecord, cache, partial, chunk, verify, max_parts)
+    except GroundTruthError:
+        if not started and not any(partial.glob("part-*.npz")):  # nothing worth resuming: leave nothing behind
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _convert(tfrecord: Path, cache: Path, partial: Path, chunk: int, verify: bool, max_parts: Optional[int]) -> bool:
     progress_file = partial / "progress.json"
     source = {"source": str(tfrecord.resolve()), "size": tfrecord.stat().st_size}
     progress = {**source, "offset": 0, "records": 0, "parts": 0}
@@ -65,19 +90,17 @@ def convert(tfrecord: Union[str, Path], cache: Union[str, Path], chunk: int = 10
     def flush(offset: int, records: int) -> None:
         nonlocal written
         part = partial / f"part-{progress['parts']:05d}.npz"
-        tmp = partial / f"part-{progress['parts']:05d}.tmp.npz"
-        np.savez(tmp, hash=np.array(columns["hash"], dtype="S32"), epochs=np.array(columns["epochs"], dtype=np.int16),
+        _save_npz(part, hash=np.array(columns["hash"], dtype="S32"), epochs=np.array(columns["epochs"], dtype=np.int16),
                  adjacency=np.array(columns["adjacency"], dtype="S"), operations=np.array(columns["operations"], dtype="S"),
                  params=np.array(columns["params"], dtype=np.int64), metrics=np.array(columns["metrics"], dtype=np.float32))
-        os.replace(tmp, part)
         progress.update(offset=offset, records=records, parts=progress["parts"] + 1)
-        _atomic_json(progress_file, progress)
+        atomic_write_json(progress_file, progress)
         for v in columns.values():
             v.clear()
         written += 1
 
     offset, records = progress["offset"], progress["records"]
-    for index, offset, data in read_records(tfrecord, progress["offset"], progress["records"], verify):
+    for index, offset, data in _records(tfrecord, progress["offset"], progress["records"], verify):
         row = parse_row(data, f"{tfrecord}: record {index}")
         columns["hash"].append(row.hash.encode("ascii"))
         columns["epochs"].append(row.epochs)
@@ -92,8 +115,21 @@ def convert(tfrecord: Union[str, Path], cache: Union[str, Path], chunk: int = 10
                 return False
     if columns["hash"]:
         flush(offset, records)
+    if progress["records"] == 0:
+        raise GroundTruthError(f"NAS-Bench-101 file {tfrecord} holds no record: expected {EXPECTED}")
     _merge(partial, cache, progress["parts"])
     return True
+
+
+def _records(tfrecord: Path, offset: int, index: int, verify: bool) -> Iterator[tuple[int, int, bytes]]:
+    """``read_records``, with a file whose very first record is bad named as what it is: not a TFRecord."""
+    try:
+        yield from read_records(tfrecord, offset, index, verify)
+    except TFRecordError as error:
+        if index > 0 or offset > 0 or "record 0 " not in str(error):
+            raise
+        raise GroundTruthError(f"{tfrecord} is not a TFRecord file ({str(error).removeprefix(f'{tfrecord}: ')}): "
+                               f"expected {EXPECTED}") from None
 
 
 def _merge(partial: Path, cache: Path, parts: int) -> None:
@@ -123,20 +159,36 @@ def _merge(partial: Path, cache: Path, parts: int) -> None:
             rec_epochs.append(epochs)
             rec_repeat.append(repeats)
             rec_metrics.append(part["metrics"])
-    tmp = Path(str(cache) + ".tmp.npz")
     empty = lambda dtype: np.zeros(0, dtype=dtype)  # noqa: E731
-    np.savez(tmp, format=np.array(FORMAT), hash=np.array(cell_hash, dtype="S32"), adjacency=np.array(cell_adj, dtype="S"),
+    _save_npz(cache, format=np.array(FORMAT), hash=np.array(cell_hash, dtype="S32"), adjacency=np.array(cell_adj, dtype="S"),
              operations=np.array(cell_ops, dtype="S"), trainable_parameters=np.array(cell_params, dtype=np.int64),
              cell=np.concatenate(rec_cell) if rec_cell else empty(np.int32),
              epochs=np.concatenate(rec_epochs) if rec_epochs else empty(np.int16),
              repeat=np.concatenate(rec_repeat) if rec_repeat else empty(np.int8),
              metrics=np.concatenate(rec_metrics) if rec_metrics else np.zeros((0, len(METRICS)), np.float32),
              metric_names=np.array(METRICS, dtype="S"))
-    os.replace(tmp, cache)
-    for p in range(parts):
-        (partial / f"part-{p:05d}.npz").unlink()
-    (partial / "progress.json").unlink()
-    partial.rmdir()
+    shutil.rmtree(partial)
+
+
+CACHE_COLUMNS = ("hash", "adjacency", "operations", "trainable_parameters", "cell", "epochs", "repeat", "metrics")
+
+
+def load_cache(path: Path) -> dict[str, np.ndarray]:
+    """The columns of a cache written by ``convert``; one line for another file or a cache without cells."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            columns = {k: data[k] for k in data.files}
+    except Exception:  # not a zip, a truncated zip, a pickled array: all mean "not our cache"
+        raise GroundTruthError(f"{path} is not a NAS-Bench-101 cache (not a readable .npz archive): expected the "
+                               f".npz that convert() writes from {EXPECTED}") from None
+    missing = [k for k in CACHE_COLUMNS if k not in columns]
+    if missing:
+        raise GroundTruthError(f"{path} is not a NAS-Bench-101 cache (no {', '.join(missing)} columns): expected the "
+                               f".npz that convert() writes from {EXPECTED}")
+    if columns["hash"].size == 0:
+        raise GroundTruthError(f"NAS-Bench-101 cache {path} holds no cell (written from an empty file?): remove it "
+                               f"and convert {EXPECTED}")
+    return columns
 
 
 class NB101Benchmark(TableBenchmark):
@@ -169,8 +221,7 @@ class NB101Benchmark(TableBenchmark):
         self.metric, self.epochs, self.column = metric, epochs, METRICS.index(column)
         self.higher_is_better = metric != "training_time"
         self.best_override = best
-        with np.load(path) as data:
-            self.data = {k: data[k] for k in data.files}
+        self.data = load_cache(path)
         self.budgets = tuple(sorted(int(e) for e in np.unique(self.data["epochs"])))
         if self.data["epochs"].size and epochs not in self.budgets:
             raise GroundTruthError(f"{path} holds epoch budgets {self.budgets}, not {epochs} (the 108-epoch file has only 108)")
