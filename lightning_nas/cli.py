@@ -185,11 +185,17 @@ class NASCLI(LightningCLI):
         parser.link_arguments("benchmark", "decoding.benchmark", apply_on="instantiate")
 
     # ------------------------------------------------------------------ the run directory
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # before LightningCLI seeds (which raises a ValueError on a seed outside numpy's range)
+        seed = self.config.get("seed_everything")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+            raise RecipeError(f"seed_everything must be an integer in [0, 2**32 - 1] (numpy's seed range), got "
+                              f"{seed!r}: every run is seeded")
+
     def before_instantiate_classes(self) -> None:
         config = self.config
         seed = config.seed_everything
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise RecipeError(f"seed_everything must be an integer seed (got {seed!r}): every run is seeded")
         self.experiment = config.get("seeds") is not None or bool(config.get("grid"))
         if self.experiment:
             if config.get("resume") or config.get("reproduce"):

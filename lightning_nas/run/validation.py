@@ -74,12 +74,34 @@ def validate_trainer(trainer: Any, trains: bool = True) -> None:
     _check_range("trainer.log_every_n_steps", get("log_every_n_steps"), 1)
     _check_range("trainer.check_val_every_n_epoch", get("check_val_every_n_epoch"), 1)
     _check_range("trainer.accumulate_grad_batches", get("accumulate_grad_batches"), 1)
+    interval = get("val_check_interval")
+    if interval is not None and (isinstance(interval, bool) or interval <= 0):
+        raise RecipeError(f"trainer.val_check_interval must be a count >= 1 or a fraction in (0, 1], got {interval!r}")
+    clip = get("gradient_clip_val")
+    if clip is not None and (isinstance(clip, bool) or clip < 0):
+        raise RecipeError(f"trainer.gradient_clip_val must be >= 0 (0 or null: no clipping), got {clip!r}: "
+                          "Lightning would silently not clip at all")
+    _check_registered(trainer)
     _check_devices(get("devices"), on_cpu=_trains_on_cpu(get("accelerator")))
     limit = get("limit_train_batches")
     fraction = isinstance(limit, float) and not limit.is_integer()  # jsonargparse reads "3" as 3.0
     if limit is not None and (isinstance(limit, bool) or limit <= 0 or (fraction and limit > 1)):
         raise RecipeError(f"trainer.limit_train_batches must be a count >= 1 or a fraction in (0, 1], got {limit!r}")
     _cpu_precision(trainer)
+
+
+def _check_registered(trainer: Any) -> None:
+    """``trainer.accelerator`` and ``trainer.strategy`` names that Lightning does not know (its ValueError
+    would be a traceback)."""
+    from pytorch_lightning.accelerators import AcceleratorRegistry
+    from pytorch_lightning.strategies import StrategyRegistry
+
+    for key, known, examples in (
+            ("accelerator", [*AcceleratorRegistry.available_accelerators(), "auto", "gpu"], "auto, cpu, gpu, cuda, mps"),
+            ("strategy", [*StrategyRegistry.available_strategies(), "auto"], "auto, ddp, ddp_spawn, deepspeed, fsdp")):
+        value = trainer.get(key) if trainer is not None else None
+        if isinstance(value, str) and value.lower() not in known:
+            raise RecipeError(f"trainer.{key} {value!r} is not one Lightning knows; e.g. {examples}")
 
 
 def _trains_on_cpu(accelerator: Any) -> bool:

@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional, Sequence, Union
 
 from jsonargparse import ArgumentParser
 
-from lightning_nas.run.validation import RecipeFileAction
+from lightning_nas.run.validation import RENAMED_KEYS, RecipeFileAction
 
 from lightning_nas.tabulate.common import FIXED_TRAINER, PROTOCOL_KEYS, SPLITS, TabulateError
 
@@ -78,9 +78,10 @@ def _check_keywords(factory: Any, options: dict[str, Any], key: str, reserved: S
             raise TabulateError(f"{key}.{name}: unknown option for {factory.__name__}; valid: {valid}")
 
 
-LEGACY_OPTIMIZER_KEYS = {"lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay",
-                         "nesterov": "nesterov", "lr_schedule": "schedule", "min_lr": "min_lr",
-                         "grad_clip": "grad_clip"}
+#: The flat weight-optimiser keys of older recipes and table protocols -> their ``optimizer`` field
+#: (from the one table of renamed keys; a tabulation recipe still accepts them, see strategy_options).
+LEGACY_OPTIMIZER_KEYS = {old.rpartition(".")[2]: new.split()[0].rpartition(".")[2]
+                         for old, new in RENAMED_KEYS.items() if new.startswith("model.init_args.optimizer.")}
 
 
 def strategy_options(model: dict[str, Any]) -> dict[str, Any]:
