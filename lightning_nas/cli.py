@@ -35,7 +35,7 @@ from lightning_nas.errors import RecipeError
 from lightning_nas.loggers import RunCSVLogger
 from lightning_nas.run.checkpoints import RunCheckpoint, check_checkpoint_fits, choose_checkpoint, last_checkpoint
 from lightning_nas.run.errors import project_error, unknown_option
-from lightning_nas.run.lock import is_launcher_process, lock_run_directory, release_locks
+from lightning_nas.run.lock import LOCK_FILE, is_launcher_process, lock_run_directory, release_locks
 from lightning_nas.run.output import quiet_third_parties, wandb_logger
 from lightning_nas.run.progress import PlainProgress
 from lightning_nas.run.start import StartRecord, TrainingStarted
@@ -236,11 +236,18 @@ class NASCLI(LightningCLI):
         if is_launcher_process():
             self.start = StartRecord(self.run_dir)
         with self._undone_on_failure():
-            if is_launcher_process():
-                lock_run_directory(self.run_dir)
+            self._lock()
             self._check_same_network()
             # (DDP processes started by rank 0 choose the same checkpoint, after rank 0 set a damaged one aside)
             self.checkpoint = choose_checkpoint(self.run_dir, set_aside=is_launcher_process())
+
+    def _lock(self) -> None:
+        """Hold the run directory (launcher process only); from now on what appears there is this command's."""
+        if is_launcher_process():
+            new_lock_file = not (self.run_dir / LOCK_FILE).exists()
+            lock_run_directory(self.run_dir)
+            if self.start is not None:
+                self.start.claim(own=(LOCK_FILE,) if new_lock_file else ())
 
     def _check_no_run_there(self) -> None:
         if (self.run_dir / "checkpoints").exists():
@@ -381,8 +388,8 @@ class NASCLI(LightningCLI):
             if benchmark is not None and space is not None and hasattr(benchmark, "check"):
                 benchmark.check(space)  # table problems before the first step, not at the first ranking epoch
             self._check_validation_split()
-            if not resume and is_launcher_process():
-                lock_run_directory(self.run_dir)
+            if not resume:
+                self._lock()
                 self._check_no_run_there()  # under the lock: another command may have started it meanwhile
             if self.trainer.is_global_zero:
                 extra = {"resumed_from": str(self.checkpoint)} if resume else {}

@@ -115,6 +115,8 @@ BAD_INPUTS: list[tuple[str, Case, list[str]]] = [
     ("image_size 0", lambda t: tiny(t, "--data.init_args.image_size", 0), ["data.image_size", ">= 1", "got 0"]),
     ("eval_batch_size 0", lambda t: tiny(t, "--data.init_args.eval_batch_size", 0), ["data.eval_batch_size", "got 0"]),
     ("crop_padding negative", lambda t: tiny(t, "--data.init_args.crop_padding", -1), ["data.crop_padding", ">= 0"]),
+    ("cutout negative", lambda t: tiny(t, "--data.init_args.cutout", -2), ["data.cutout", ">= 0", "-2"]),
+    ("eval_batch_size negative", lambda t: tiny(t, "--data.init_args.eval_batch_size", -1), ["data.eval_batch_size"]),
     ("val_split 1.5", lambda t: tiny(t, "--data.init_args.val_split", 1.5), ["data.val_split", "1.5"]),
     ("val_split 0 with ranking", lambda t: tiny(t, "--data.init_args.val_split", 0), ["val split", "data.val_split"]),
     ("splits leave no training images", lambda t: tiny(t, "--data.init_args.val_split", 0.9,
@@ -184,6 +186,35 @@ def test_a_failed_resume_leaves_the_run_as_it_was(tmp_path, capsys):
     assert tree(run_dir) == before
 
 
+def test_a_start_refused_by_the_lock_removes_nothing_of_the_running_command(tmp_path, capsys, monkeypatch):
+    """Another command holds the run directory and writes into it while this one starts: when this one is
+    refused by the lock, every file of the other one stays (only what a command creates after it took the
+    lock is its own to remove)."""
+    import fcntl
+
+    from lightning_nas import cli
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("the other command's recipe")
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what the running train.py holds
+    real_check = cli.NASCLI._check_validation_split
+
+    def other_command_writes(self):  # the running command writes while this one is being built
+        (run_dir / "metrics.csv").write_text("step\n1\n")
+        return real_check(self)
+
+    monkeypatch.setattr(cli.NASCLI, "_check_validation_split", other_command_writes)
+    try:
+        assert run_train(tiny(tmp_path), tmp_path) == 2
+    finally:
+        os.close(fd)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "in use by" in lines[0], lines
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "config.yaml", "metrics.csv"]
+
+
 # ------------------------------------------------------------------------------------ notices
 def test_clamps_and_substitutions_are_one_notice_line_each(tmp_path, capsys):
     args = tiny(tmp_path, *SMALL_SPACE, "--ranking.num_architectures", 1000, "--selection.num_architectures", 1000,
@@ -200,6 +231,18 @@ def test_clamps_and_substitutions_are_one_notice_line_each(tmp_path, capsys):
 
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert config["trainer"]["precision"] == "bf16-mixed"  # what ran is what is recorded
+
+
+def test_ranking_top_k_above_the_ranked_architectures_is_a_notice(tmp_path, capsys):
+    args = tiny(tmp_path, "--model.init_args.space_options", "{operations: [skip_connect, nor_conv_3x3, avg_pool_3x3]}",
+                "--benchmark", "lightning_nas.benchmarks.TabulatedBenchmark",
+                "--benchmark.init_args.path", "nb201_digits_729.csv", "--benchmark.init_args.metric", "test_accuracy_mean",
+                "--ranking.num_architectures", 4, "--ranking.top_k", 10, "--selection.num_architectures", 4,
+                "--trainer.max_steps", 2)
+    assert run_train(args, tmp_path) == 0
+    notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[lightning_nas] notice:")]
+    assert notices == ["[lightning_nas] notice: ranking.top_k=10, but only 4 architectures are ranked: "
+                       "top10_ground_truth averages all 4"]
 
 
 def test_renamed_keys_name_keys_that_exist():

@@ -4,10 +4,13 @@ README promises that nothing is written before the checks pass. Most checks run 
 directory is touched (the parsed values, the data read through the CLI's links, the model, the
 ground truth against the space); a few run inside Lightning's fit set-up (a DataModule's loaders),
 after the trainer created the directory and wrote ``config.yaml`` and ``hparams.yaml``. ``StartRecord``
-notes the directory before the command touches it and, when the command fails before its first
-training step, ``undo`` removes what this command created there and restores the files a resume
-rewrites, so that the next command finds the directory unchanged. Once training has started nothing
-is removed: a failure then keeps its checkpoints and metrics.
+notes which directories the command would create and, once the command holds the directory's lock
+(``claim``), what the directory holds; when the command fails before its first training step, ``undo``
+removes what it created after the claim, restores the files a resume rewrites, and removes the
+directories it created if they are empty again, so that the next command finds the directory as it
+was. Before the claim another process may be writing there (the one holding the lock), so nothing but
+empty directories is removed; once training has started nothing is removed at all: a failure then
+keeps its checkpoints and metrics.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ REWRITTEN = ("run.json", "config.yaml")
 
 
 class StartRecord:
-    """The run directory as it was before this command (its top-level entries and rewritten files)."""
+    """The directories a command would create, and (from ``claim`` on) what the run directory held."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
@@ -34,17 +37,23 @@ class StartRecord:
         while not path.exists() and path != path.parent:
             created, path = path, path.parent
         self.created = created
-        self.entries = {p.name for p in self.run_dir.iterdir()} if self.run_dir.is_dir() else set()
-        self.saved = {name: (self.run_dir / name).read_text() for name in REWRITTEN
-                      if (self.run_dir / name).is_file()}
+        self.entries: set[str] | None = None  # top-level entries when the lock was taken
+        self.saved: dict[str, str] = {}
         self.training_started = False
 
+    def claim(self, own: tuple[str, ...] = ()) -> None:
+        """This command now holds the run directory's lock: every entry that appears from now on is its
+        own, and so are the entries named in ``own`` (the lock file, when taking the lock created it)."""
+        self.entries = {p.name for p in self.run_dir.iterdir()} - set(own) if self.run_dir.is_dir() else set()
+        self.saved = {name: (self.run_dir / name).read_text() for name in REWRITTEN
+                      if (self.run_dir / name).is_file()}
+
     def undo(self) -> None:
-        """Remove what this command created in the run directory (and the directory, if it created it)
-        and restore the rewritten files; nothing once training started."""
+        """Remove what this command created in the run directory since its claim, restore the rewritten
+        files, and remove the directories it created if they are empty; nothing once training started."""
         if self.training_started or not self.run_dir.is_dir():
             return
-        for entry in self.run_dir.iterdir():
+        for entry in self.run_dir.iterdir() if self.entries is not None else ():
             if entry.name in self.entries:
                 continue
             if entry.is_dir() and not entry.is_symlink():

@@ -154,9 +154,6 @@ def _cpu_precision(trainer: Any) -> None:
 def check_run_directory(run_dir: Path) -> None:
     """A run directory that cannot be created or written, refused before anything is: a regular file in
     its place or on its path, or no write permission where it would be created."""
-    text = str(run_dir)
-    if not text.strip():
-        raise RecipeError("run_dir is empty; give a directory (default: runs/<recipe name>-seed<seed>)")
     if run_dir.exists() and not run_dir.is_dir():
         raise RecipeError(f"run_dir {run_dir} is a file, not a directory; choose another --run_dir")
     existing = run_dir
