@@ -176,7 +176,10 @@ def check_recipe_file(value: Any, sections: str = RECIPE_SECTIONS) -> None:
     import yaml
 
     path = Path(str(value))
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return
+    except OSError:  # not a file name at all (a long inline YAML string)
         return
     data = path.read_bytes()
     expected = f"a recipe is YAML text: a mapping of sections ({sections})"
