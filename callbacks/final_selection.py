@@ -26,6 +26,7 @@ from lightning_nas.errors import RecipeError
 from lightning_nas.io import atomic_write_json
 from lightning_nas.metrics import p_beat_random, p_random_as_good
 from lightning_nas.nn.batchnorm import BNMode, BNModeName
+from lightning_nas.run.notices import notice
 from lightning_nas.scoring import score_architectures
 from lightning_nas.strategies.base import FixedArchitecture
 
@@ -33,9 +34,11 @@ from lightning_nas.strategies.base import FixedArchitecture
 class FinalSelection(Callback):
     """Args:
         num_architectures: N candidates of the shared-weight selection (0 disables it; strategies
-            whose answer is a derivation still report that).
+            whose answer is a derivation still report that; above the architectures available: all of
+            them, said in a notice).
         num_batches: validation batches for the first, cheap scoring of every candidate.
-        top_k: candidates re-scored on the whole validation split.
+        top_k: candidates re-scored on the whole validation split (above the candidates: all of them,
+            said in a notice).
         bn_mode, calibration_batches: as in ``WeightSharingRanking``.
         searches: n in p = 1 - (1 - r/r_max)^n, the number of searches whose best is compared.
         score: what the two stages select by: highest validation ``accuracy`` or lowest ``loss``
@@ -99,6 +102,12 @@ class FinalSelection(Callback):
         quick = score_architectures(strategy, archs, evaluation_batches(trainer, device, self.num_batches),
                                     self.bn_mode, calibration,
                                     progress=progress(trainer, f"selection: {len(archs)} candidates"))
+        if len(archs) < self.num_architectures:
+            notice(f"selection.num_architectures={self.num_architectures}, but only {len(archs)} architectures "
+                   f"exist in {source}: scoring all {len(archs)}")
+        if self.top_k > len(archs):
+            notice(f"selection.top_k={self.top_k}, but there are only {len(archs)} candidates: re-scoring all "
+                   f"{len(archs)} on the whole validation split")
         order = sorted(range(len(archs)), key=lambda i: -quick[i].goodness(self.score))[:self.top_k]
         finalists = [archs[i] for i in order]
         full = score_architectures(strategy, finalists, evaluation_batches(trainer, device, None), self.bn_mode,

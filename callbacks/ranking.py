@@ -21,13 +21,15 @@ from lightning_nas.errors import RecipeError
 from lightning_nas.io import atomic_write_csv
 from lightning_nas.metrics import ranking_agreement
 from lightning_nas.nn.batchnorm import BNMode, BNModeName
+from lightning_nas.run.notices import notice
 from lightning_nas.scoring import score_architectures
+from lightning_nas.strategies.base import FixedArchitecture
 
 
 class WeightSharingRanking(Callback):
     """Args:
         num_architectures: K, the fixed set scored every time (0 disables the callback; a K above
-            the number of architectures available ranks all of them and says so once).
+            the number of architectures available ranks all of them and says so in a notice).
         every_n_epochs: scoring period.
         num_batches: M validation batches per architecture (None: the whole split).
         bn_mode: ``batch`` (default), ``running`` or ``recalibrate``.
@@ -99,8 +101,12 @@ class WeightSharingRanking(Callback):
             best = sorted(range(len(archs)), key=lambda i: -scores[i])[:self.top_k]
             metrics[f"top{self.top_k}_ground_truth"] = sum(truth[i] for i in best) / len(best)
         if not self._announced:  # the same seeded set every time: say once where it came from
-            fewer = f" (ranking.num_architectures={self.num_architectures}: only {len(archs)} exist)" \
-                if len(archs) < self.num_architectures else ""
-            rank_zero_info(f"[lightning_nas] ranking {len(archs)} architectures drawn from {source}{fewer}")
+            rank_zero_info(f"[lightning_nas] ranking {len(archs)} architectures drawn from {source}")
+            if len(archs) < self.num_architectures and not isinstance(strategy, FixedArchitecture):
+                notice(f"ranking.num_architectures={self.num_architectures}, but only {len(archs)} architectures "
+                       f"exist in {source}: ranking all {len(archs)}")
+            if known and self.top_k > len(archs) >= 2:
+                notice(f"ranking.top_k={self.top_k}, but only {len(archs)} architectures are ranked: "
+                       f"top{self.top_k}_ground_truth averages all {len(archs)}")
             self._announced = True
         return metrics

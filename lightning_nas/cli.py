@@ -12,9 +12,10 @@ directory (lock, checkpoints, thread count) and what it writes there, with the p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Iterator, Literal, Optional
 
 import torch
 from jsonargparse import ActionConfigFile, Namespace
@@ -36,12 +37,14 @@ from lightning_nas.io import remove_temporaries
 from lightning_nas.loggers import RunCSVLogger
 from lightning_nas.run.checkpoints import (RunCheckpoint, RunCheckpointIO, check_checkpoint_fits, choose_checkpoint,
                                           last_checkpoint)
-from lightning_nas.run.errors import project_error
-from lightning_nas.run.lock import is_launcher_process, lock_run_directory, release_locks
+from lightning_nas.run.errors import project_error, unknown_option
+from lightning_nas.run.lock import LOCK_FILE, is_launcher_process, lock_run_directory, release_locks
 from lightning_nas.run.output import quiet_third_parties, wandb_logger
 from lightning_nas.run.progress import PlainProgress
+from lightning_nas.run.start import StartRecord, TrainingStarted
 from lightning_nas.run.summary import summarise
-from lightning_nas.run.validation import model_trains, validate_trainer
+from lightning_nas.run.validation import (RecipeFileAction, check_recipe_file, check_run_directory, model_trains,
+                                         validate_trainer)
 from lightning_nas.run_record import recorded_threads, write_run_record
 from lightning_nas.strategies import SearchStrategy
 
@@ -68,7 +71,8 @@ class RecipeParser(LightningArgumentParser):
 
     def error(self, message: str, ex: Exception | None = None):  # type: ignore[override]
         cause = project_error(ex) if ex is not None else None
-        raise RecipeError(str(cause) if cause is not None else message)
+        text = str(cause) if cause is not None else message
+        raise RecipeError(unknown_option(message, text) or text)
 
 
 class _RunDirectoryAction(argparse.Action):
@@ -79,6 +83,7 @@ class _RunDirectoryAction(argparse.Action):
         recipe = Path(str(values)) / "config.yaml"
         if not recipe.is_file():
             raise RecipeError(f"{option_string} {values}: {recipe} not found; is this a lightning_nas run directory?")
+        check_recipe_file(recipe)
         ActionConfigFile.apply_config(parser, cfg, "recipe", str(recipe))
         reset_front_options(cfg)  # config.yaml of older versions may hold them
         cfg[self.dest] = str(values)
@@ -144,6 +149,7 @@ class NASCLI(LightningCLI):
         self.experiment = False
         self.checkpoint: Path | None = None  # what --resume continues from
         self.reproduce: Path | None = None
+        self.start: StartRecord | None = None  # the run directory before this command (undone on failure)
         kwargs.setdefault("trainer_defaults", {"deterministic": True, "num_sanity_val_steps": 0})
         super().__init__(
             model_class=SearchStrategy, datamodule_class=LightningDataModule,
@@ -160,7 +166,7 @@ class NASCLI(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         kwargs.setdefault("dump_header", [f"lightning_nas=={lightning_nas.__version__}"])
         parser = self.parser_class(**kwargs)
-        parser.add_argument("--recipe", "-c", "--config", action=ActionConfigFile,
+        parser.add_argument("--recipe", "-c", "--config", action=RecipeFileAction,
                             help="A recipe (YAML); later arguments override its values.")
         return parser
 
@@ -182,11 +188,17 @@ class NASCLI(LightningCLI):
         parser.link_arguments("benchmark", "decoding.benchmark", apply_on="instantiate")
 
     # ------------------------------------------------------------------ the run directory
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # before LightningCLI seeds (which raises a ValueError on a seed outside numpy's range)
+        seed = self.config.get("seed_everything")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+            raise RecipeError(f"seed_everything must be an integer in [0, 2**32 - 1] (numpy's seed range), got "
+                              f"{seed!r}: every run is seeded")
+
     def before_instantiate_classes(self) -> None:
         config = self.config
         seed = config.seed_everything
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise RecipeError(f"seed_everything must be an integer seed (got {seed!r}): every run is seeded")
         self.experiment = config.get("seeds") is not None or bool(config.get("grid"))
         if self.experiment:
             if config.get("resume") or config.get("reproduce"):
@@ -212,17 +224,48 @@ class NASCLI(LightningCLI):
             recipes = config.get("recipe") or []
             name = Path(str(recipes[-1])).stem if recipes else "run"
             config.run_dir = str(Path("runs") / f"{name}-seed{seed}")
+        if not str(config.run_dir).strip():
+            raise RecipeError("run_dir is empty; give a directory (default: runs/<recipe name>-seed<seed>)")
         self.run_dir = Path(config.run_dir)
+        check_run_directory(self.run_dir)
         self._set_threads()
+        if not resume:
+            # Checked again under the lock, which a new run takes only once everything else passed (fit).
+            self._check_no_run_there()
+            if is_launcher_process():
+                self.start = StartRecord(self.run_dir)
+            return
+        # A resume locks at once: a second process must not touch a running run's checkpoints.
         if is_launcher_process():
-            lock_run_directory(self.run_dir)
-        if not resume and (self.run_dir / "checkpoints").exists():
-            raise RecipeError(f"run directory {self.run_dir} already holds a run: continue it with "
-                              f"--resume {self.run_dir}, or choose another --run_dir")
-        if resume:
+            self.start = StartRecord(self.run_dir)
+        with self._undone_on_failure():
+            self._lock()
             self._check_same_network()
             # (DDP processes started by rank 0 choose the same checkpoint, after rank 0 set a damaged one aside)
             self.checkpoint = choose_checkpoint(self.run_dir, set_aside=is_launcher_process())
+
+    def _lock(self) -> None:
+        """Hold the run directory (launcher process only); from now on what appears there is this command's."""
+        if is_launcher_process():
+            new_lock_file = not (self.run_dir / LOCK_FILE).exists()
+            lock_run_directory(self.run_dir)
+            remove_temporaries(self.run_dir)  # what writes killed earlier left (only under the lock)
+            if self.start is not None:
+                self.start.claim(own=(LOCK_FILE,) if new_lock_file else ())
+
+    def _check_no_run_there(self) -> None:
+        if (self.run_dir / "checkpoints").exists():
+            raise RecipeError(f"run directory {self.run_dir} already holds a run: continue it with "
+                              f"--resume {self.run_dir}, or choose another --run_dir")
+
+    @contextlib.contextmanager
+    def _undone_on_failure(self) -> Iterator[None]:
+        """A failure before training leaves the run directory as this command found it (``StartRecord``)."""
+        if self.start is None:
+            yield
+            return
+        with self.start.undone_on_failure():
+            yield
 
     def _set_threads(self) -> None:
         """The run's torch thread count: recorded at the start, restored on --resume (another count is
@@ -275,6 +318,26 @@ class NASCLI(LightningCLI):
                               f"({'; '.join(changes)}); resume with the run's own recipe, or start a new run "
                               "with another --run_dir")
 
+    def _check_validation_split(self) -> None:
+        """Ranking and selection score architectures on the validation split: an empty one is refused
+        now, not after the first epoch of training."""
+        def found(kind: type) -> Any:
+            return next((c for c in self.trainer.callbacks if isinstance(c, kind)), None)
+
+        ranking, selection = found(WeightSharingRanking), found(FinalSelection)
+        users = []
+        if ranking is not None and ranking.num_architectures > 0 and getattr(self.model, "trains", True):
+            users.append("ranking")
+        derived = getattr(self.model, "answer", "selection") != "selection"  # a derived answer is scored too
+        if selection is not None and (selection.num_architectures > 0 or derived):
+            users.append("selection")
+        split_batches = getattr(self.datamodule, "split_batches", None)
+        if not users or split_batches is None:
+            return
+        if next(iter(split_batches("val", limit=1)), None) is None:
+            raise RecipeError(f"{' and '.join(users)} score architectures on the validation split, which holds no "
+                              f"batch: set data.val_split (or {users[0]}.num_architectures: 0)")
+
     @property
     def checkpoint_path(self) -> Path:
         return last_checkpoint(self.run_dir)
@@ -282,13 +345,18 @@ class NASCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         if self.experiment:  # an experiment only parses here; each trial is a run of its own
             return
-        super().instantiate_classes()
+        with self._undone_on_failure():
+            try:
+                super().instantiate_classes()
+            except OSError as error:  # the trainer creates the run directory: a read-only mount, a full disk
+                if error.filename is None or not _inside(Path(str(error.filename)), self.run_dir):
+                    raise
+                raise RecipeError(f"run_dir {self.run_dir} cannot be written ({error.strerror}); "
+                                  "choose a writable --run_dir") from error
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if is_launcher_process():  # (the run directory is locked) what writes killed earlier left
-            remove_temporaries(self.run_dir)
         loggers: list[Logger] = []
         if "csv" in config.loggers:
             loggers.append(RunCSVLogger(str(self.run_dir), resume_from=self.checkpoint if config.get("resume") else None))
@@ -320,23 +388,36 @@ class NASCLI(LightningCLI):
     def fit(self) -> Trainer:
         seed = self.config.seed_everything
         resume = self.config.get("resume")
-        if self.trainer.is_global_zero:
-            extra = {"resumed_from": str(self.checkpoint)} if resume else {}
-            if self.reproduce is not None:
-                extra["reproduces"] = str(self.reproduce)
-            write_run_record(self.run_dir, seed, self.raw_args, event="resume" if resume else "start", **extra)
-        if resume and self.checkpoint is not None:
-            check_checkpoint_fits(self.checkpoint, self.model, self.run_dir)
-        benchmark = self._get(self.config_init, "benchmark", default=None)
-        space = getattr(self.model, "space", None)
-        if benchmark is not None and space is not None and hasattr(benchmark, "check"):
-            benchmark.check(space)  # table problems before the first step, not at the first ranking epoch
-        ckpt = str(self.checkpoint) if resume else None
-        self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+        with self._undone_on_failure():
+            # Checks that need the built objects, before the run directory is claimed and recorded.
+            if resume and self.checkpoint is not None:
+                check_checkpoint_fits(self.checkpoint, self.model, self.run_dir)
+            benchmark = self._get(self.config_init, "benchmark", default=None)
+            space = getattr(self.model, "space", None)
+            if benchmark is not None and space is not None and hasattr(benchmark, "check"):
+                benchmark.check(space)  # table problems before the first step, not at the first ranking epoch
+            self._check_validation_split()
+            if not resume:
+                self._lock()
+                self._check_no_run_there()  # under the lock: another command may have started it meanwhile
+            if self.trainer.is_global_zero:
+                extra = {"resumed_from": str(self.checkpoint)} if resume else {}
+                if self.reproduce is not None:
+                    extra["reproduces"] = str(self.reproduce)
+                write_run_record(self.run_dir, seed, self.raw_args, event="resume" if resume else "start", **extra)
+            if self.start is not None:
+                self.trainer.callbacks.append(TrainingStarted(self.start))
+            ckpt = str(self.checkpoint) if resume else None
+            self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
         # stand-alone networks report the official test split, where the data has one (PTB samples may not)
         if is_overridden("test_step", self.model) and getattr(self.datamodule, "has_test", True):
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
         return self.trainer
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    path, directory = path.absolute(), directory.absolute()
+    return path == directory or directory in path.parents
 
 
 # ---------------------------------------------------------------------------------------- one command

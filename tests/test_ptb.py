@@ -16,6 +16,7 @@ from conftest import SHARED_DATA, run_train
 from lightning_nas.benchmarks import CSVBenchmark
 from lightning_nas.data import PTBDataModule
 from lightning_nas.data.ptb import batchify
+from lightning_nas.errors import DatasetError, RecipeError
 from lightning_nas.scoring import Score
 from lightning_nas.spaces import DartsRNNSpace
 
@@ -164,20 +165,23 @@ def test_architecture_split_is_the_end_of_the_training_stream(tmp_path: Path) ->
 
 
 def test_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"no_such_folder does not exist; expected .*train_file=train.txt"):
+    with pytest.raises(DatasetError, match=r"no_such_folder does not exist; expected .*train_file=train.txt"):
         module(tmp_path / "no_such_folder").num_classes
     write_corpus(tmp_path, names=("valid.txt", "test.txt"))
-    with pytest.raises(FileNotFoundError, match=r"data.train_file: .*train.txt not found.*there: test.txt, valid.txt"):
+    with pytest.raises(DatasetError, match=r"data.train_file: .*train.txt not found.*there: test.txt, valid.txt"):
         module(tmp_path).num_classes
     (tmp_path / "train.txt").write_text("\n\n")
-    with pytest.raises(ValueError, match="holds no words"):
+    with pytest.raises(DatasetError, match="holds no words"):
         module(tmp_path).num_classes
     write_corpus(tmp_path, lines=6)
     with pytest.raises(ValueError, match=r"too few for 1 window.*lower data.batch_size or data.bptt"):
         module(tmp_path, batch_size=16, bptt=35).train_dataloader()
-    with pytest.raises(ValueError, match="bptt"):
+    (tmp_path / "train.txt").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DatasetError, match=r"data.train_file: .*train.txt is not UTF-8 text"):
+        module(tmp_path).num_classes
+    with pytest.raises(RecipeError, match="data.bptt must be a positive integer, got 0"):
         module(tmp_path, bptt=0)
-    with pytest.raises(ValueError, match="arch_split"):
+    with pytest.raises(RecipeError, match="arch_split"):
         module(tmp_path, arch_split=1.0)
 
 

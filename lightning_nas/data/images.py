@@ -27,6 +27,14 @@ def _count(size: Size, total: int, key: str) -> int:
     return int(size)
 
 
+def _check_int(key: str, value: object, minimum: int, what: str = "") -> None:
+    """``key`` must be None or an integer >= ``minimum``; one line naming it otherwise."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RecipeError(f"{key} must be an integer >= {minimum}" + (f" ({what})" if what else "") + f", got {value!r}")
+
+
 class ImageDataModule(SeededDataModule):
     """Deterministic splits of a dataset's training images, plus its official test set.
 
@@ -52,10 +60,15 @@ class ImageDataModule(SeededDataModule):
                  crop_padding: int = 4, horizontal_flip: bool = True, cutout: int = 0, seed: int = 0) -> None:
         super().__init__()
         IMAGE_SOURCES.get(dataset)  # fail early on an unknown name
-        if batch_size < 1:
-            raise RecipeError(f"data.batch_size must be >= 1, got {batch_size}")
+        _check_int("data.batch_size", batch_size, 1)
+        _check_int("data.eval_batch_size", eval_batch_size, 1, "or null: the training batch size")
+        _check_int("data.image_size", image_size, 1, "pixels, or null: the dataset's own size")
+        for key, value in (("crop_padding", crop_padding), ("cutout", cutout)):
+            _check_int(f"data.{key}", value, 0, "pixels; 0 turns it off")
         if not 0 < train_portion <= 1:
             raise RecipeError(f"data.train_portion must be in (0, 1], got {train_portion}")
+        for key, size in (("val_split", val_split), ("arch_split", arch_split)):
+            _count(size, 1, key)  # the type and range now; the count against the images when they are read
         self.dataset, self.data_dir, self.download, self.image_size = dataset, data_dir, download, image_size
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

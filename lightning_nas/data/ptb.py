@@ -42,16 +42,22 @@ import torch
 
 from lightning_nas.data.base import SeededDataModule
 from lightning_nas.data.batches import SeededBatches
+from lightning_nas.errors import DatasetError, RecipeError
 from lightning_nas.seeding import generator
 
 EOS, UNK = "<eos>", "<unk>"
 SPLIT_KEYS = {"train": "train_file", "val": "val_file", "test": "test_file"}
 
 
-def tokenize(path: Path) -> list[list[str]]:
-    """Words of each line followed by ``<eos>`` (every line, as AWD-LSTM's ``Corpus`` does)."""
-    with open(path, encoding="utf-8") as handle:
-        return [line.split() + [EOS] for line in handle]
+def tokenize(path: Path, key: str = "data_dir") -> list[list[str]]:
+    """Words of each line followed by ``<eos>`` (every line, as AWD-LSTM's ``Corpus`` does). A file that
+    is not UTF-8 text (a binary file, an archive not unpacked) is a ``DatasetError`` naming ``data.KEY``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [line.split() + [EOS] for line in handle]
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"data.{key}: {path} is not UTF-8 text (byte {error.start}); expected the preprocessed "
+                           "PTB text, one sentence per line") from None
 
 
 def batchify(stream: torch.Tensor, rows: int) -> torch.Tensor:
@@ -133,7 +139,7 @@ class StreamBatches:
             self._resume = None
             spans = self.spans(max(epoch, 0))
             if epoch >= 0 and start < len(spans) and spans[start][0] != offset:
-                raise ValueError(f"the checkpointed stream position (window {start} at token {offset}) does not match "
+                raise RecipeError(f"the checkpointed stream position (window {start} at token {offset}) does not match "
                                  "this run's windows: data.bptt, batch_size or the corpus changed")
             if start >= len(spans) or epoch < 0:
                 epoch, start = epoch + 1, 0
@@ -161,9 +167,9 @@ class StreamBatches:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state.get("mode") != "stateful":
-            raise ValueError("the checkpoint was written with data.bptt_mode: stateless; resume with the same mode")
+            raise RecipeError("the checkpoint was written with data.bptt_mode: stateless; resume with the same mode")
         if state.get("seed", self.seed) != self.seed or state.get("bptt", self.bptt) != self.bptt:
-            raise ValueError(f"checkpointed stream (seed {state.get('seed')}, bptt {state.get('bptt')}) does not match "
+            raise RecipeError(f"checkpointed stream (seed {state.get('seed')}, bptt {state.get('bptt')}) does not match "
                              f"this run (seed {self.seed}, bptt {self.bptt})")
         self.epoch, self._next_index = int(state["epoch"]), int(state["next_index"])
         self._resume = (self.epoch, self._next_index, int(state.get("next_start", 0)))
@@ -257,17 +263,17 @@ class PTBDataModule(SeededDataModule):
         super().__init__()
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("bptt", bptt)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"data.{key} must be a positive integer, got {value!r}")
+                raise RecipeError(f"data.{key} must be a positive integer, got {value!r}")
         if not 0 <= arch_split < 1:
-            raise ValueError(f"data.arch_split must be a fraction in [0, 1), got {arch_split}")
+            raise RecipeError(f"data.arch_split must be a fraction in [0, 1), got {arch_split}")
         if oov not in ("unk", "error"):
-            raise ValueError(f"data.oov must be 'unk' or 'error', got {oov!r}")
+            raise RecipeError(f"data.oov must be 'unk' or 'error', got {oov!r}")
         if bptt_mode not in ("stateful", "stateless"):
-            raise ValueError(f"data.bptt_mode must be 'stateful' or 'stateless', got {bptt_mode!r}")
+            raise RecipeError(f"data.bptt_mode must be 'stateful' or 'stateless', got {bptt_mode!r}")
         if max_seq_len_delta is not None and max_seq_len_delta < 0:
-            raise ValueError(f"data.max_seq_len_delta must be >= 0 or null, got {max_seq_len_delta}")
+            raise RecipeError(f"data.max_seq_len_delta must be >= 0 or null, got {max_seq_len_delta}")
         if length_jitter < 0:
-            raise ValueError(f"data.length_jitter must be >= 0, got {length_jitter}")
+            raise RecipeError(f"data.length_jitter must be >= 0, got {length_jitter}")
         self.bptt_mode, self.variable_length, self.max_seq_len_delta = bptt_mode, variable_length, max_seq_len_delta
         self.length_jitter = length_jitter
         self.data_dir, self.oov, self.seed = Path(data_dir), oov, seed
@@ -283,20 +289,21 @@ class PTBDataModule(SeededDataModule):
         name = self.files[split]
         expected = ", ".join(f"{SPLIT_KEYS[s]}={n}" for s, n in self.files.items() if n)
         if not self.data_dir.is_dir():
-            raise FileNotFoundError(f"data.data_dir {self.data_dir.resolve()} does not exist; expected a folder with "
+            raise DatasetError(f"data.data_dir {self.data_dir.resolve()} does not exist; expected a folder with "
                                     f"the preprocessed PTB files ({expected})")
         path = self.data_dir / name
         if not path.is_file():
             present = ", ".join(sorted(p.name for p in self.data_dir.iterdir() if p.is_file())) or "none"
-            raise FileNotFoundError(f"data.{SPLIT_KEYS[split]}: {path.resolve()} not found; expected {expected} in "
+            raise DatasetError(f"data.{SPLIT_KEYS[split]}: {path.resolve()} not found; expected {expected} in "
                                     f"{self.data_dir} (files there: {present})")
         return path
 
     def _encode(self, split: str) -> torch.Tensor:
         path = self._path(split)
-        lines = tokenize(path)
+        lines = tokenize(path, SPLIT_KEYS[split])
         if not any(len(words) > 1 for words in lines):
-            raise ValueError(f"data.{SPLIT_KEYS[split]}: {path} holds no words (empty corpus)")
+            raise DatasetError(f"data.{SPLIT_KEYS[split]}: {path} holds no words (empty corpus); expected the "
+                               "preprocessed PTB text, one sentence per line")
         if split == "train":
             for words in lines:
                 for word in words:
@@ -311,7 +318,7 @@ class PTBDataModule(SeededDataModule):
                     if self.oov == "error" or unk is None:
                         why = ("set data.oov: unk to map such words to <unk>" if unk is not None else
                                f"the training file has no {UNK} to map it to")
-                        raise ValueError(f"{path}:{number}: word {word!r} is not in the vocabulary of "
+                        raise RecipeError(f"{path}:{number}: word {word!r} is not in the vocabulary of "
                                          f"{self.files['train']} ({len(self.word_ids)} words); {why}")
                     index = unk
                 ids.append(index)
@@ -347,10 +354,10 @@ class PTBDataModule(SeededDataModule):
     def _batchified(self, split: str, rows: int, full_windows: int = 1) -> torch.Tensor:
         stream = self.streams.get(split)
         if stream is None:
-            raise ValueError(f"there is no {split} split: set data.{SPLIT_KEYS.get(split, 'arch_split')}")
+            raise RecipeError(f"there is no {split} split: set data.{SPLIT_KEYS.get(split, 'arch_split')}")
         data = batchify(stream, rows)
         if data.shape[1] < full_windows * self.bptt + 1:
-            raise ValueError(
+            raise RecipeError(
                 f"the {split} stream has {len(stream)} tokens, too few for {full_windows} window(s) of "
                 f"{rows} rows x (bptt={self.bptt} + 1) tokens: lower data.batch_size or data.bptt, "
                 "or use a longer corpus")

@@ -35,6 +35,23 @@ def concise(message: str) -> str:
     return " ".join(filter(None, [head, "; ".join(real)]))
 
 
+def unknown_option(raw: str, cause: str) -> str | None:
+    """jsonargparse's ``Option 'lr' is not accepted`` (under ``Parser key "model"``) as the whole key, with
+    its new name when the key was renamed (``lightning_nas.run.validation.RENAMED_KEYS``); None otherwise."""
+    from lightning_nas.run.validation import renamed
+
+    option = re.search(r"Option '([^']+)' is not accepted", cause) or re.search(r"Option '([^']+)' is not accepted", raw)
+    section = re.search(r'Parser key "([^"]+)"', raw)
+    if option is None or section is None:
+        return None
+    key = f"{section.group(1)}.init_args.{option.group(1)}"
+    new = renamed(key)
+    if new is not None:
+        return f"{key} was renamed: use {new} (--{new.split()[0]} on the command line)"
+    return (f"{key} is not an option of the {section.group(1)} class; "
+            f"`python train.py --{section.group(1)}.help CLASS` lists its options")
+
+
 def project_error(error: BaseException) -> LightningNASError | None:
     """The project's own error behind ``error`` (itself, or what jsonargparse or Lightning wrapped), else None."""
     seen: set[int] = set()

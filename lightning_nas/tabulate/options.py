@@ -6,20 +6,30 @@ import math
 import statistics
 from typing import Any, Literal, Optional, Sequence, Union
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ArgumentParser
+
+from lightning_nas.run.validation import RENAMED_KEYS, RecipeFileAction
 
 from lightning_nas.tabulate.common import FIXED_TRAINER, PROTOCOL_KEYS, SPLITS, TabulateError
+
+
+RECIPE_EXAMPLE = "--recipe recipes/tabulate_nb201_digits_729.yaml"
+
+
+class TabulationRecipeFile(RecipeFileAction):
+    sections = "space, architectures, seeds, model, data, ..."
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m lightning_nas.tabulate", exit_on_error=False,
                             description="Train architectures stand-alone and write a ground-truth table. "
                                         "Merge shard tables with: python -m lightning_nas.tabulate merge --out T SHARD...")
-    parser.add_argument("--recipe", "-c", action=ActionConfigFile, help="A tabulation recipe (YAML).")
+    parser.add_argument("--recipe", "-c", action=TabulationRecipeFile, help="A tabulation recipe (YAML).")
     parser.add_argument("--space", type=str, default="nb201", help="Registered search space.")
     parser.add_argument("--space_options", type=dict, default={}, help="Space keyword arguments (operations).")
-    parser.add_argument("--architectures", type=Union[Literal["all"], int], default="all",
-                        help="'all' (enumerate the space) or N: a seeded uniform sample of N distinct architectures.")
+    parser.add_argument("--architectures", type=Optional[Union[Literal["all"], int]], default=None,
+                        help="Required (usually from the recipe): 'all' (enumerate the space) or N, a seeded uniform "
+                             "sample of N distinct architectures. No default: all of NB201 would train for a day.")
     parser.add_argument("--sample_seed", type=int, default=0, help="Seed of the architecture sample.")
     parser.add_argument("--seeds", type=list[int], default=[0, 1],
                         help="Training seeds per architecture. A finished table can be extended with more seeds: "
@@ -68,9 +78,10 @@ def _check_keywords(factory: Any, options: dict[str, Any], key: str, reserved: S
             raise TabulateError(f"{key}.{name}: unknown option for {factory.__name__}; valid: {valid}")
 
 
-LEGACY_OPTIMIZER_KEYS = {"lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay",
-                         "nesterov": "nesterov", "lr_schedule": "schedule", "min_lr": "min_lr",
-                         "grad_clip": "grad_clip"}
+#: The flat weight-optimiser keys of older recipes and table protocols -> their ``optimizer`` field
+#: (from the one table of renamed keys; a tabulation recipe still accepts them, see strategy_options).
+LEGACY_OPTIMIZER_KEYS = {old.rpartition(".")[2]: new.split()[0].rpartition(".")[2]
+                         for old, new in RENAMED_KEYS.items() if new.startswith("model.init_args.optimizer.")}
 
 
 def strategy_options(model: dict[str, Any]) -> dict[str, Any]:
@@ -162,6 +173,9 @@ def validate(config: Any) -> None:
         raise TabulateError(f"space_options: {error}") from None
     if "val" in config.evaluate and config.data.get("val_split", 0.2) in (0, 0.0):
         raise TabulateError("evaluate: 'val' needs a validation split; set data.val_split > 0 or evaluate only test")
+    if config.architectures is None:
+        raise TabulateError(f"architectures is not set: a tabulation needs a recipe ({RECIPE_EXAMPLE}) or "
+                            "--space and --architectures all|N (all of NB201 with the defaults trains for about a day)")
 
 
 def protocol(config: Any) -> dict[str, Any]:
