@@ -36,6 +36,9 @@ class GDAS(DARTS):
             Adam 3e-4, (0.5, 0.999), 1e-3); 250 epochs with batch size 64 on NB201.
     """
 
+    #: GDAS is first order (DARTS' ``unrolled`` test option does not apply); its defaults train alpha
+    test_options = {}
+
     def __init__(self, tau_max: float = 10.0, tau_min: float = 0.1,
                  straight_through: Literal["reference", "sampled"] = "reference",
                  optimizer: WeightOptimizer = DARTS_WEIGHTS,

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lightning_nas.registry import STRATEGIES
+from lightning_nas.seeding import generator
 from lightning_nas.strategies.base import FixedArchitecture
 
 
@@ -27,6 +28,11 @@ class Standalone(FixedArchitecture):
         Everything else as ``SearchStrategy``; the NB201 benchmark trains with lr 0.1, nesterov
         momentum 0.9, weight decay 5e-4, cosine to 0 (Dong & Yang 2020, Sec. 2.3).
     """
+
+    @classmethod
+    def options_for_tests(cls, space: Any) -> dict[str, Any]:
+        """A seeded architecture of ``space``: the one thing a stand-alone run needs."""
+        return {"architecture": str(space.sample(generator(0, "test-architecture"))), **cls.test_options}
 
     def __init__(self, architecture: str, channels_last: bool = False, compile: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
