@@ -404,6 +404,24 @@ def test_random_sampling_is_a_seeded_draw():
     assert a.derive_architecture() != c.derive_architecture() or a.space.size == 1
 
 
+def test_standalone_sets_drop_path_before_every_batch_so_a_mid_epoch_resume_keeps_it():
+    """Lightning skips ``on_train_epoch_start`` when a run resumes mid-epoch; the probability is set
+    from the epoch before each batch instead (DARTS A.2: linear to 0.2 over the epochs)."""
+    space = SPACES.get("darts_cnn")()
+    module = STRATEGIES.get("standalone")(space="darts_cnn", architecture=str(space.sample(torch.Generator().manual_seed(0))),
+                                          network={"C": 4, "layers": 3, "drop_path_prob": 0.2}, num_classes=3,
+                                          in_channels=1)
+
+    class _Trainer:  # what the hook reads from the Trainer of a run resumed in epoch 2 of 4
+        max_epochs = 4
+        current_epoch = 2
+
+    module._trainer = _Trainer()
+    assert module.supernet.current_drop_path == 0.0
+    module.on_train_batch_start(None, 7)
+    assert module.supernet.current_drop_path == pytest.approx(0.1) == module.drop_path
+
+
 def test_registry_names_every_strategy():
     for name in ("darts", "gdas", "pcdarts", "enas", "fairnas", "random_sampling"):
         assert issubclass(STRATEGIES.get(name), torch.nn.Module)
@@ -415,7 +433,7 @@ def test_registry_names_every_strategy():
 STRATEGY_NAMES = STRATEGIES.names()
 SHORT = ["--trainer.limit_train_batches", "6", "--checkpoint_every_n_steps", "2", "--ranking.num_architectures", "0",
          "--selection.num_architectures", "3", "--selection.top_k", "1", "--decoding.num_batches", "1", *PROBE]
-KILL_AT = 5  # one step after the checkpoint of step 4
+KILL_BATCH = 5  # killed at the end of the 5th batch, after the checkpoint of the 4th
 
 
 def _value(value: object) -> str:
@@ -448,6 +466,9 @@ class Finished:
         self.checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
         self.metrics = (run_dir / "metrics.csv").read_text().splitlines()
         self.selection = json.loads((run_dir / "selection.json").read_text())
+        batches = run_dir / "probe" / "batches_rank0.jsonl"
+        #: the global step after each batch (two optimiser steps per batch for bi-level strategies)
+        self.steps = [json.loads(line)[0] for line in batches.read_text().splitlines()] if batches.is_file() else []
 
     def assert_same(self, other: "Finished") -> None:
         a, b = self.checkpoint, other.checkpoint
@@ -482,10 +503,13 @@ _finished: dict[str, Finished] = {}
 
 
 def finished(name: str, tmp_path_factory) -> Finished:
-    """The uninterrupted run of ``name`` (one per test session, shared by the tests below)."""
+    """The uninterrupted run of ``name`` (one per test session, shared by the tests below); the probe
+    records the global step after each batch."""
     if name not in _finished:
         run_dir = tmp_path_factory.mktemp(name) / "run"
-        assert run_train(strategy_arguments(name) + ["--run_dir", run_dir], run_dir.parent) == 0
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LNAS_PROBE_BATCHES", "1")
+            assert run_train(strategy_arguments(name) + ["--run_dir", run_dir], run_dir.parent) == 0
         _finished[name] = Finished(run_dir)
     return _finished[name]
 
@@ -526,12 +550,14 @@ def test_killed_strategy_resumes_bit_identically(name, tmp_path, tmp_path_factor
     generator, metrics rows and answer as the uninterrupted run."""
     if not STRATEGIES.get(name).trains:
         pytest.skip(f"{name} trains nothing: there is no step to be killed at")
+    whole = finished(name, tmp_path_factory)
+    kill_at = whole.steps[KILL_BATCH - 1]
     run_dir = tmp_path / "run"
-    killed = train(strategy_arguments(name) + ["--run_dir", run_dir], LNAS_PROBE_KILL_AT_STEP=str(KILL_AT))
+    killed = train(strategy_arguments(name) + ["--run_dir", run_dir], LNAS_PROBE_KILL_AT_STEP=str(kill_at))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    assert checkpoint_step(run_dir) == KILL_AT - 1
+    assert 0 < checkpoint_step(run_dir) < kill_at  # the steps after the checkpoint were lost
     assert run_train(["--resume", run_dir], tmp_path) == 0
-    finished(name, tmp_path_factory).assert_same(Finished(run_dir))
+    whole.assert_same(Finished(run_dir))
 
 
 def test_darts_selection_is_the_cell_its_alpha_favours(tmp_path):

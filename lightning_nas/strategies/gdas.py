@@ -83,5 +83,8 @@ class GDAS(DARTS):
         self.last_indices = {k: v.reshape(-1) for k, v in active.indices.items()}
         return self.supernet.forward_weighted(x, weights, active)
 
-    def on_train_epoch_start(self) -> None:
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's temperature (at its end: Lightning skips ``on_train_epoch_start`` when a run
+        resumes mid-epoch, which would leave the resumed epoch's row without it)."""
         self.log("arch/tau", self.tau, on_step=False, on_epoch=True)
+        super().on_train_epoch_end()

@@ -38,6 +38,8 @@ class Standalone(FixedArchitecture):
         super().__init__(**kwargs)
         self.architecture = self.space.parse(architecture)
         self.supernet = self.build_network(arch=self.architecture)
+        #: the drop-path probability of the current epoch (networks with drop-path; 0 otherwise)
+        self.drop_path = 0.0
         self.channels_last = channels_last and self.supernet.input_kind == "image"
         if self.channels_last:
             self.supernet = self.supernet.to(memory_format=torch.channels_last)
@@ -62,12 +64,16 @@ class Standalone(FixedArchitecture):
             loss = loss + self.supernet.auxiliary_weight * auxiliary_loss
         return loss
 
-    def on_train_epoch_start(self) -> None:
-        """Drop-path grows linearly over the epochs (DARTS A.2); a function of the epoch, so a resumed
-        run sets the same probability."""
-        probability = self.supernet.update_drop_path(self.current_epoch, int(self.trainer.max_epochs or 1))
-        if probability:
-            self.log("train/drop_path", probability, on_step=False, on_epoch=True)
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Drop-path grows linearly over the epochs (DARTS A.2); a function of the epoch, set before
+        every batch, so that a run resumed mid-epoch (where Lightning skips ``on_train_epoch_start``)
+        trains with the same probability."""
+        self.drop_path = self.supernet.update_drop_path(self.current_epoch, int(self.trainer.max_epochs or 1))
+
+    def on_train_epoch_end(self) -> None:
+        if self.drop_path:
+            self.log("train/drop_path", self.drop_path, on_step=False, on_epoch=True)
+        super().on_train_epoch_end()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
