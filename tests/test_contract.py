@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import replace
 
 import pytest
 import torch
@@ -17,7 +16,6 @@ import lightning_nas.strategies  # noqa: F401  (registers the strategies)
 from lightning_nas.errors import UnsupportedCombinationError
 from lightning_nas.registry import NETWORKS, SPACES, STRATEGIES
 from lightning_nas.strategies import ENAS, FairNAS, FixedArchitecture, SearchStrategy
-from lightning_nas.strategies.pcdarts import PCDARTS_ARCHITECTURE
 
 NUM_CLASSES = 5
 SPACE_NAMES = SPACES.names()
@@ -114,6 +112,11 @@ def build(strategy: str, space: str, **options) -> SearchStrategy:
                                      **options)
 
 
+def build_for_tests(strategy: str, space: str) -> SearchStrategy:
+    """``build`` with the strategy's own test options (what one step needs to train everything)."""
+    return build(strategy, space, **STRATEGIES.get(strategy).test_arguments(tiny_space(space)))
+
+
 def one_step(strategy: SearchStrategy, space: str, precision: str = "32-true") -> None:
     batch = {"weights": example_batch(space, 10), "arch": example_batch(space, 11)}
     trainer = Trainer(max_steps=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
@@ -126,12 +129,9 @@ def one_step(strategy: SearchStrategy, space: str, precision: str = "32-true") -
 @pytest.mark.parametrize("space", SPACE_NAMES)
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
 def test_every_strategy_runs_on_every_space_or_says_why_not(strategy, space):
-    options = {}
-    if strategy == "pcdarts":  # no warm-up: the one step must update the architecture too
-        options = {"architecture_optimizer": replace(PCDARTS_ARCHITECTURE, warmup_epochs=0)}
     torch.manual_seed(0)
     try:
-        module = build(strategy, space, **options)
+        module = build_for_tests(strategy, space)
     except UnsupportedCombinationError as error:
         message = str(error)
         assert "\n" not in message and space in message and type(error).__name__
@@ -158,10 +158,9 @@ def test_every_strategy_runs_on_every_space_or_says_why_not(strategy, space):
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
 def test_every_strategy_trains_in_bf16_mixed_precision(strategy, space):
     """``--trainer.precision bf16-mixed`` works for every strategy, manual-optimisation ones included."""
-    options = {"architecture_optimizer": replace(PCDARTS_ARCHITECTURE, warmup_epochs=0)} if strategy == "pcdarts" else {}
     torch.manual_seed(0)
     try:
-        module = build(strategy, space, **options)
+        module = build_for_tests(strategy, space)
     except UnsupportedCombinationError:
         pytest.skip("pair declared unsupported")
     before = {k: v.clone() for k, v in module.named_parameters()}
@@ -173,11 +172,11 @@ def test_every_strategy_trains_in_bf16_mixed_precision(strategy, space):
 
 
 def test_the_nb201_and_rnn_spaces_run_every_strategy():
-    """The minimum the contract guarantees today: no strategy refuses NB201, and only PC-DARTS
-    (which needs convolutional channels) refuses the recurrent space."""
+    """The minimum the contract guarantees today: no strategy refuses NB201, and only strategies that
+    need partial channels (convolutional edges) refuse the recurrent space."""
     for strategy in STRATEGY_NAMES:
         build(strategy, "nb201")
-        if strategy == "pcdarts":
+        if "partial_channels" in STRATEGIES.get(strategy).requires:
             with pytest.raises(UnsupportedCombinationError, match="partial-channel"):
                 build(strategy, "darts_rnn")
         else:

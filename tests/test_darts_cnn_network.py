@@ -102,14 +102,14 @@ def test_partial_channels_supernet():
         small(partial_channels=3)
 
 
-def test_enas_tricks_single_path_only():
-    net = small(enas_tricks=True).eval()
+def test_loose_end_output_single_path_only():
+    net = small(output="loose_ends").eval()
     arch = SPACE.sample(torch.Generator().manual_seed(1))
     x = images()
     y = net(x, arch)
     assert torch.equal(y, net.standalone(arch).eval()(x))
     assert net.cells[0].multiplier == 1 and net.cells[0].combine[1].in_channels == 4 * 8
-    with pytest.raises(ValueError, match="enas_tricks"):
+    with pytest.raises(ValueError, match="loose_ends"):
         net.forward_weighted(x, SPACE.one_hot(arch))
     # the loose ends of DARTS V2's normal cell: node 2 feeds node 5, nodes 3-5 feed nobody
     assert loose_ends(PUBLISHED["DARTS_V2"], "normal") == (3, 4, 5)

@@ -11,19 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import lightning_nas.strategies
-from test_train_integration import DDP, train, tiny
+from lightning_nas.registry import STRATEGIES
+from test_strategies import strategy_arguments
+from test_train_integration import DDP, tiny, train
 
-STRATEGIES = {
-    "SPOS": [],
-    "FairNAS": [],
-    "DARTS": ["--data.init_args.arch_split", "0.3"],
-    "GDAS": ["--data.init_args.arch_split", "0.3"],
-    "PCDARTS": ["--data.init_args.arch_split", "0.3", "--model.init_args.architecture_optimizer.warmup_epochs", "0"],
-    "ENAS": ["--data.init_args.arch_split", "0.3"],
-}
-SHORT = ["--trainer.limit_train_batches", "4", "--ranking.num_architectures", "0", "--selection.num_architectures", "3",
-         "--selection.top_k", "1", "--decoding.num_batches", "1", "--checkpoint_every_n_steps", "2"]
+#: every registered strategy that trains (the DDP promise is about what training changes)
+TRAINING = [name for name in STRATEGIES.names() if STRATEGIES.get(name).trains]
+SHORT = ["--trainer.limit_train_batches", "4", "--trainer.max_epochs", "1"]
 
 
 def _records(run_dir: Path, name: str, rank: int) -> list:
@@ -32,11 +26,10 @@ def _records(run_dir: Path, name: str, rank: int) -> list:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", list(STRATEGIES))
+@pytest.mark.parametrize("strategy", TRAINING)
 def test_ddp_ranks_agree_for_every_strategy(strategy, tmp_path):
     run_dir = tmp_path / strategy
-    done = train(tiny(run_dir, *DDP, "--model", f"lightning_nas.strategies.{strategy}", *SHORT, *STRATEGIES[strategy],
-                      epochs=1), timeout=900, LNAS_PROBE_BATCHES="1")
+    done = train(strategy_arguments(strategy) + ["--run_dir", run_dir, *DDP, *SHORT], timeout=900, LNAS_PROBE_BATCHES="1")
     assert done.returncode == 0, done.stderr[-4000:]
     finals = [torch.load(run_dir / "probe" / f"final_rank{r}.pt", weights_only=False) for r in (0, 1)]
     # identical parameters on both ranks (weights, alpha/beta, the ENAS controller); BN running
@@ -45,9 +38,10 @@ def test_ddp_ranks_agree_for_every_strategy(strategy, tmp_path):
     assert names
     for name in names:
         assert torch.equal(finals[0]["state_dict"][name], finals[1]["state_dict"][name]), f"{name} differs across ranks"
-    arch_params = [n for n in names if n.startswith(("arch_weights", "controller"))]
-    if strategy in ("DARTS", "GDAS", "PCDARTS", "ENAS"):
-        assert arch_params, "no architecture parameters found"
+    # the architecture parameters (alpha/beta, a controller) are among the parameters compared
+    single = STRATEGIES.get(strategy).load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
+    learned = {id(p) for p in single.architecture_parameters()}
+    assert {n for n, p in single.named_parameters() if id(p) in learned} <= set(names)
     # the same architecture sequence (single-path strategies, ENAS) and the same GDAS samples
     assert _records(run_dir, "archs", 0) == _records(run_dir, "archs", 1)
     batches = [_records(run_dir, "batches", r) for r in (0, 1)]
@@ -57,7 +51,6 @@ def test_ddp_ranks_agree_for_every_strategy(strategy, tmp_path):
     assert all(a[1] != b[1] for a, b in zip(*batches))
     # rank 0 wrote the only checkpoint; it loads into a one-process strategy computing the same function
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
-    single = getattr(lightning_nas.strategies, strategy).load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
     assert set(single.state_dict()) == set(checkpoint["state_dict"])
     for key, value in single.state_dict().items():
         assert torch.equal(value, checkpoint["state_dict"][key]), key

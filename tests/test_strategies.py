@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import run_train
+from conftest import TINY_RECIPE, run_train
 from lightning_nas.nn.nb201 import NB201Cell, NB201Network
+from lightning_nas.registry import SPACES
 from lightning_nas.spaces.nb201 import EDGES, OPERATIONS, NB201Architecture
-from lightning_nas.strategies import (DARTS, ENAS, GDAS, PCDARTS, STRATEGIES, ArchitectureOptimizer, FairNAS,
-                                      RandomSampling, WeightOptimizer)
+from lightning_nas.strategies import DARTS, ENAS, GDAS, PCDARTS, STRATEGIES, FairNAS, RandomSampling, WeightOptimizer
+from test_train_integration import PROBE, checkpoint_step, train
 
 TINY = dict(network={"C": 4, "N": 1, "affine": False}, num_classes=3, in_channels=1)
 
@@ -290,6 +293,30 @@ def test_pcdarts_sends_one_kth_of_the_channels_through_the_mixed_operation():
         PCDARTS(partial_channels=3, network={"C": 8, "N": 1}, num_classes=3, in_channels=1)
 
 
+@pytest.mark.parametrize("space", ["nb201", "nb1shot1"])
+def test_pcdarts_scores_a_path_as_its_one_hot_relaxation_with_its_edge_weights(space):
+    """Every group the architecture decides is its one-hot weights (NB1Shot1: its parents too, so two
+    cells differing only in their inputs score differently); the edge-normalisation weights are the
+    strategy's current ones."""
+    options = dict(SPACES.get(space).tiny_options)
+    net = {"nb201": {"C": 4, "N": 1, "affine": False}, "nb1shot1": {"C": 4, "num_stacks": 1, "cells_per_stack": 1}}
+    torch.manual_seed(0)
+    strategy = PCDARTS(space=space, space_options=options, network=net[space], partial_channels=2, num_classes=3,
+                       in_channels=1, arch_init_std=1.0).eval()
+    x, _ = _batch(7, size=8)
+    gen = torch.Generator().manual_seed(0)
+    scores = {}
+    with torch.no_grad():
+        for arch in strategy.space.sample_many(6, gen):
+            one_hot = strategy.space.one_hot(arch)
+            weights = {g.name: one_hot[g.name] if not g.edge_normalisation else strategy.normalised_weights()[g.name]
+                       for g in strategy.groups}
+            scores[arch] = strategy.architecture_forward(arch)(x)
+            assert torch.equal(scores[arch], strategy.supernet.forward_weighted(x, weights))
+    values = list(scores.values())
+    assert any(not torch.equal(values[0], v) for v in values[1:])
+
+
 # ---------------------------------------------------------------------------------------------- ENAS
 def test_enas_reinforce_raises_the_probability_of_the_rewarded_architecture():
     strategy = ENAS(**TINY)
@@ -377,72 +404,160 @@ def test_random_sampling_is_a_seeded_draw():
     assert a.derive_architecture() != c.derive_architecture() or a.space.size == 1
 
 
+def test_standalone_sets_drop_path_before_every_batch_so_a_mid_epoch_resume_keeps_it():
+    """Lightning skips ``on_train_epoch_start`` when a run resumes mid-epoch; the probability is set
+    from the epoch before each batch instead (DARTS A.2: linear to 0.2 over the epochs)."""
+    space = SPACES.get("darts_cnn")()
+    module = STRATEGIES.get("standalone")(space="darts_cnn", architecture=str(space.sample(torch.Generator().manual_seed(0))),
+                                          network={"C": 4, "layers": 3, "drop_path_prob": 0.2}, num_classes=3,
+                                          in_channels=1)
+
+    class _Trainer:  # what the hook reads from the Trainer of a run resumed in epoch 2 of 4
+        max_epochs = 4
+        current_epoch = 2
+
+    module._trainer = _Trainer()
+    assert module.supernet.current_drop_path == 0.0
+    module.on_train_batch_start(None, 7)
+    assert module.supernet.current_drop_path == pytest.approx(0.1) == module.drop_path
+
+
 def test_registry_names_every_strategy():
     for name in ("darts", "gdas", "pcdarts", "enas", "fairnas", "random_sampling"):
         assert issubclass(STRATEGIES.get(name), torch.nn.Module)
 
 
 # ---------------------------------------------------------------------------------------------- end to end
-SHORT = ["--trainer.limit_train_batches", "3", "--checkpoint_every_n_steps", "3", "--ranking.num_architectures", "0",
-         "--selection.num_architectures", "3", "--selection.top_k", "1", "--decoding.num_batches", "1"]
-BILEVEL = ["--data.init_args.arch_split", "0.3"]
-CASES = {
-    "DARTS": BILEVEL,
-    "DARTS-unrolled": BILEVEL + ["--model.init_args.unrolled", "true"],
-    "GDAS": BILEVEL + ["--model.init_args.straight_through", "sampled"],
-    "PCDARTS": BILEVEL + ["--model.init_args.architecture_optimizer.warmup_epochs", "0"],
-    "ENAS": BILEVEL + ["--model.init_args.architecture_optimizer.lr", "0.01"],
-    "FairNAS": ["--model.init_args.optimizer.lr", "0.1", "--model.init_args.optimizer.nesterov", "false"],
-}
+# The promises, for every registered strategy (its ``test_options``, the tiny recipe, a few steps):
+# the same seed gives bit-identical results, and a run killed with SIGKILL resumes to them.
+STRATEGY_NAMES = STRATEGIES.names()
+SHORT = ["--trainer.limit_train_batches", "6", "--checkpoint_every_n_steps", "2", "--ranking.num_architectures", "0",
+         "--selection.num_architectures", "3", "--selection.top_k", "1", "--decoding.num_batches", "1", *PROBE]
+KILL_BATCH = 5  # killed at the end of the 5th batch, after the checkpoint of the 4th
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_strategy_trains_deterministically(case, tiny_recipe, tmp_path):
-    name = case.split("-")[0]
-    args = ["--recipe", tiny_recipe, "--model", f"lightning_nas.strategies.{name}", *SHORT, *CASES[case]]
-    states = []
-    for run in ("a", "b"):
-        assert run_train(args + ["--run_dir", tmp_path / run], tmp_path) == 0
-        states.append(torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=False))
-    a, b = states
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for key in a["state_dict"]:
-        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
-    assert torch.equal(a["architecture_generator"], b["architecture_generator"])
-    # the trained module, as a user reloads it; the recipe keys reached its typed settings
-    trained = STRATEGIES.get(name.lower()).load_from_checkpoint(tmp_path / "a" / "checkpoints" / "last.ckpt")
-    assert isinstance(trained.optim, WeightOptimizer)
-    if case == "PCDARTS":
-        assert trained.arch_optim.warmup_epochs == 0
-    if case == "GDAS":
-        assert trained.straight_through == "sampled"
-    if case == "ENAS":
-        assert isinstance(trained.arch_optim, ArchitectureOptimizer) and trained.arch_optim.lr == 0.01
-    if case == "FairNAS":
-        assert trained.optim.lr == 0.1 and trained.optim.nesterov is False
-    selection = json.loads((tmp_path / "a" / "selection.json").read_text())
-    assert selection == json.loads((tmp_path / "b" / "selection.json").read_text())
-    assert "derived" not in selection
-    if name in ("DARTS", "GDAS", "PCDARTS"):
-        initial = STRATEGIES.get(name.lower())(network={"C": 4, "N": 1, "affine": False}).arch_weights
-        groups = ["ops", "edges"] if name == "PCDARTS" else ["ops"]
-        assert sorted(k for k in a["state_dict"] if k.startswith("arch_weights.")) == sorted(
-            f"arch_weights.{g}" for g in groups)
-        for group in groups:
-            assert not torch.equal(a["state_dict"][f"arch_weights.{group}"], initial[group]), f"{group} never updated"
-        assert (tmp_path / "a" / "decoding.csv").read_text().count("\n") == 2  # header + one epoch
-        # the top-level answer is the strategy's own: its decoded alpha, with the shared-weight
-        # selection reported beside it
-        assert selection["architecture"] == str(trained.derive_architecture())
-        assert selection["answer_source"] == f"{name}: decoded from its architecture weights"
-        assert selection["shared_weight_selection"]["candidates"] == 3
+def _value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def strategy_arguments(name: str) -> list[str]:
+    """The tiny recipe's command line for the registered strategy ``name``, with its test options."""
+    cls = STRATEGIES.get(name)
+    options = cls.options_for_tests(SPACES.get(tiny_recipe_space())())
+    arguments = ["--recipe", TINY_RECIPE, "--model", f"{cls.__module__}.{cls.__qualname__}", *SHORT]
+    for key, value in options.items():
+        arguments += [f"--model.init_args.{key}", _value(value)]
+    if cls.uses_architecture_split:
+        arguments += ["--data.init_args.arch_split", "0.3"]
+    return arguments
+
+
+def tiny_recipe_space() -> str:
+    import yaml
+
+    return (yaml.safe_load(TINY_RECIPE.read_text())["model"].get("init_args") or {}).get("space", "nb201")
+
+
+class Finished:
+    """What a finished run leaves: its last checkpoint, its metrics rows and its answer."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+        self.metrics = (run_dir / "metrics.csv").read_text().splitlines()
+        self.selection = json.loads((run_dir / "selection.json").read_text())
+        batches = run_dir / "probe" / "batches_rank0.jsonl"
+        #: the global step after each batch (two optimiser steps per batch for bi-level strategies)
+        self.steps = [json.loads(line)[0] for line in batches.read_text().splitlines()] if batches.is_file() else []
+
+    def assert_same(self, other: "Finished") -> None:
+        a, b = self.checkpoint, other.checkpoint
+        assert (a["global_step"], a["epoch"]) == (b["global_step"], b["epoch"])
+        assert a["state_dict"].keys() == b["state_dict"].keys()
+        for key in a["state_dict"]:
+            assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+        assert torch.equal(a["architecture_generator"], b["architecture_generator"])
+        assert_same_values(a["optimizer_states"], b["optimizer_states"], "optimizer states")
+        assert a["lr_schedulers"] == b["lr_schedulers"]
+        assert self.metrics == other.metrics
+        assert self.selection == other.selection
+
+
+def assert_same_values(a: object, b: object, what: str) -> None:
+    """Bit-equal nested containers of tensors and plain values."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), what
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), what
+        for key in a:
+            assert_same_values(a[key], b[key], f"{what}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), what
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_values(x, y, f"{what}/{i}")
     else:
-        assert selection["answer_source"].startswith(f"{name}: shared-weight selection")
+        assert a == b, what
+
+
+_finished: dict[str, Finished] = {}
+
+
+def finished(name: str, tmp_path_factory) -> Finished:
+    """The uninterrupted run of ``name`` (one per test session, shared by the tests below); the probe
+    records the global step after each batch."""
+    if name not in _finished:
+        run_dir = tmp_path_factory.mktemp(name) / "run"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LNAS_PROBE_BATCHES", "1")
+            assert run_train(strategy_arguments(name) + ["--run_dir", run_dir], run_dir.parent) == 0
+        _finished[name] = Finished(run_dir)
+    return _finished[name]
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_strategy_trains_deterministically(name, tmp_path, tmp_path_factory):
+    first = finished(name, tmp_path_factory)
+    assert run_train(strategy_arguments(name) + ["--run_dir", tmp_path / "again"], tmp_path) == 0
+    first.assert_same(Finished(tmp_path / "again"))
+    cls = STRATEGIES.get(name)
+    # the trained module, as a user reloads it: the recipe keys reached its typed settings
+    trained = cls.load_from_checkpoint(first.run_dir / "checkpoints" / "last.ckpt")
+    assert isinstance(trained.optim, WeightOptimizer)
+    for key, value in cls.options_for_tests(trained.space).items():
+        name_, _, field = key.partition(".")
+        setting = trained.hparams[name_]
+        assert (getattr(setting, field) if field else setting) == value, key
+    if cls.trains:  # every parameter it learns moved, architecture parameters included
+        initial = torch.load(first.run_dir / "probe" / "initial_rank0.pt", weights_only=False)
+        learned = {id(p) for p in trained.architecture_parameters()}
+        for key, parameter in trained.named_parameters():
+            if id(parameter) in learned:
+                assert not torch.equal(parameter.detach(), initial[key]), f"{key} never updated"
+    selection = first.selection
+    assert "derived" not in selection
+    if cls.answer == "derived":  # the top-level answer is the strategy's own
+        assert selection["architecture"] == str(trained.derive_architecture())
+        assert selection["answer_source"].startswith(f"{cls.__name__}: ")
+        assert "selection" not in selection["answer_source"]
+    else:
+        assert selection["answer_source"].startswith(f"{cls.__name__}: shared-weight selection")
         assert "shared_weight_selection" not in selection
-    if name == "ENAS":
-        assert (tmp_path / "a" / "decoding.csv").is_file()
-        assert selection["candidate_source"] == "ENAS policy"
-        assert not torch.equal(a["state_dict"]["baseline"], torch.zeros((), dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_killed_strategy_resumes_bit_identically(name, tmp_path, tmp_path_factory):
+    """SIGKILL one step after a checkpoint, then ``--resume``: the same weights, optimiser states,
+    generator, metrics rows and answer as the uninterrupted run."""
+    if not STRATEGIES.get(name).trains:
+        pytest.skip(f"{name} trains nothing: there is no step to be killed at")
+    whole = finished(name, tmp_path_factory)
+    kill_at = whole.steps[KILL_BATCH - 1]
+    run_dir = tmp_path / "run"
+    killed = train(strategy_arguments(name) + ["--run_dir", run_dir], LNAS_PROBE_KILL_AT_STEP=str(kill_at))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert 0 < checkpoint_step(run_dir) < kill_at  # the steps after the checkpoint were lost
+    assert run_train(["--resume", run_dir], tmp_path) == 0
+    whole.assert_same(Finished(run_dir))
 
 
 def test_darts_selection_is_the_cell_its_alpha_favours(tmp_path):

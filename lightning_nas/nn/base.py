@@ -18,17 +18,15 @@ them (``supports_partial_channels``): their mixed edges then see 1/K of the chan
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Hashable, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
-class Options(list):
-    """The options of one decision edge that run; ``passthrough`` adds the other options'
-    weights as scalars (GDAS' reference straight-through estimator, see ``mix``)."""
-
-    passthrough: bool = False
+from lightning_nas.registry import ContractError
 
 
 @dataclass(frozen=True)
@@ -46,14 +44,17 @@ class ActiveSet:
 Active = Optional[ActiveSet]
 
 
-def mix(weights: torch.Tensor, options: Sequence[int], run: Callable[[int], Optional[torch.Tensor]]) -> Optional[torch.Tensor]:
+def mix(weights: torch.Tensor, options: Sequence[int], run: Callable[[int], Optional[torch.Tensor]],
+        passthrough: bool = False) -> Optional[torch.Tensor]:
     """``sum_o weights[o] * run(o)`` over ``options``; ``run`` returns None for ``none`` (adds nothing).
 
     The one mixed-operation rule of every space: the softmax mixture of DARTS (Eq. 2) when
-    ``options`` are all of them, GDAS's single sampled operation when it is the active one
-    (plus the inactive weights as scalars when ``options.passthrough``). Returns None when no
-    operation contributes, and a 0-dim tensor when only the passthrough constant does (cells turn
-    both into a node value with ``node_value``). Several outputs are combined by one stack and one contraction instead
+    ``options`` are all of them, GDAS's single sampled operation when it is the active one.
+    ``passthrough`` adds the weights of the options not in ``options`` as one scalar (GDAS'
+    reference straight-through estimator: zero in value, a gradient path to every weight; the
+    network passes ``passes_through(active, group)``). Returns None when no operation contributes,
+    and a 0-dim tensor when only the passthrough constant does (cells turn both into a node value
+    with ``node_value``). Several outputs are combined by one stack and one contraction instead
     of a multiply and an add per option: on a GPU these small networks are bound by kernel
     launches, not arithmetic. A one-hot row still gives the chosen output exactly.
     """
@@ -64,7 +65,7 @@ def mix(weights: torch.Tensor, options: Sequence[int], run: Callable[[int], Opti
             outputs.append(out)
             chosen.append(int(o))
     rest: Optional[torch.Tensor] = None
-    if getattr(options, "passthrough", False):
+    if passthrough:
         active = {int(o) for o in options}
         inactive = [o for o in range(weights.shape[0]) if o not in active]
         if inactive:
@@ -93,13 +94,17 @@ def active_options(active: Active, group: str, row: int, count: int) -> Sequence
     """The options of ``group``'s row ``row`` that run: all of them unless ``active`` restricts it."""
     if active is None or group not in active.indices:
         return range(count)
-    options = Options(int(i) for i in active.indices[group][row].reshape(-1))
-    options.passthrough = active.passthrough
-    return options
+    return [int(i) for i in active.indices[group][row].reshape(-1)]
+
+
+def passes_through(active: Active, group: str) -> bool:
+    """``mix``'s ``passthrough`` for the rows of ``group``: True where ``active`` restricts them and
+    asks for the inactive weights as scalars (GDAS' reference straight-through estimator)."""
+    return active is not None and active.passthrough and group in active.indices
 
 
 def partial_mix(x: torch.Tensor, k: int, weights: torch.Tensor, options: Sequence[int],
-                run: Callable[[int, torch.Tensor], Optional[torch.Tensor]]) -> torch.Tensor:
+                run: Callable[[int, torch.Tensor], Optional[torch.Tensor]], passthrough: bool = False) -> torch.Tensor:
     """PC-DARTS' partial channel connection (Xu et al. 2020, Eq. 2): the first C/K channels go
     through the mixed operation, the rest bypass it, and a channel shuffle with K groups
     interleaves the two (the authors' code takes the first slice; the shuffle varies it per cell).
@@ -110,7 +115,7 @@ def partial_mix(x: torch.Tensor, k: int, weights: torch.Tensor, options: Sequenc
     bypass channels to match."""
     part = x.shape[1] // k
     inside = x[:, :part]
-    mixed = mix(weights, options, lambda o: run(o, inside))
+    mixed = mix(weights, options, lambda o: run(o, inside), passthrough)
     if mixed is None:
         mixed = torch.zeros_like(inside)
     bypass = x[:, part:]
@@ -130,8 +135,13 @@ def check_partial_channels(channels: int, partial_channels: int, arch: Optional[
 
 class SuperNet(nn.Module):
     """Base of every space's network. Subclasses take ``space`` (the space object), ``arch``
-    (None: the super-net; else the stand-alone net of that architecture) and their own options,
-    record those options in ``self.config`` and implement ``forward`` and ``forward_weighted``."""
+    (None: the super-net; else the stand-alone net of that architecture), ``num_classes``,
+    ``in_channels`` and their own options, and implement ``forward`` and ``forward_weighted``.
+
+    ``self.config`` holds every constructor argument except ``space`` and ``arch``, recorded from
+    the constructor's signature before its body runs (defaults filled in), so that ``standalone``
+    rebuilds a network with exactly the same options; a constructor may complete it with values it
+    resolves itself (the RNN's drawn dropout seed)."""
 
     #: networks whose mixed edges can run on 1/K of the channels (PC-DARTS)
     supports_partial_channels: ClassVar[bool] = False
@@ -139,10 +149,36 @@ class SuperNet(nn.Module):
     input_kind: ClassVar[str] = "image"
     #: options of a tiny instance that runs a step on 8x8 inputs in milliseconds (tests, smoke runs)
     tiny_options: ClassVar[dict[str, Any]] = {}
+    #: values of the constructor's ``output`` option: how a cell combines its nodes into its output.
+    #: ``loose_ends`` (the nodes no other node reads) is what ENAS' ``combine_loose_ends`` asks for.
+    output_modes: ClassVar[tuple[str, ...]] = ()
 
     space: Any
     arch: Optional[Hashable]
     config: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording_config(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
+    @classmethod
+    def check_contract(cls) -> None:
+        """ContractError naming the class and what it lacks (run when the network is registered)."""
+        parameters = inspect.signature(cls.__init__).parameters
+        needed = (["space", "arch", "num_classes", "in_channels"] + ["partial_channels"] * cls.supports_partial_channels
+                  + ["output"] * bool(cls.output_modes))
+        missing = [name for name in needed if name not in parameters]
+        if missing:
+            raise ContractError(f"network {cls.__name__}: its constructor must take {', '.join(missing)}")
+        unknown = sorted(set(cls.tiny_options) - set(parameters))
+        if unknown:
+            raise ContractError(f"network {cls.__name__}: tiny_options name {', '.join(unknown)}, which its constructor "
+                                "does not take")
+        if cls.forward is SuperNet.forward:
+            raise ContractError(f"network {cls.__name__}: it must define forward(x, arch) (one path of the super-net)")
+        if cls.input_kind not in ("image", "tokens"):
+            raise ContractError(f"network {cls.__name__}: input_kind must be 'image' or 'tokens', not {cls.input_kind!r}")
 
     def forward(self, x: torch.Tensor, arch: Optional[Hashable] = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -176,6 +212,19 @@ class SuperNet(nn.Module):
             raise ValueError("a super-net forward needs an architecture: call net(x, arch)")
         return arch
 
+    def path_as_relaxation(self, x: torch.Tensor, arch: Hashable,
+                           undecided: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
+        """``arch`` computed by the relaxation: the space's one-hot weights of ``arch`` for every
+        group the architecture decides, and for the groups it does not decide (PC-DARTS' edge
+        normalisation) ``undecided``'s weights, or none (each edge at weight 1).
+
+        How a network whose edges exist only in relaxed form (partial channels, PC-DARTS) runs one
+        path: one-hot weights multiply by exactly 1 and 0, so the result is the path's function."""
+        one_hot = self.space.one_hot(arch)
+        weights = {g.name: one_hot[g.name].to(x.device) for g in self.space.relaxation if not g.edge_normalisation}
+        weights.update(undecided or {})
+        return self.forward_weighted(x, weights)
+
     def standalone(self, arch: Hashable) -> "SuperNet":
         """The stand-alone network of ``arch`` carrying this super-net's weights for that path.
 
@@ -191,3 +240,28 @@ class SuperNet(nn.Module):
             raise ValueError(f"stand-alone keys absent from the super-net: {missing[:5]}")
         net.load_state_dict({key: shared[key] for key in net.state_dict()})
         return net
+
+
+def _recording_config(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` recording its bound arguments (defaults applied, ``space`` and ``arch`` left out) as
+    ``self.config`` before it runs. Only the constructor of the instance's own class records, so a
+    subclass that adds options records all of them."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def recording(self: SuperNet, *args: Any, **kwargs: Any) -> None:
+        if type(self).__init__ is recording:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            config: dict[str, Any] = {}
+            for name, value in list(bound.arguments.items())[1:]:
+                if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                    config.update(value)
+                elif signature.parameters[name].kind is not inspect.Parameter.VAR_POSITIONAL:
+                    config[name] = value
+            for name in ("space", "arch"):
+                config.pop(name, None)
+            object.__setattr__(self, "config", config)  # before nn.Module.__init__: a plain attribute
+        init(self, *args, **kwargs)
+
+    return recording

@@ -27,21 +27,23 @@ logits in training mode (None otherwise); drop-path applies in training mode to 
 output except identities, with the probability set by ``set_drop_path`` (see
 ``drop_path_schedule``).
 
-ENAS stabilisation (``enas_tricks=True``, Pham et al. 2018, App.): every convolution already runs
-ReLU -> conv -> BN here; the option adds ENAS' combination of several inputs: a cell outputs its
-*loose ends* (intermediate nodes no other node reads) concatenated and passed through a 1x1
-ReLU-conv-BN to C channels, with one shared weight over all intermediate nodes (the unused nodes'
-slices see zeros). It applies to single-path forwards (ENAS, SPOS, ... and stand-alone training),
-not to the relaxation, where no node is a loose end.
+The cell output (``output``): ``concat`` of the output nodes (DARTS), or ``loose_ends`` - the
+intermediate nodes no other node reads, concatenated and passed through a 1x1 ReLU-conv-BN to C
+channels, with one shared weight over all intermediate nodes (the unused nodes' slices see zeros).
+The latter is ENAS' combination of several inputs (Pham et al. 2018, App.), which the ENAS
+strategy asks for with its ``combine_loose_ends`` option (every convolution already runs
+ReLU -> conv -> BN here, ENAS' other trick). It applies to single-path forwards (and stand-alone
+training), not to the relaxation, where no node is a loose end.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional
+from typing import Callable, Literal, Mapping, Optional
 
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import Active, SuperNet, active_options, check_partial_channels, mix, partial_mix
+from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, mix, partial_mix,
+                                   passes_through)
 from lightning_nas.nn.darts_ops import FactorizedReduce, ReLUConvBN, build_op, drop_path
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.darts_cnn import (CELL_TYPES, DartsCNNSpace, Genotype,
@@ -49,6 +51,8 @@ from lightning_nas.spaces.darts_cnn import (CELL_TYPES, DartsCNNSpace, Genotype,
 
 #: edge(cell, edge index, input) -> output or None (adds nothing)
 Edge = Callable[["DartsCNNCell", int, torch.Tensor], Optional[torch.Tensor]]
+#: a cell's output: the concatenation of its output nodes, or its loose ends through a 1x1 convolution
+CellOutput = Literal["concat", "loose_ends"]
 
 
 def op_keys(names: list[str]) -> list[str]:
@@ -79,11 +83,12 @@ def loose_ends(arch: Genotype, label: str) -> tuple[int, ...]:
 class DartsCNNCell(nn.Module):
     """One cell. ``edge_ops[e]`` lists the operations built on edge ``e`` (``cell_edges`` order);
     ``concat`` the nodes the output concatenates; ``partial_channels`` K builds the operations
-    with C/K channels (relaxed forward only); ``enas_combine`` the ENAS 1x1 output combination."""
+    with C/K channels (relaxed forward only); ``combine_loose_ends`` the 1x1 combination of the
+    loose ends as the output (``output: loose_ends``)."""
 
     def __init__(self, c_prev_prev: int, c_prev: int, channels: int, reduction: bool, reduction_prev: bool,
                  num_nodes: int, edge_ops: Mapping[int, list[str]], concat: tuple[int, ...], affine: bool,
-                 track_running_stats: bool, pool_bn: bool, partial_channels: int = 1, enas_combine: bool = False) -> None:
+                 track_running_stats: bool, pool_bn: bool, partial_channels: int = 1, combine_loose_ends: bool = False) -> None:
         super().__init__()
         self.reduction, self.label = reduction, "reduce" if reduction else "normal"
         self.num_nodes, self.concat, self.channels = num_nodes, concat, channels
@@ -103,7 +108,7 @@ class DartsCNNCell(nn.Module):
         #: For each intermediate node, the (edge index, input node) pairs that feed it.
         self.inputs = [[(e, source) for e, (target, source) in enumerate(edges) if target == node and e in edge_ops]
                        for node in range(2, num_nodes + 2)]
-        self.combine = ReLUConvBN(num_nodes * channels, channels, 1, 1, 0, **bn) if enas_combine else None
+        self.combine = ReLUConvBN(num_nodes * channels, channels, 1, 1, 0, **bn) if combine_loose_ends else None
 
     @property
     def multiplier(self) -> int:
@@ -131,8 +136,8 @@ class DartsCNNCell(nn.Module):
         if self.combine is None:
             return torch.cat([states[i] for i in self.concat], dim=1)
         if loose is None:
-            raise ValueError("enas_tricks: the cell output combines loose ends, which only a single path defines; "
-                             "the relaxed forward cannot run with enas_tricks=True")
+            raise ValueError("output='loose_ends': the cell output combines loose ends, which only a single path "
+                             "defines; the relaxed forward cannot run with it")
         parts = [states[i] if i in loose else torch.zeros_like(states[i]) for i in range(2, self.num_nodes + 2)]
         return self.combine(torch.cat(parts, dim=1))
 
@@ -176,32 +181,33 @@ class DartsCNNNetwork(SuperNet):
         affine, track_running_stats: the cells' batch norms (search: affine=False).
         pool_bn: a BN (affine=False) after each pooling operation (DARTS' search MixedOp).
         partial_channels: PC-DARTS' K (super-net only, relaxed forward).
-        enas_tricks: ENAS' loose-end combination (module docstring).
+        output: the cell output, ``concat`` (DARTS) or ``loose_ends`` (ENAS' combination; module docstring).
     """
 
     supports_partial_channels = True
+    output_modes = ("concat", "loose_ends")
     tiny_options = {"C": 4, "layers": 3}
 
     def __init__(self, space: Optional[DartsCNNSpace] = None, num_classes: int = 10, in_channels: int = 3,
                  arch: Optional[Genotype] = None, C: int = 16, layers: int = 8, stem_multiplier: int = 3,
                  auxiliary: bool = False, auxiliary_weight: float = 0.4, drop_path_prob: float = 0.0,
                  affine: bool = False, track_running_stats: bool = True, pool_bn: bool = True,
-                 partial_channels: int = 1, enas_tricks: bool = False) -> None:
+                 partial_channels: int = 1, output: CellOutput = "concat") -> None:
         super().__init__()
         if C < 1 or layers < 1 or stem_multiplier < 1:
             raise ValueError(f"DARTS CNN network needs C, layers, stem_multiplier >= 1, got {C}, {layers}, {stem_multiplier}")
         check_partial_channels(C, partial_channels, arch)
-        if partial_channels > 1 and enas_tricks:
-            raise ValueError("enas_tricks applies to single-path forwards; PC-DARTS (partial_channels > 1) is relaxed only")
+        if output not in self.output_modes:
+            raise ValueError(f"output must be one of {', '.join(self.output_modes)}, got {output!r}")
+        loose_ends = output == "loose_ends"
+        if partial_channels > 1 and loose_ends:
+            raise ValueError("output='loose_ends' applies to single-path forwards; PC-DARTS (partial_channels > 1) is "
+                             "relaxed only")
         if not 0.0 <= drop_path_prob < 1.0:
             raise ValueError(f"drop_path_prob must be in [0, 1), got {drop_path_prob}")
         self.space = space if space is not None else DartsCNNSpace()
-        self.config = dict(num_classes=num_classes, in_channels=in_channels, C=C, layers=layers,
-                           stem_multiplier=stem_multiplier, auxiliary=auxiliary, auxiliary_weight=auxiliary_weight,
-                           drop_path_prob=drop_path_prob, affine=affine, track_running_stats=track_running_stats,
-                           pool_bn=pool_bn, partial_channels=partial_channels, enas_tricks=enas_tricks)
         self.arch = arch
-        self.partial_channels, self.enas_tricks = partial_channels, enas_tricks
+        self.partial_channels, self.loose_ends = partial_channels, loose_ends
         self.auxiliary_weight = auxiliary_weight
         self.drop_path_prob = drop_path_prob
         self.current_drop_path = 0.0
@@ -230,7 +236,7 @@ class DartsCNNNetwork(SuperNet):
                 c_curr *= 2
             num_nodes, edge_ops, concat = cell_spec["reduce" if reduction else "normal"]
             cell = DartsCNNCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev, num_nodes, edge_ops, concat,
-                                affine, track_running_stats, pool_bn, partial_channels, enas_tricks)
+                                affine, track_running_stats, pool_bn, partial_channels, loose_ends)
             self.cells.append(cell)
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
@@ -254,7 +260,7 @@ class DartsCNNNetwork(SuperNet):
 
     # ------------------------------------------------------------------ forwards
     def _run(self, x: torch.Tensor, edge: Edge, arch: Optional[Genotype]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        loose = {label: loose_ends(arch, label) for label in CELL_TYPES} if (arch is not None and self.enas_tricks) else {}
+        loose = {label: loose_ends(arch, label) for label in CELL_TYPES} if (arch is not None and self.loose_ends) else {}
         s0 = s1 = self.stem(x)
         aux = None
         for i, cell in enumerate(self.cells):
@@ -275,9 +281,8 @@ class DartsCNNNetwork(SuperNet):
                                arch: Optional[Genotype] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(logits, auxiliary logits); the latter only in training mode with ``auxiliary=True``, else None."""
         arch = self._checked(arch)
-        if self.partial_channels > 1:  # a PC-DARTS super-net scores a path as its one-hot relaxation
-            weights = {k: v.to(x.device) for k, v in self.space.one_hot(arch).items() if k.endswith("_ops")}
-            return self.forward_weighted(x, weights), None
+        if self.partial_channels > 1:  # PC-DARTS' super-net has relaxed edges only
+            return self.path_as_relaxation(x, arch), None
         amap = architecture_map(arch)
         keys = {label: {e: op_keys(names) for e, names in edges.items()} for label, edges in amap.items()}
         prob = self.current_drop_path if self.training else 0.0
@@ -302,19 +307,20 @@ class DartsCNNNetwork(SuperNet):
         Eq. 2; with partial channels PC-DARTS Eq. 2 and 4). Columns follow ``space.operations``."""
         if self.arch is not None:
             raise ValueError("a stand-alone DARTS CNN network has no relaxation; use the super-net")
-        if self.enas_tricks:
-            raise ValueError("enas_tricks=True: the relaxed forward is not defined (loose ends need one path)")
+        if self.loose_ends:
+            raise ValueError("output='loose_ends': the relaxed forward is not defined (loose ends need one path)")
         k, names = self.partial_channels, self.operations
 
         def edge(cell: DartsCNNCell, e: int, h: torch.Tensor) -> Optional[torch.Tensor]:
             group = f"{cell.label}_ops"
             w = weights[group][e]
             options = active_options(active, group, e, len(names))
+            passthrough = passes_through(active, group)
             ops = cell.edges[str(e)]
             if k > 1:
-                out = partial_mix(h, k, w, options, lambda o, part: ops[names[o]](part) if o else None)
+                out = partial_mix(h, k, w, options, lambda o, part: ops[names[o]](part) if o else None, passthrough)
             else:
-                out = mix(w, options, lambda o: ops[names[o]](h) if o else None)
+                out = mix(w, options, lambda o: ops[names[o]](h) if o else None, passthrough)
             edge_weights = weights.get(f"{cell.label}_edges")
             return out if out is None or edge_weights is None else edge_weights[e] * out
 

@@ -50,7 +50,7 @@ from typing import Any, Iterator, Literal, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import Active, SuperNet, active_options, mix, node_value
+from lightning_nas.nn.base import Active, SuperNet, active_options, mix, node_value, passes_through
 from lightning_nas.nn.rnn_regularisation import (activation_regularisation, dropout_mask, embedded_dropout,
                                                  locked_dropout, temporal_activation_regularisation)
 from lightning_nas.registry import NETWORKS
@@ -163,6 +163,7 @@ class DartsRNNCell(nn.Module):
         matrices = [self.matrix(i, j) for i, j in edges]
         functions = [None if o == "none" else ACTIVATION_FUNCTIONS[o] for o in operations]
         options = [active_options(active, "ops", e, len(operations)) for e in range(len(edges))]
+        passthrough = passes_through(active, "ops")
         if self.output == "mean":
             outputs_of = list(range(1, self.num_nodes + 1))
         else:
@@ -180,7 +181,7 @@ class DartsRNNCell(nn.Module):
                     c, h = ((s if h_mask is None else s * h_mask) @ matrices[e]).chunk(2, dim=-1)
                     c = torch.sigmoid(c)
                     out = mix(weights[e], options[e],
-                              lambda o: None if functions[o] is None else s + c * (functions[o](h) - s))
+                              lambda o: None if functions[o] is None else s + c * (functions[o](h) - s), passthrough)
                     if out is not None:
                         total = out if total is None else total + out
                     e += 1
@@ -214,6 +215,7 @@ class DartsRNNNetwork(SuperNet):
     """
 
     input_kind = "tokens"
+    output_modes = ("mean", "loose_ends")
     tiny_options = {"embedding_size": 8, "hidden_size": 8}
 
     def __init__(self, space: Optional[DartsRNNSpace] = None, num_classes: int = 10000, in_channels: int = 1,
@@ -246,9 +248,6 @@ class DartsRNNNetwork(SuperNet):
                 raise ValueError(f"model.network.{key} must be in [0, 1), got {value}")
         if ar < 0 or tar < 0:
             raise ValueError(f"model.network.ar and tar must be >= 0, got {ar} and {tar}")
-        self.config = dict(num_classes=num_classes, in_channels=in_channels, embedding_size=embedding_size,
-                           hidden_size=hidden_size, weight_sharing=weight_sharing, init_range=init_range,
-                           tie_weights=tie_weights, batchnorm=batchnorm, output=output, **self.rates, ar=ar, tar=tar)
         self.arch, self.operations, self.dropout = arch, space.operations, dropout
         self.ar, self.tar = ar, tar
         self.encoder = nn.Embedding(num_classes, embedding_size)
@@ -265,7 +264,7 @@ class DartsRNNNetwork(SuperNet):
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
         # the dropout generator: seeded after the parameters so that their initialisation is unchanged
         self.seed = int(seed) if seed is not None else int(torch.randint(2 ** 62, (1,)))
-        self.config["seed"] = self.seed  # a stand-alone copy draws the same masks from the same state
+        self.config["seed"] = self.seed  # the drawn seed: a stand-alone copy draws the same masks from the same state
         self.dropout_generator = torch.Generator().manual_seed(self.seed)
         self.hidden: dict[str, torch.Tensor] = {}
         self._stream: Optional[str] = None

@@ -169,8 +169,6 @@ class NB101Network(SuperNet):
         if stem < 1 or num_stacks < 1 or cells_per_stack < 1:
             raise ValueError(f"NB101 network needs stem, num_stacks, cells_per_stack >= 1, got {stem}, {num_stacks}, {cells_per_stack}")
         self.space = space if space is not None else NB101Space()
-        self.config = dict(num_classes=num_classes, in_channels=in_channels, stem=stem, num_stacks=num_stacks,
-                           cells_per_stack=cells_per_stack, bn_momentum=bn_momentum)
         self.arch = arch
         self.mode = self.space.channels
         if arch is not None:

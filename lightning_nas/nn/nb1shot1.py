@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_nas.nn.base import Active, SuperNet, active_options, check_partial_channels, mix, partial_mix
+from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, mix, partial_mix,
+                                   passes_through)
 from lightning_nas.nn.nb101 import ConvBnRelu
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb101 import CONV3X3, MAXPOOL3X3
@@ -111,8 +112,6 @@ class NB1Shot1Network(SuperNet):
         self.space = space if space is not None else NB1Shot1Space()
         if arch is not None:
             self.space.check(arch)
-        self.config = dict(num_classes=num_classes, in_channels=in_channels, C=C, num_stacks=num_stacks,
-                           cells_per_stack=cells_per_stack, bn_momentum=bn_momentum, partial_channels=partial_channels)
         self.partial_channels = partial_channels
         self.arch = arch
         m = self.space.num_blocks
@@ -141,8 +140,8 @@ class NB1Shot1Network(SuperNet):
 
     def forward(self, x: torch.Tensor, arch: Optional[NB1Shot1Architecture] = None) -> torch.Tensor:
         arch = self.path_architecture(arch)
-        if self.partial_channels > 1:  # a PC-DARTS model scores a path as its one-hot relaxation
-            return self.forward_weighted(x, {k: v.to(x.device) for k, v in self.space.one_hot(arch).items()})
+        if self.partial_channels > 1:  # PC-DARTS' model has relaxed edges only
+            return self.path_as_relaxation(x, arch)
         blocks = sorted(arch.live)
         outputs = set(arch.parents[-1])
 
@@ -158,6 +157,7 @@ class NB1Shot1Network(SuperNet):
         ops, inputs, output = weights["ops"], weights["inputs"], weights["output"]
         names = space.operations
         k = self.partial_channels
+        passthrough = passes_through(active, "ops")
 
         def block_inputs(j: int) -> list:
             if j in space.input_segments:
@@ -169,8 +169,9 @@ class NB1Shot1Network(SuperNet):
             def block_op(j: int, t: torch.Tensor) -> torch.Tensor:
                 options = active_options(active, "ops", j - 1, len(names))
                 if k > 1:
-                    return partial_mix(t, k, ops[j - 1], options, lambda o, part: cell.operation(j, names[o], part))
-                return mix(ops[j - 1], options, lambda o: cell.operation(j, names[o], t))
+                    return partial_mix(t, k, ops[j - 1], options, lambda o, part: cell.operation(j, names[o], part),
+                                       passthrough)
+                return mix(ops[j - 1], options, lambda o: cell.operation(j, names[o], t), passthrough)
 
             return cell.run(h, range(1, space.num_blocks + 1), block_inputs, block_op, lambda i: output[i])
 

@@ -14,7 +14,8 @@ from typing import Callable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import Active, SuperNet, active_options, check_partial_channels, mix, node_value, partial_mix
+from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, mix, node_value, partial_mix,
+                                   passes_through)
 from lightning_nas.nn.ops import NB201_OPS, ReLUConvBN
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb201 import EDGES, NUM_NODES, NB201Architecture, NB201Space
@@ -97,8 +98,6 @@ class NB201Network(SuperNet):
             raise ValueError(f"NB201 network needs C >= 1 and N >= 1, got C={C}, N={N}")
         check_partial_channels(C, partial_channels, arch)
         self.space = space if space is not None else NB201Space()
-        self.config = dict(num_classes=num_classes, in_channels=in_channels, C=C, N=N, affine=affine,
-                           track_running_stats=track_running_stats, partial_channels=partial_channels)
         self.partial_channels = partial_channels
         self.arch = arch
         self.operations = self.space.operations
@@ -126,8 +125,8 @@ class NB201Network(SuperNet):
 
     def forward(self, x: torch.Tensor, arch: Optional[NB201Architecture] = None) -> torch.Tensor:
         arch = self.path_architecture(arch)
-        if self.partial_channels > 1:  # a PC-DARTS super-net scores a path as its one-hot relaxation
-            return self.forward_weighted(x, {"ops": self.space.one_hot(arch)["ops"].to(x.device)})
+        if self.partial_channels > 1:  # PC-DARTS' super-net has relaxed edges only
+            return self.path_as_relaxation(x, arch)
         return self._run(x, lambda cell, e, h: cell.operation(e, arch.ops[e], h))
 
     def forward_weighted(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor], active: Active = None) -> torch.Tensor:
@@ -139,10 +138,12 @@ class NB201Network(SuperNet):
         names = self.operations
         k = self.partial_channels
         options = [active_options(active, "ops", e, len(names)) for e in range(len(EDGES))]
+        passthrough = passes_through(active, "ops")
 
         def edge(cell: NB201Cell, e: int, h: torch.Tensor) -> Optional[torch.Tensor]:
             if k > 1:
-                return partial_mix(h, k, ops[e], options[e], lambda o, part: cell.operation(e, names[o], part))
-            return mix(ops[e], options[e], lambda o: cell.operation(e, names[o], h))
+                return partial_mix(h, k, ops[e], options[e], lambda o, part: cell.operation(e, names[o], part),
+                                   passthrough)
+            return mix(ops[e], options[e], lambda o: cell.operation(e, names[o], h), passthrough)
 
         return self._run(x, edge)

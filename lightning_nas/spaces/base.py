@@ -11,7 +11,9 @@ round-trips) plus the contract strategies drive (``lightning_nas.spaces.decision
 - ``key``: the benchmark key of an architecture (its text form; NAS-Bench-101 uses the graph hash).
 
 Networks are built from spaces elsewhere (``lightning_nas.nn``), so a space can be enumerated,
-sampled and decoded without importing a single torch module.
+sampled and decoded without importing a single torch module. A registered space is checked when
+its module is imported (``SearchSpace.check_contract``): a missing member fails there, naming the
+class and the member, not at the first parse or decode.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Generic, Hashable, Iterator, Optional, Sequence, TypeVar
 import torch
 
 from lightning_nas.errors import ArchitectureError  # noqa: F401  (re-exported)
+from lightning_nas.registry import ContractError
 from lightning_nas.spaces.decisions import Choice, Picks, WeightGroup, Weights
 
 Arch = TypeVar("Arch", bound=Hashable)
@@ -51,6 +54,22 @@ class SearchSpace(ABC, Generic[Arch]):
 
     #: the architecture class; its ``from_string`` reads the text form
     architecture_type: type
+
+    @classmethod
+    def check_contract(cls) -> None:
+        """ContractError naming the class and what it lacks (run when the space is registered)."""
+        abstract = sorted(getattr(cls, "__abstractmethods__", ()))
+        if abstract:
+            raise ContractError(f"space {cls.__name__}: it must define {', '.join(abstract)}")
+        kind = getattr(cls, "architecture_type", None)
+        if not isinstance(kind, type) or not callable(getattr(kind, "from_string", None)):
+            raise ContractError(f"space {cls.__name__}: it must set architecture_type to the architecture class "
+                                "(whose from_string reads the text form parse() accepts)")
+        if cls.relaxation is not SearchSpace.relaxation:
+            missing = [name for name in ("decode", "one_hot") if getattr(cls, name) is getattr(SearchSpace, name)]
+            if missing:
+                raise ContractError(f"space {cls.__name__}: it states a relaxation, so it must define "
+                                    f"{' and '.join(missing)}")
 
     def parse(self, text: str) -> Arch:
         """The architecture whose ``str`` is ``text``, checked to lie in this space; ArchitectureError otherwise."""

@@ -16,11 +16,18 @@ Its answer (``answer``): ``derived`` - the strategy's own discrete architecture
 (``derive_architecture``: decoded relaxation, a fixed architecture); ``selection`` - the best of
 ``candidate_architectures`` by shared-weight score (RandomNAS/SPOS, FairNAS, ENAS), which the final
 selection callback computes.
+
+A registered strategy is checked when its module is imported (``check_contract``), and declares
+the small options the registry-driven tests run it with (``test_options``), as networks declare
+``tiny_options``. A strategy class outside the registry still trains, with a one-line notice that
+the registry-driven tests do not cover it.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
+import sys
 from typing import Any, Callable, ClassVar, ContextManager, Hashable, Literal, Optional
 
 import torch
@@ -30,6 +37,7 @@ from torch import nn
 
 from lightning_nas.errors import RecipeError, UnsupportedCombinationError
 from lightning_nas.nn import NETWORKS, SuperNet
+from lightning_nas.registry import STRATEGIES, ContractError
 from lightning_nas.seeding import generator
 from lightning_nas.spaces import SPACES, SearchSpace
 from lightning_nas.strategies.epoch_means import EpochMeans
@@ -60,12 +68,20 @@ class SearchStrategy(LightningModule):
     builds_supernet: ClassVar[bool] = True
     #: False for strategies that train nothing (the random-sampling baseline may run zero epochs)
     trains: ClassVar[bool] = True
+    #: options (keys under ``model.init_args``, dotted into typed settings) with which one training
+    #: step on a tiny recipe exercises everything the strategy learns; the registry-driven tests
+    #: (determinism, kill-and-resume, DDP, the contract) run every registered strategy with them
+    test_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, space: str = "nb201", space_options: Optional[dict[str, Any]] = None,
                  network: Optional[dict[str, Any]] = None, num_classes: int = 10, in_channels: int = 3,
                  optimizer: WeightOptimizer = WeightOptimizer(), seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if STRATEGIES.name_of(type(self)) is None:
+            _notice(f"{type(self).__module__}.{type(self).__qualname__} is not a registered strategy: it trains, but "
+                    "the registry-driven tests do not cover it (register it with @STRATEGIES.register in a module of "
+                    "lightning_nas/strategies)")
         self.space: SearchSpace = build(SPACES.get(space), space_options, "model.space_options")
         self.optim = optimizer
         self.network_options = dict(network or {})
@@ -78,6 +94,53 @@ class SearchStrategy(LightningModule):
                                   num_classes=num_classes, in_channels=in_channels)
 
     # ------------------------------------------------------------------ the contract
+    @classmethod
+    def check_contract(cls) -> None:
+        """ContractError naming the class and what it lacks (run when the strategy is registered)."""
+        unknown = sorted(set(cls.requires) - {"decisions", "relaxation", "partial_channels"})
+        if unknown:
+            raise ContractError(f"strategy {cls.__name__}: requires names {', '.join(unknown)}; known: decisions, "
+                                "relaxation, partial_channels")
+        if cls.answer not in ("derived", "selection"):
+            raise ContractError(f"strategy {cls.__name__}: answer must be 'derived' or 'selection', not {cls.answer!r}")
+        if cls.answer == "derived" and cls.derive_architecture is SearchStrategy.derive_architecture:
+            raise ContractError(f"strategy {cls.__name__}: answer = 'derived' needs its own derive_architecture()")
+        accepted = cls.option_names()
+        unknown = sorted({key.split(".")[0] for key in cls.test_options} - accepted)
+        if unknown:
+            raise ContractError(f"strategy {cls.__name__}: test_options name {', '.join(unknown)}, which its "
+                                f"constructor does not take")
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        """Every constructor option, including those passed on to the base classes through ``**kwargs``."""
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if "__init__" in vars(klass) and issubclass(klass, SearchStrategy):
+                names |= {p.name for p in inspect.signature(klass.__init__).parameters.values()
+                          if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"}
+        return names
+
+    @classmethod
+    def options_for_tests(cls, space: SearchSpace) -> dict[str, Any]:
+        """``test_options`` for a run on ``space`` (strategies whose options depend on the space, such
+        as the architecture of a stand-alone network, override this)."""
+        return dict(cls.test_options)
+
+    @classmethod
+    def test_arguments(cls, space: SearchSpace) -> dict[str, Any]:
+        """``options_for_tests`` as constructor arguments: a dotted key replaces one field of the
+        typed setting the signature gives as default (``architecture_optimizer.warmup_epochs: 0``)."""
+        arguments: dict[str, Any] = {}
+        for key, value in cls.options_for_tests(space).items():
+            name, _, field = key.partition(".")
+            if not field:
+                arguments[name] = value
+                continue
+            setting = arguments.get(name, _default_option(cls, name))
+            arguments[name] = dataclasses.replace(setting, **{field: value})
+        return arguments
+
     def build_network(self, **fixed: Any) -> SuperNet:
         """The space's registered network with the recipe's options (``arch=...``: a stand-alone
         network; what ``FixedArchitecture`` subclasses call once they know their architecture)."""
@@ -263,9 +326,28 @@ def build(factory: Callable[..., Any], options: Optional[dict[str, Any]], key: s
 
 
 def _raised_by(error: BaseException, factory: Callable[..., Any]) -> bool:
-    """True when ``error`` was raised by the argument checks of ``factory``'s own constructor."""
-    code = getattr(getattr(factory, "__init__", factory), "__code__", None)
+    """True when ``error`` was raised by the argument checks of ``factory``'s own constructor
+    (unwrapped: networks' constructors are wrapped to record their options)."""
+    code = getattr(inspect.unwrap(getattr(factory, "__init__", factory)), "__code__", None)
     tb = error.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and tb.tb_frame.f_code is code
+
+
+def _default_option(cls: type, name: str) -> Any:
+    """The default the first constructor in ``cls``'s MRO taking ``name`` gives it."""
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            parameter = inspect.signature(klass.__init__).parameters.get(name)
+            if parameter is not None and parameter.default is not inspect.Parameter.empty:
+                return parameter.default
+    raise KeyError(f"{cls.__name__} has no option {name!r} with a default")
+
+
+def _notice(message: str) -> None:
+    """One line on stderr, from the first process only (DDP starts several)."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        print(f"[lightning_nas] notice: {message}", file=sys.stderr, flush=True)

@@ -54,6 +54,8 @@ class DARTS(BilevelStrategy):
 
     requires = frozenset({"decisions", "relaxation"})
     answer = "derived"
+    #: the second-order gradient: the tests then cover the unrolled step (first order is GDAS' and PC-DARTS')
+    test_options = {"unrolled": True}
     #: create the space's edge-normalisation groups (PC-DARTS)
     edge_normalisation: ClassVar[bool] = False
 

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_nas.errors import ArchitectureError, RecipeError
-from lightning_nas.registry import STRATEGIES
+from lightning_nas.errors import ArchitectureError, RecipeError, UnsupportedCombinationError
+from lightning_nas.registry import NETWORKS, STRATEGIES
 from lightning_nas.scoring import score
 from lightning_nas.seeding import generator
 from lightning_nas.spaces.decisions import Choice
@@ -96,6 +96,20 @@ class Controller(nn.Module):
         return tuple(chosen), log_prob, entropy
 
 
+def loose_end_output(space: str, network: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The network options with ``output: loose_ends``; one line if the space's network has no such
+    output or the recipe sets another."""
+    network = dict(network or {})
+    modes = NETWORKS.get(space).output_modes
+    if "loose_ends" not in modes:
+        raise UnsupportedCombinationError(f"ENAS cannot combine loose ends on the {space} space: its network "
+                                          f"{NETWORKS.get(space).__name__} has no loose-end output")
+    if network.get("output", "loose_ends") != "loose_ends":
+        raise RecipeError(f"model.combine_loose_ends: true needs model.network.output loose_ends, "
+                          f"not {network['output']!r}")
+    return {**network, "output": "loose_ends"}
+
+
 #: ENAS' micro-search shared weights (Pham et al. 2018, Sec. 3.2): SGD 0.05 cosine, nesterov 0.9,
 #: weight decay 1e-4, clipping 5. Controller: Adam 3.5e-3 (ENAS micro search), controller gradient
 #: clipping 5 (the NB201 port), no Adam weight decay.
@@ -110,18 +124,30 @@ class ENAS(BilevelStrategy):
         tanh_constant, temperature: 2.5 and 5.0 on the sampling logits.
         entropy_weight: 1e-4.  baseline_decay: 0.99 (ENAS code and the NB201 port).
         max_resamples: redraws of a sampled combination the space rejects (constrained spaces).
+        combine_loose_ends: ENAS' cell output (Pham et al. 2018, Sec. 2.1 and App.): the nodes no
+            other node reads ("loose ends") form the output (averaged in the RNN cell, a 1x1
+            ReLU-conv-BN over their concatenation in the CNN cell), so its width does not depend
+            on the sampled architecture; passed to the network as ``output: loose_ends``, for
+            networks offering it (``SuperNet.output_modes``). False keeps the network's own output.
         optimizer: ``ENAS_WEIGHTS``; architecture_optimizer: the controller's Adam (``ENAS_CONTROLLER``).
     """
 
+    #: a controller rate that moves the policy within the few test steps
+    test_options = {"architecture_optimizer.lr": 0.01}
+
     def __init__(self, controller_hidden: int = 32, controller_layers: int = 2, tanh_constant: float = 2.5,
                  temperature: float = 5.0, entropy_weight: float = 1e-4, baseline_decay: float = 0.99,
-                 max_resamples: int = 100, optimizer: WeightOptimizer = ENAS_WEIGHTS,
-                 architecture_optimizer: ArchitectureOptimizer = ENAS_CONTROLLER, **kwargs: Any) -> None:
+                 max_resamples: int = 100, combine_loose_ends: bool = False, optimizer: WeightOptimizer = ENAS_WEIGHTS,
+                 architecture_optimizer: ArchitectureOptimizer = ENAS_CONTROLLER,
+                 network: Optional[dict[str, Any]] = None, **kwargs: Any) -> None:
         if not 0 <= baseline_decay < 1:
             raise RecipeError(f"model.baseline_decay must be in [0, 1), got {baseline_decay}")
         if controller_hidden < 1 or controller_layers < 1:
             raise RecipeError("model.controller_hidden and model.controller_layers must be >= 1")
-        super().__init__(optimizer=optimizer, architecture_optimizer=architecture_optimizer, **kwargs)
+        if combine_loose_ends:
+            network = loose_end_output(kwargs.get("space", "nb201"), network)
+        super().__init__(optimizer=optimizer, architecture_optimizer=architecture_optimizer, network=network, **kwargs)
+        self.combine_loose_ends = combine_loose_ends
         self.entropy_weight, self.baseline_decay, self.max_resamples = entropy_weight, baseline_decay, max_resamples
         self.controller = Controller(self.space.decisions, controller_hidden, controller_layers, tanh_constant,
                                      temperature, seed=self.hparams.seed)

@@ -43,6 +43,9 @@ class FairNAS(SearchStrategy):
         comes from shared-weight selection.
     """
 
+    #: a rate and plain momentum other than the defaults: the tests see the recipe keys reach the settings
+    test_options = {"optimizer.lr": 0.1, "optimizer.nesterov": False}
+
     def __init__(self, fair_over: Literal["auto", "all", "operations"] = "auto", max_paths: int = 16,
                  max_redraws: int = 100, **kwargs: Any) -> None:
         if fair_over not in ("auto", "all", "operations"):

@@ -36,6 +36,9 @@ class GDAS(DARTS):
             Adam 3e-4, (0.5, 0.999), 1e-3); 250 epochs with batch size 64 on NB201.
     """
 
+    #: GDAS is first order (DARTS' ``unrolled`` test option does not apply); its defaults train alpha
+    test_options = {}
+
     def __init__(self, tau_max: float = 10.0, tau_min: float = 0.1,
                  straight_through: Literal["reference", "sampled"] = "reference",
                  optimizer: WeightOptimizer = DARTS_WEIGHTS,
@@ -80,5 +83,8 @@ class GDAS(DARTS):
         self.last_indices = {k: v.reshape(-1) for k, v in active.indices.items()}
         return self.supernet.forward_weighted(x, weights, active)
 
-    def on_train_epoch_start(self) -> None:
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's temperature (at its end: Lightning skips ``on_train_epoch_start`` when a run
+        resumes mid-epoch, which would leave the resumed epoch's row without it)."""
         self.log("arch/tau", self.tau, on_step=False, on_epoch=True)
+        super().on_train_epoch_end()

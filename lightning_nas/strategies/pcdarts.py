@@ -7,8 +7,8 @@ it, and a channel shuffle mixes the two; the network must support it
 edge-weight groups (beta, softmax over the inputs of each node) scale every edge, which
 stabilises the noisier alpha; the space's decoding uses them where its rule selects inputs
 (DARTS CNN: top-2 inputs by alpha * beta), while on NB201 every edge stays. Architectures are
-scored with the shared weights by running this partial-channel super-net with one-hot alpha and
-the current edge weights.
+scored with the shared weights by running this partial-channel super-net as the path's one-hot
+relaxation (``SuperNet.path_as_relaxation``) with the current edge weights.
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class PCDARTS(DARTS):
 
     requires = frozenset({"decisions", "relaxation", "partial_channels"})
     edge_normalisation = True
+    #: no warm-up, so that one test step updates the architecture too
+    test_options = {"architecture_optimizer.warmup_epochs": 0}
 
     def __init__(self, partial_channels: int = 4, unrolled: bool = False,
                  network: Optional[dict[str, Any]] = None, optimizer: WeightOptimizer = PCDARTS_WEIGHTS,
@@ -50,12 +52,9 @@ class PCDARTS(DARTS):
         self.partial_channels = partial_channels
 
     def architecture_forward(self, arch: Hashable) -> Callable[[torch.Tensor], torch.Tensor]:
-        one_hot = self.space.one_hot(arch)
-
         def run(x: torch.Tensor) -> torch.Tensor:
-            weights = {g.name: (one_hot[g.name].to(x.device) if len(g.shape) == 2 else
-                                g.normalise(self.arch_weights[g.name]).detach()) for g in self.groups}
-            return self.supernet.forward_weighted(x, weights)
+            edges = {g.name: g.normalise(self.arch_weights[g.name]).detach() for g in self.groups if g.edge_normalisation}
+            return self.supernet.path_as_relaxation(x, arch, edges)
 
         return run
 

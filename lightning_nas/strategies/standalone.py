@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lightning_nas.registry import STRATEGIES
+from lightning_nas.seeding import generator
 from lightning_nas.strategies.base import FixedArchitecture
 
 
@@ -28,10 +29,17 @@ class Standalone(FixedArchitecture):
         momentum 0.9, weight decay 5e-4, cosine to 0 (Dong & Yang 2020, Sec. 2.3).
     """
 
+    @classmethod
+    def options_for_tests(cls, space: Any) -> dict[str, Any]:
+        """A seeded architecture of ``space``: the one thing a stand-alone run needs."""
+        return {"architecture": str(space.sample(generator(0, "test-architecture"))), **cls.test_options}
+
     def __init__(self, architecture: str, channels_last: bool = False, compile: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.architecture = self.space.parse(architecture)
         self.supernet = self.build_network(arch=self.architecture)
+        #: the drop-path probability of the current epoch (networks with drop-path; 0 otherwise)
+        self.drop_path = 0.0
         self.channels_last = channels_last and self.supernet.input_kind == "image"
         if self.channels_last:
             self.supernet = self.supernet.to(memory_format=torch.channels_last)
@@ -56,12 +64,16 @@ class Standalone(FixedArchitecture):
             loss = loss + self.supernet.auxiliary_weight * auxiliary_loss
         return loss
 
-    def on_train_epoch_start(self) -> None:
-        """Drop-path grows linearly over the epochs (DARTS A.2); a function of the epoch, so a resumed
-        run sets the same probability."""
-        probability = self.supernet.update_drop_path(self.current_epoch, int(self.trainer.max_epochs or 1))
-        if probability:
-            self.log("train/drop_path", probability, on_step=False, on_epoch=True)
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Drop-path grows linearly over the epochs (DARTS A.2); a function of the epoch, set before
+        every batch, so that a run resumed mid-epoch (where Lightning skips ``on_train_epoch_start``)
+        trains with the same probability."""
+        self.drop_path = self.supernet.update_drop_path(self.current_epoch, int(self.trainer.max_epochs or 1))
+
+    def on_train_epoch_end(self) -> None:
+        if self.drop_path:
+            self.log("train/drop_path", self.drop_path, on_step=False, on_epoch=True)
+        super().on_train_epoch_end()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
