@@ -355,7 +355,9 @@ def test_quickstart_end_to_end(tmp_path):
     rows = [r for r in csv.DictReader((run_dir / "metrics.csv").open()) if r.get("ranking/kendall_tau")]
     assert len(rows) == 10  # every 10 of 100 epochs
     assert float(rows[-1]["ranking/kendall_tau"]) > 0.3
-    assert result["rank"] <= 0.3 * 729  # the top 30% of the table
+    # (No bound on the selected cell's rank: seed 0's answer is rank 55 of 729 on AVX-512 machines and 354
+    # on AVX2 ones -- the super-net differs by rounding, docs/experiments.md "What bit-identical covers";
+    # the numbers this machine kind gives are compared with the shipped record in tests/test_published.py.)
 
 
 # ---------------------------------------------------------------------------------------- DDP on CPU

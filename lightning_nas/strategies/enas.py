@@ -66,7 +66,14 @@ class Controller(nn.Module):
         """Picks per choice, their total log-probability and the policy's summed entropy.
 
         ``picks`` evaluates given picks; ``greedy`` takes the arg-max; otherwise samples from
-        ``generator``."""
+        ``generator``. The policy always runs in float32, also inside a mixed-precision step: it is a
+        few hundred tiny operations whose log-probabilities feed REINFORCE, and oneDNN has no bf16
+        LSTM on CPUs without native bf16 (AVX2), where autocast would make it fail."""
+        with torch.autocast(device_type=self.start.device.type, enabled=False):
+            return self._policy(generator, picks, greedy)
+
+    def _policy(self, generator: Optional[torch.Generator], picks: Optional[Sequence[Sequence[int]]],
+                greedy: bool) -> tuple[tuple[tuple[int, ...], ...], torch.Tensor, torch.Tensor]:
         inputs, state = self.start, None
         chosen: list[tuple[int, ...]] = []
         log_prob = self.start.new_zeros(())
