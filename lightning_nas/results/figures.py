@@ -49,6 +49,17 @@ def _grid(plt, count: int, width: float = 2.6, height: float = 2.1):
     return fig, axes
 
 
+def _label_axes(fig, axes, count: int, xlabel: str, ylabel: str) -> None:
+    """One y label for the figure (per-row labels collide when they are long), and the x label and
+    tick labels on every panel that has no visible panel below it."""
+    rows, columns = axes.shape
+    for index, ax in enumerate(axes.flat[:count]):
+        if index + columns >= count:  # the bottom panel of its column
+            ax.set_xlabel(xlabel)
+            ax.tick_params(labelbottom=True)
+    fig.supylabel(ylabel, fontsize=10)
+
+
 def _curves(trials: list[dict], series: Callable[[dict], dict[int, float]]) -> tuple[list[int], list[dict]]:
     curves = [series(t) for t in trials]
     return sorted({e for c in curves for e in c}), curves
@@ -89,12 +100,9 @@ def ranking_figure(records: Records, metric: str, path: Path) -> Optional[Path]:
         epochs, curves = _curves(trials, series)
         _panel(ax, epochs, curves, colour(index))
         ax.axhline(0.0, color="#999999", linewidth=0.6, zorder=0)
-        ax.set_title(f"{label} ({_seeds(len(trials))})")
+        ax.set_title(f"{label}, {_seeds(len(trials))}")
         ax.set_xticks(epochs[1::2] if len(epochs) > 6 else epochs)
-    for ax in axes[-1]:
-        ax.set_xlabel("epochs trained")
-    for ax in axes[:, 0]:
-        ax.set_ylabel(METRIC_LABELS[metric])
+    _label_axes(fig, axes, len(groups), "epochs trained", METRIC_LABELS[metric])
     fig.suptitle(f"{METRIC_LABELS[metric]} of the shared-weight ranking (by super-net accuracy)", fontsize=10)
     fig.legend(handles=_legend(plt, colour(0)), loc="outside lower center", ncol=2, frameon=False)
     return _save(fig, path)
@@ -118,15 +126,12 @@ def regret_figure(records: Records, path: Path) -> Optional[Path]:
         _panel(ax, epochs, curves, colour(index))
         if policy is not None:
             ax.axhline(policy.expected_regret(1), **RANDOM_STYLE, zorder=0)
-        ax.set_title(f"{label} ({_seeds(len(trials))})")
+        ax.set_title(f"{label}, {_seeds(len(trials))}")
     top = max([policy.expected_regret(1) if policy is not None else 0.0]
               + [d["regret"] for v in groups.values() for t in v for d in t["decoding"] if d.get("regret") is not None])
     axes.flat[0].set_ylim(0, 1.08 * top if top > 0 else 1.0)
     unit = " (accuracy points)" if (records.experiment.get("benchmark") or {}).get("higher_is_better", True) else ""
-    for ax in axes[-1]:
-        ax.set_xlabel("epochs trained")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("test regret" + unit)
+    _label_axes(fig, axes, len(groups), "epochs trained", "test regret" + unit)
     handles = _legend(plt, colour(0))
     if policy is not None:
         handles.append(plt.Line2D([], [], **RANDOM_STYLE, label=f"random policy, exact expected regret "
