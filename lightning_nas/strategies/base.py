@@ -129,14 +129,18 @@ class SearchStrategy(LightningModule):
         extra = self.supernet.regularisation_loss()
         return loss if extra is None else loss + extra
 
-    def carried(self, batch: Any, split: str, stream: Optional[str] = None) -> ContextManager[Any]:
+    def carried(self, batch: Any, split: str, stream: Optional[str] = None, store: bool = True) -> ContextManager[Any]:
         """Stateful language-model windows (``batch["window"]``): the forwards inside start from the
         hidden state carried over from this stream's previous window (zero at an epoch's first
-        window), as AWD-LSTM and DARTS train; a no-op for stateless data and networks without state."""
+        window), as AWD-LSTM and DARTS train; a no-op for stateless data and networks without state.
+        ``store=False``: the forwards inside leave the carried state as it was (extra forwards on a
+        window that a later forward trains on)."""
         window = batch.get("window") if isinstance(batch, dict) else None
         carrying = getattr(self.supernet, "carrying", None)
         if window is None or carrying is None:
             return contextlib.nullcontext()
+        if not store:
+            return carrying(stream or split, reset=bool(window["first"]), store=False)
         return carrying(stream or split, reset=bool(window["first"]))
 
     def classification_step(self, y: torch.Tensor, logits: torch.Tensor, prefix: str = "train") -> torch.Tensor:
