@@ -178,6 +178,18 @@ class SuperNet(nn.Module):
     def set_noise_state(self, state: Any) -> None:
         """Move the network's random stream back to ``state`` (from ``noise_state``)."""
 
+    def seed_rank_stream(self, rank: int) -> None:
+        """Give DDP process ``rank`` its own random stream, derived from the network's seed and the
+        rank (``seeding.rank_seed``; rank 0 keeps the network's). Called before training starts."""
+
+    def rank_state(self) -> Any:
+        """What differs between the DDP processes of one run (random stream, carried hidden states),
+        saved per rank in checkpoints; None where nothing does."""
+        return None
+
+    def load_rank_state(self, state: Any) -> None:
+        """Restore this process's ``rank_state`` from a checkpoint."""
+
     def path_architecture(self, arch: Optional[Hashable]) -> Hashable:
         """``arch``, or this stand-alone network's own; a super-net needs one."""
         arch = arch if arch is not None else self.arch

@@ -31,6 +31,8 @@ Search-time options (all off by default, which keeps every exactness test bit-fo
   ``net.regularisation_loss()`` to the loss after each training forward). Masks come from the
   network's own CPU generator (seeded by ``seed``, or from torch's global generator at
   construction), saved in ``state_dict`` as extra state: dropout is reproducible and resumable.
+  Under DDP each process draws from its own stream (``seed_rank_stream``: seeded from (seed, rank),
+  rank 0 keeping ``seed``); the strategy saves every process's stream and carried states.
 
 Stateful truncated BPTT: outside ``net.carrying(stream)`` every forward starts from h_0 = 0 (the
 contract's "one path == the stand-alone network"). Inside it, the forward starts from the state
@@ -54,6 +56,7 @@ from lightning_nas.nn.base import Active, SuperNet, active_options, mix, node_va
 from lightning_nas.nn.rnn_regularisation import (activation_regularisation, dropout_mask, embedded_dropout,
                                                  locked_dropout, temporal_activation_regularisation)
 from lightning_nas.registry import NETWORKS
+from lightning_nas.seeding import rank_seed
 from lightning_nas.spaces.darts_rnn import DartsRNNArchitecture, DartsRNNSpace, rnn_edges
 
 ACTIVATION_FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda x: x}
@@ -282,6 +285,15 @@ class DartsRNNNetwork(SuperNet):
         self.dropout_generator.set_state(state["dropout_generator"])
         device = self.encoder.weight.device
         self.hidden = {k: v.to(device) for k, v in state.get("hidden", {}).items()}
+
+    def seed_rank_stream(self, rank: int) -> None:
+        self.dropout_generator.manual_seed(rank_seed(self.seed, rank))
+
+    def rank_state(self) -> dict[str, Any]:
+        return self.get_extra_state()
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        self.set_extra_state(state)
 
     def noise_state(self) -> torch.Tensor:
         return self.dropout_generator.get_state()
