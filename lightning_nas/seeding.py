@@ -18,6 +18,12 @@ def derive_seed(seed: int, *keys: object) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of DDP process ``rank``'s own stream of a consumer seeded with ``seed`` (dropout masks:
+    each process draws its own). Rank 0 keeps ``seed``, so a one-process run draws what it always drew."""
+    return int(seed) if rank == 0 else derive_seed(seed, "rank", rank)
+
+
 def generator(seed: int, *keys: object, device: torch.device | str = "cpu") -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(derive_seed(seed, *keys))

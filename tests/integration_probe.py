@@ -8,10 +8,12 @@ recipe (``config.yaml``, reused by ``--resume``) stays the same:
 - ``LNAS_PROBE_KILL_AT_STEP=N``: SIGKILL this process in ``on_train_batch_end`` once
   ``global_step == N`` (before the ModelCheckpoint of that step, which Lightning runs last);
 - ``LNAS_PROBE_SLEEP=S``: sleep S seconds per training step (to kill a run from outside in time);
-- ``LNAS_PROBE_BATCHES=1``: record a fingerprint of every training batch and GDAS' sampled path.
+- ``LNAS_PROBE_BATCHES=1``: record a fingerprint of every training batch and GDAS' sampled path;
+- ``LNAS_PROBE_NOISE=1``: record the next draws of the network's dropout stream after every step.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -20,6 +22,11 @@ from pathlib import Path
 
 import torch
 from pytorch_lightning import Callback
+
+
+def _copy(value):
+    """A state-dict entry, detached: a tensor or a network's extra state (a dict)."""
+    return value.detach().clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)
 
 
 class Probe(Callback):
@@ -51,7 +58,7 @@ class Probe(Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.global_step == 0:
-            torch.save({k: v.detach().clone() for k, v in pl_module.state_dict().items()},
+            torch.save({k: _copy(v) for k, v in pl_module.state_dict().items()},
                        self._dir(trainer) / f"initial_rank{trainer.global_rank}.pt")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -60,6 +67,13 @@ class Probe(Callback):
             sampled = {k: v.tolist() for k, v in getattr(pl_module, "last_indices", {}).items()}
             with open(self._dir(trainer) / f"batches_rank{trainer.global_rank}.jsonl", "a") as handle:
                 handle.write(json.dumps([trainer.global_step, float(x.double().sum()), sampled]) + "\n")
+        if os.environ.get("LNAS_PROBE_NOISE"):  # the next dropout draws of each rank (its stream's position)
+            state = pl_module.supernet.noise_state()
+            if state is not None:
+                stream = torch.Generator()
+                stream.set_state(state)
+                with open(self._dir(trainer) / f"noise_rank{trainer.global_rank}.jsonl", "a") as handle:
+                    handle.write(json.dumps([trainer.global_step, torch.rand(8, generator=stream).tolist()]) + "\n")
         sleep = float(os.environ.get("LNAS_PROBE_SLEEP", "0") or 0)
         if sleep:
             time.sleep(sleep)
@@ -73,7 +87,7 @@ class Probe(Callback):
         state = {
             "global_step": trainer.global_step,
             "epoch": trainer.current_epoch,
-            "state_dict": {k: v.detach().clone() for k, v in pl_module.state_dict().items()},
+            "state_dict": {k: _copy(v) for k, v in pl_module.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "schedulers": [config.scheduler.state_dict() for config in trainer.lr_scheduler_configs],
             "architecture_generator": pl_module.arch_generator.get_state(),

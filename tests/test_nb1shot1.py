@@ -118,3 +118,72 @@ def test_partial_channel_one_shot_model():
         assert torch.equal(net(x, arch), net.forward_weighted(x, space.one_hot(arch)))
     with pytest.raises(ValueError, match="stand-alone"):
         net.standalone(arch)
+
+
+# ------------------------------------------------------------------ the authors' one-shot model
+#: parameters of the authors' one-shot model (automl/nasbench-1shot1, optimizers/darts/model_search.py,
+#: ``--init_channels 16 --layers 9``): spaces 1-2 have 4 choice blocks, space 3 has 5
+AUTHORS_PARAMETERS = {1: 1_101_402, 2: 1_101_402, 3: 1_509_594}
+
+
+def _cell_input_sizes(net: NB1Shot1Network, x: torch.Tensor) -> list[int]:
+    sizes = []
+    for cell in net.cells:  # every cell projects its input into the output: its input's spatial size
+        cell.out_proj.register_forward_hook(lambda module, inputs, output: sizes.append(inputs[0].shape[-1]))
+    weights = {g.name: g.normalise(torch.zeros(g.shape)) for g in net.space.relaxation}
+    with torch.no_grad():
+        net.eval().forward_weighted(x, weights)
+    return sizes
+
+
+@pytest.mark.parametrize("s", SPACE_IDS)
+def test_default_is_the_authors_one_shot_model(s):
+    """The paper's one-shot model (C=16, 9 cells): the authors' parameter count; NB101's macro has the
+    affine parameters of the post-processing BN (2 x 64) more."""
+    authors = NB1Shot1Network(NB1Shot1Space(s))
+    nb101 = NB1Shot1Network(NB1Shot1Space(s), macro="nb101")
+    assert authors.config["macro"] == "oneshot1"
+    assert sum(p.numel() for p in authors.parameters()) == AUTHORS_PARAMETERS[s]
+    assert sum(p.numel() for p in nb101.parameters()) == AUTHORS_PARAMETERS[s] + 2 * 64
+
+
+def test_macro_choices_pool_padding_postprocessing_and_batch_norm():
+    x = torch.randn(2, 3, 32, 32)
+    authors, nb101 = NB1Shot1Network(NB1Shot1Space(1)), NB1Shot1Network(NB1Shot1Space(1), macro="nb101")
+    # MaxPool2d(2, 2, padding=1): cells see 17x17 and 9x9 (NB101's unpadded pooling: 16x16 and 8x8)
+    assert _cell_input_sizes(authors, x) == [32] * 3 + [17] * 3 + [9] * 3
+    assert _cell_input_sizes(nb101, x) == [32] * 3 + [16] * 3 + [8] * 3
+    # post-processing: ReLU -> 1x1 conv -> BN without affine parameters (torch's momentum 0.1) ...
+    post = authors.postprocess
+    assert not post.bn.affine and post.bn.momentum == 0.1
+    h = torch.randn(2, post.conv.in_channels, 3, 3)
+    post.eval()
+    assert torch.equal(post(h), post.bn(post.conv(torch.relu(h))))
+    # ... NB101's: conv -> BN (affine) -> ReLU
+    assert nb101.postprocess.bn.affine
+    nb101.postprocess.eval()
+    assert torch.equal(nb101.postprocess(h), torch.relu(nb101.postprocess.bn(nb101.postprocess.conv(h))))
+    # every other BN: the authors' BN_MOMENTUM = 0.997 passed to nn.BatchNorm2d (PyTorch's convention)
+    others = [m for name, m in authors.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and not name.startswith("postprocess")]
+    assert others and all(m.momentum == 0.997 and m.affine for m in others)
+    assert {m.momentum for m in nb101.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
+    assert {m.momentum for m in NB1Shot1Network(NB1Shot1Space(1), C=4, bn_momentum=0.003).modules()
+            if isinstance(m, torch.nn.BatchNorm2d)} == {0.003, 0.1}  # 0.1: the post-processing BN
+
+
+def test_unknown_macro_is_a_clear_error():
+    with pytest.raises(ValueError, match="model.network.macro"):
+        NB1Shot1Network(NB1Shot1Space(1), macro="nasbench")
+
+
+@pytest.mark.parametrize("macro", ["oneshot1", "nb101"])
+def test_both_macros_keep_single_path_equal_one_hot_and_standalone(macro):
+    torch.manual_seed(1)
+    space = NB1Shot1Space(3)
+    net = NB1Shot1Network(space, in_channels=1, C=4, num_stacks=2, cells_per_stack=1, macro=macro).eval()
+    x = torch.randn(2, 1, 8, 8)
+    arch = space.sample(torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        one_path = net(x, arch)
+        assert torch.equal(one_path, net.forward_weighted(x, space.one_hot(arch)))
+        assert torch.equal(one_path, net.standalone(arch).eval()(x))

@@ -205,6 +205,27 @@ class SuperNet(nn.Module):
         """Set the drop-path probability of ``epoch`` (networks with drop-path); returns it."""
         return 0.0
 
+    def noise_state(self) -> Any:
+        """The position of the network's own random stream (its dropout masks), None where it has
+        none. ``set_noise_state(state)`` makes the next forward draw the masks a forward drew from
+        ``state``: the forwards of one DARTS hypergradient on one batch see one set of masks."""
+        return None
+
+    def set_noise_state(self, state: Any) -> None:
+        """Move the network's random stream back to ``state`` (from ``noise_state``)."""
+
+    def seed_rank_stream(self, rank: int) -> None:
+        """Give DDP process ``rank`` its own random stream, derived from the network's seed and the
+        rank (``seeding.rank_seed``; rank 0 keeps the network's). Called before training starts."""
+
+    def rank_state(self) -> Any:
+        """What differs between the DDP processes of one run (random stream, carried hidden states),
+        saved per rank in checkpoints; None where nothing does."""
+        return None
+
+    def load_rank_state(self, state: Any) -> None:
+        """Restore this process's ``rank_state`` from a checkpoint."""
+
     def path_architecture(self, arch: Optional[Hashable]) -> Hashable:
         """``arch``, or this stand-alone network's own; a super-net needs one."""
         arch = arch if arch is not None else self.arch

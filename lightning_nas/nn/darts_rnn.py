@@ -31,6 +31,8 @@ Search-time options (all off by default, which keeps every exactness test bit-fo
   ``net.regularisation_loss()`` to the loss after each training forward). Masks come from the
   network's own CPU generator (seeded by ``seed``, or from torch's global generator at
   construction), saved in ``state_dict`` as extra state: dropout is reproducible and resumable.
+  Under DDP each process draws from its own stream (``seed_rank_stream``: seeded from (seed, rank),
+  rank 0 keeping ``seed``); the strategy saves every process's stream and carried states.
 
 Stateful truncated BPTT: outside ``net.carrying(stream)`` every forward starts from h_0 = 0 (the
 contract's "one path == the stand-alone network"). Inside it, the forward starts from the state
@@ -54,6 +56,7 @@ from lightning_nas.nn.base import Active, SuperNet, active_options, mix, node_va
 from lightning_nas.nn.rnn_regularisation import (activation_regularisation, dropout_mask, embedded_dropout,
                                                  locked_dropout, temporal_activation_regularisation)
 from lightning_nas.registry import NETWORKS
+from lightning_nas.seeding import rank_seed
 from lightning_nas.spaces.darts_rnn import DartsRNNArchitecture, DartsRNNSpace, rnn_edges
 
 ACTIVATION_FUNCTIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda x: x}
@@ -268,6 +271,7 @@ class DartsRNNNetwork(SuperNet):
         self.dropout_generator = torch.Generator().manual_seed(self.seed)
         self.hidden: dict[str, torch.Tensor] = {}
         self._stream: Optional[str] = None
+        self._storing, self._start_from_zero = True, False
         self._activations: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
     # ------------------------------------------------------------------ state: hidden + generator
@@ -281,17 +285,35 @@ class DartsRNNNetwork(SuperNet):
         device = self.encoder.weight.device
         self.hidden = {k: v.to(device) for k, v in state.get("hidden", {}).items()}
 
+    def seed_rank_stream(self, rank: int) -> None:
+        self.dropout_generator.manual_seed(rank_seed(self.seed, rank))
+
+    def rank_state(self) -> dict[str, Any]:
+        return self.get_extra_state()
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        self.set_extra_state(state)
+
+    def noise_state(self) -> torch.Tensor:
+        return self.dropout_generator.get_state()
+
+    def set_noise_state(self, state: torch.Tensor) -> None:
+        self.dropout_generator.set_state(state)
+
     @contextmanager
-    def carrying(self, stream: str, reset: bool = False) -> Iterator[None]:
+    def carrying(self, stream: str, reset: bool = False, store: bool = True) -> Iterator[None]:
         """Forwards inside start from ``stream``'s carried hidden state and store their last one
-        (detached: truncated BPTT). ``reset``: start this window from zero (first window of an epoch)."""
-        if reset:
+        (detached: truncated BPTT). ``reset``: start this window from zero (first window of an epoch).
+        ``store=False``: every forward inside starts from the same state and the carried state is left
+        as it was (the extra forwards of DARTS' second order on the weights' window)."""
+        if reset and store:
             self.reset_hidden(stream)
-        previous, self._stream = self._stream, stream
+        previous = self._stream, self._storing, self._start_from_zero
+        self._stream, self._storing, self._start_from_zero = stream, store, reset and not store
         try:
             yield
         finally:
-            self._stream = previous
+            self._stream, self._storing, self._start_from_zero = previous
 
     def reset_hidden(self, stream: Optional[str] = None) -> None:
         """Forget the carried state of ``stream`` (None: of every stream)."""
@@ -301,7 +323,7 @@ class DartsRNNNetwork(SuperNet):
             self.hidden.pop(stream, None)
 
     def _initial_hidden(self, x: torch.Tensor) -> Optional[torch.Tensor]:
-        if self._stream is None:
+        if self._stream is None or self._start_from_zero:
             return None
         h = self.hidden.get(self._stream)
         if h is None:
@@ -345,7 +367,7 @@ class DartsRNNNetwork(SuperNet):
         emb = embedded_dropout(self.encoder.weight, x, self.rates["dropout_embedding"], gen)
         emb = locked_dropout(emb, self.rates["dropout_input"], gen)
         raw, last = cell_forward(emb, self._initial_hidden(x), self._masks(x))
-        if self._stream is not None:
+        if self._stream is not None and self._storing:
             self.hidden[self._stream] = last.detach()
         outputs = locked_dropout(raw, self.dropout, gen)
         self._activations = (raw, outputs) if self.training and (self.ar or self.tar) else None

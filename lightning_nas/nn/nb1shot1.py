@@ -1,9 +1,21 @@
-"""The NAS-Bench-1Shot1 one-shot network (Zela et al. 2020, Sec. 3.1), in NB101's macro layout.
+"""The NAS-Bench-1Shot1 one-shot network (Zela et al. 2020, Sec. 3.1).
 
 Macro: 3x3 conv-BN-ReLU stem with ``C`` channels; ``num_stacks`` stacks of ``cells_per_stack``
-cells, a 2x2 max-pool and doubled width before every stack but the first; a 1x1 conv-BN-ReLU from
-the last cell's ``m * width`` channels to ``width``; global average pooling; a linear classifier.
-The paper's one-shot model uses C = 16 and 3 stacks of 3 cells (the defaults here).
+cells, a 2x2 max-pool and doubled width before every stack but the first; a 1x1 post-processing
+from the last cell's ``m * width`` channels to ``width``; global average pooling; a linear
+classifier. The paper's one-shot model uses C = 16 and 3 stacks of 3 cells (the authors'
+``--init_channels 16 --layers 9``; the defaults here). Two macros (``macro``):
+
+- ``oneshot1`` (default: the authors' one-shot model, ``optimizers/darts/model_search.py`` of
+  automl/nasbench-1shot1, so that curves are comparable with the paper's): the 2x2 max-pool pads
+  by 1 (``MaxPool2d(2, 2, padding=1)``: cells see 17x17 and 9x9 on 32x32 inputs); the
+  post-processing is ReLU -> 1x1 conv -> BN without affine parameters (torch's default momentum
+  0.1); every other BN takes the authors' ``BN_MOMENTUM = 0.997`` as PyTorch's momentum (their
+  ``nn.BatchNorm2d(momentum=0.997)``: running statistics are almost those of the last batch).
+  1,101,402 parameters for spaces 1-2 and 1,509,594 for space 3.
+- ``nb101``: NB101's own macro (``nn/nb101.py``): the max-pool does not pad (cells see 16x16 and
+  8x8, TF's "same" pooling), the post-processing is 1x1 conv -> BN (affine) -> ReLU, BN momentum
+  0.1 unless ``bn_momentum`` says otherwise. 128 parameters more than ``oneshot1`` (the affine BN).
 
 Cell (m choice blocks of fixed width w, the stack's width): choice block j sums its parents, the
 cell input entering through the block's own 1x1 conv-BN-ReLU projection (fixed width w, unlike
@@ -22,7 +34,7 @@ output weight, plus a 1x1 projection of the cell input scaled by the input's out
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional
+from typing import Callable, Literal, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +46,24 @@ from lightning_nas.nn.nb101 import ConvBnRelu
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb101 import CONV3X3, MAXPOOL3X3
 from lightning_nas.spaces.nb1shot1 import NB1Shot1Architecture, NB1Shot1Space
+
+
+Macro = Literal["oneshot1", "nb101"]
+#: per macro: (BN momentum of the stem, projections and operations in PyTorch's convention, max-pool padding)
+MACROS: dict[str, tuple[float, int]] = {"oneshot1": (0.997, 1), "nb101": (0.1, 0)}
+
+
+class ReluConvBn(nn.Module):
+    """ReLU -> 1x1 conv -> BN without affine parameters: the authors' post-processing (DARTS'
+    ``ReLUConvBN(..., affine=False)``, BN momentum torch's default 0.1)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(F.relu(x)))
 
 
 class ChoiceBlockCell(nn.Module):
@@ -92,7 +122,9 @@ class ChoiceBlockCell(nn.Module):
 class NB1Shot1Network(SuperNet):
     """One-shot (``arch=None``) or stand-alone network of a NAS-Bench-1Shot1 space.
 
-    Options: ``C`` stem width (16), ``num_stacks`` (3), ``cells_per_stack`` (3), ``bn_momentum``.
+    Options: ``C`` stem width (16), ``num_stacks`` (3), ``cells_per_stack`` (3), ``macro``
+    (``oneshot1``: the authors' one-shot model; ``nb101``: NB101's macro; module docstring),
+    ``bn_momentum`` (PyTorch's convention; None: the macro's, 0.997 for ``oneshot1``, 0.1 for ``nb101``).
     Small CPU configuration: ``C=4, num_stacks=1, cells_per_stack=1``. ``partial_channels`` (K > 1)
     builds the PC-DARTS one-shot model: each mixed operation sees 1/K of the block's channels
     (``nn.base.partial_mix``, Xu et al. 2020, Eq. 2); such a model runs the relaxation only.
@@ -103,9 +135,15 @@ class NB1Shot1Network(SuperNet):
     tiny_options = {"C": 4, "num_stacks": 1, "cells_per_stack": 1}
 
     def __init__(self, space: Optional[NB1Shot1Space] = None, num_classes: int = 10, in_channels: int = 3, C: int = 16,
-                 num_stacks: int = 3, cells_per_stack: int = 3, bn_momentum: float = 0.1, partial_channels: int = 1,
+                 num_stacks: int = 3, cells_per_stack: int = 3, macro: Macro = "oneshot1",
+                 bn_momentum: Optional[float] = None, partial_channels: int = 1,
                  arch: Optional[NB1Shot1Architecture] = None) -> None:
         super().__init__()
+        if macro not in MACROS:
+            raise ValueError(f"model.network.macro must be one of {list(MACROS)} (the authors' one-shot model or "
+                             f"NB101's macro), got {macro!r}")
+        default_momentum, self.pool_padding = MACROS[macro]
+        bn_momentum = default_momentum if bn_momentum is None else bn_momentum
         if C < 1 or num_stacks < 1 or cells_per_stack < 1:
             raise ValueError(f"NAS-Bench-1Shot1 network needs C, num_stacks, cells_per_stack >= 1, got {C}, {num_stacks}, {cells_per_stack}")
         check_partial_channels(C, partial_channels, arch)
@@ -126,14 +164,14 @@ class NB1Shot1Network(SuperNet):
                 self.cells.append(ChoiceBlockCell(c_in, width, self.space, arch, bn_momentum, partial_channels))
                 self.downsample_before.append(s > 0 and i == 0)
                 c_in = width * m
-        self.postprocess = ConvBnRelu(c_in, width, 1, bn_momentum)
+        self.postprocess = ReluConvBn(c_in, width) if macro == "oneshot1" else ConvBnRelu(c_in, width, 1, bn_momentum)
         self.classifier = nn.Linear(width, num_classes)
 
     def _run(self, x: torch.Tensor, cell_run: Callable[[ChoiceBlockCell, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         x = self.stem(x)
         for cell, down in zip(self.cells, self.downsample_before):
             if down:
-                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+                x = F.max_pool2d(x, 2, 2, padding=self.pool_padding, ceil_mode=self.pool_padding == 0)
             x = cell_run(cell, x)
         x = self.postprocess(x)
         return self.classifier(x.mean(dim=(2, 3)))

@@ -87,6 +87,7 @@ class SearchStrategy(LightningModule):
         self.network_options = dict(network or {})
         self.arch_generator = generator(seed, "architecture")
         self.epoch_means = EpochMeans()
+        self._rank_state_to_load: Any = None  # this process's network state from a checkpoint (DDP)
         self.supernet: SuperNet
         if self.builds_supernet:  # nothing overridable runs here: subclasses have not set their fields yet
             _check_support(type(self), space, self.space)
@@ -192,14 +193,18 @@ class SearchStrategy(LightningModule):
         extra = self.supernet.regularisation_loss()
         return loss if extra is None else loss + extra
 
-    def carried(self, batch: Any, split: str, stream: Optional[str] = None) -> ContextManager[Any]:
+    def carried(self, batch: Any, split: str, stream: Optional[str] = None, store: bool = True) -> ContextManager[Any]:
         """Stateful language-model windows (``batch["window"]``): the forwards inside start from the
         hidden state carried over from this stream's previous window (zero at an epoch's first
-        window), as AWD-LSTM and DARTS train; a no-op for stateless data and networks without state."""
+        window), as AWD-LSTM and DARTS train; a no-op for stateless data and networks without state.
+        ``store=False``: the forwards inside leave the carried state as it was (extra forwards on a
+        window that a later forward trains on)."""
         window = batch.get("window") if isinstance(batch, dict) else None
         carrying = getattr(self.supernet, "carrying", None)
         if window is None or carrying is None:
             return contextlib.nullcontext()
+        if not store:
+            return carrying(stream or split, reset=bool(window["first"]), store=False)
         return carrying(stream or split, reset=bool(window["first"]))
 
     def classification_step(self, y: torch.Tensor, logits: torch.Tensor, prefix: str = "train") -> torch.Tensor:
@@ -259,12 +264,43 @@ class SearchStrategy(LightningModule):
             gradient_clip_val, gradient_clip_algorithm = self.optim.grad_clip, "norm"
         self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
 
+    # ------------------------------------------------------------------ DDP: per-process streams
+    def setup(self, stage: str) -> None:
+        """Under DDP every process draws its own dropout masks: the network's random stream is
+        derived from (seed, rank) (``SuperNet.seed_rank_stream``); architecture sampling stays
+        identical on every rank (``arch_generator``)."""
+        if stage == "fit" and self._trainer is not None and self.trainer.world_size > 1:
+            self.supernet.seed_rank_stream(self.trainer.global_rank)
+
+    def _gathered_rank_states(self) -> Optional[list[Any]]:
+        """Every process's ``SuperNet.rank_state`` (an all-gather: every process dumps the checkpoint)."""
+        if self._trainer is None or self.trainer.world_size <= 1 or not torch.distributed.is_initialized():
+            return None
+        state = self.supernet.rank_state()
+        if state is None:
+            return None
+        gathered: list[Any] = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(gathered, state)
+        return gathered
+
+    def on_train_start(self) -> None:
+        """Restore this process's own network state (random stream, carried states) from the
+        checkpoint, after Lightning loaded rank 0's with the state dict."""
+        state, self._rank_state_to_load = self._rank_state_to_load, None
+        if state is _OWN_STREAM:
+            self.supernet.seed_rank_stream(self.trainer.global_rank)
+        elif state is not None:
+            self.supernet.load_rank_state(state)
+
     # ------------------------------------------------------------------ exact resumption
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["architecture_generator"] = self.arch_generator.get_state()
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         # every process dumps the checkpoint, rank 0 writes it: it keeps the sums of all processes
         checkpoint["epoch_means"] = self.epoch_means.summed(self._reduce_sum()).state_dict()
+        rank_states = self._gathered_rank_states()
+        if rank_states is not None:
+            checkpoint["rank_states"] = rank_states
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "architecture_generator" in checkpoint:
@@ -274,6 +310,14 @@ class SearchStrategy(LightningModule):
         self.epoch_means.load_state_dict(checkpoint.get("epoch_means", {}))
         if self._trainer is not None and self.trainer.global_rank != 0:
             self.epoch_means.reset()  # rank 0 carries the restored totals; the epoch-end sum adds the rest
+        if self._trainer is not None and self.trainer.world_size > 1:
+            rank, states = self.trainer.global_rank, checkpoint.get("rank_states") or []
+            # a process the checkpoint has no state for (more processes than saved it) draws its own stream
+            self._rank_state_to_load = states[rank] if rank < len(states) else (_OWN_STREAM if rank else None)
+
+
+#: marks a process that resumes without a saved state of its own
+_OWN_STREAM = object()
 
 
 class FixedArchitecture(SearchStrategy):

@@ -10,13 +10,16 @@ with one virtual SGD step, Eq. 7-8:
     w' = w - xi * grad_w L_train(w, alpha),   w+- = w +- eps * grad_w' L_val(w', alpha),
     eps = 0.01 / ||grad_w' L_val(w', alpha)||.
 
+``hypergradient: exact`` replaces the finite difference by autograd through the virtual step
+(a double backward: grad_alpha L_val(w'(alpha), alpha) with w'(alpha) differentiated).
+
 The answer is the space's own decoding of the final weights (NB201: arg-max per edge; DARTS CNN:
 top-2 inputs without ``none``). GDAS and PC-DARTS change only ``relaxed_forward`` and which
 groups exist.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Hashable, Optional, Sequence
+from typing import Any, ClassVar, Hashable, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,17 +31,22 @@ from lightning_nas.seeding import generator
 from lightning_nas.spaces.decisions import WeightGroup
 from lightning_nas.strategies.bilevel import BilevelStrategy
 from lightning_nas.strategies.settings import ArchitectureOptimizer, WeightOptimizer
+from lightning_nas.strategies.unrolled import HypergradientForwards, clip_coefficient
 
 #: DARTS' CIFAR-10 search (Liu et al. 2019, Sec. 3.1.2 / A.1.1): SGD 0.025 cosine to 0.001,
 #: momentum 0.9, weight decay 3e-4, gradient clipping 5; Adam 3e-4, (0.5, 0.999), 1e-3 for alpha.
 DARTS_WEIGHTS = WeightOptimizer(lr=0.025, momentum=0.9, weight_decay=3e-4, nesterov=False, min_lr=0.001, grad_clip=5.0)
 DARTS_ARCHITECTURE = ArchitectureOptimizer(lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+Hypergradient = Literal["finite_difference", "exact"]
 
 
 @STRATEGIES.register("darts")
 class DARTS(BilevelStrategy):
     """Args (defaults: DARTS, Liu et al. 2019, Sec. 3.1.2 / A.1.1, CIFAR-10 search):
         unrolled: second-order (unrolled) architecture gradient; False is DARTS' first order.
+        hypergradient: how second order computes the Hessian term: ``finite_difference`` (DARTS,
+            Eq. 8, radius 0.01 / ||grad_w' L_val||) or ``exact`` (a double backward through the
+            virtual step; more memory, no approximation).
         arch_init_std: alpha ~ N(0, 1e-3^2) (authors' code), drawn from a seeded generator.
         optimizer: SGD 0.025, momentum 0.9, weight decay 3e-4, cosine to 0.001, clipping 5.
         architecture_optimizer: Adam 3e-4, (0.5, 0.999), 1e-3, no warm-up.
@@ -50,6 +58,15 @@ class DARTS(BilevelStrategy):
     weight learning rate (nesterov is ignored); BatchNorm running statistics are updated by the
     extra forward passes, as in the authors' code; with several processes the alpha gradient is
     averaged explicitly (``torch.autograd.grad`` bypasses DDP's reducer).
+
+    Second order on a language model (DARTS' ``rnn/architect.py``): the forwards start from the
+    carried hidden states and the weights' window forwards share one set of dropout masks
+    (``strategies/unrolled.py``); the virtual step's gradient is clipped at ``optimizer.grad_clip``
+    and the Hessian term scaled by the clip coefficient c = min(1, clip / ||grad||) (the derivative
+    of c itself is left out, as DARTS does; ``exact`` keeps it). DARTS' code differs in two places
+    that change the hypergradient of Eq. 7, not followed here: it scales by clip / ||grad|| also when
+    that exceeds 1 (no clipping happened), and it clips grad_w' L_val before the finite difference.
+    Its CNN code does not clip the virtual step (nor does this class on images).
     """
 
     requires = frozenset({"decisions", "relaxation"})
@@ -59,13 +76,17 @@ class DARTS(BilevelStrategy):
     #: create the space's edge-normalisation groups (PC-DARTS)
     edge_normalisation: ClassVar[bool] = False
 
-    def __init__(self, unrolled: bool = False, arch_init_std: float = 1e-3,
+    def __init__(self, unrolled: bool = False, hypergradient: Hypergradient = "finite_difference",
+                 arch_init_std: float = 1e-3,
                  optimizer: WeightOptimizer = DARTS_WEIGHTS,
                  architecture_optimizer: ArchitectureOptimizer = DARTS_ARCHITECTURE, **kwargs: Any) -> None:
         if arch_init_std < 0:
             raise RecipeError(f"model.arch_init_std must be >= 0, got {arch_init_std}")
+        if hypergradient not in ("finite_difference", "exact"):
+            raise RecipeError(f"model.hypergradient must be 'finite_difference' (DARTS) or 'exact', got {hypergradient!r}")
         super().__init__(optimizer=optimizer, architecture_optimizer=architecture_optimizer, **kwargs)
         self.unrolled = unrolled
+        self.hypergradient = hypergradient
         self.groups: list[WeightGroup] = [g for g in self.space.relaxation
                                           if self.edge_normalisation or not g.edge_normalisation]
         gen = generator(self.hparams.seed, "architecture-init")
@@ -106,7 +127,8 @@ class DARTS(BilevelStrategy):
         group = weight_optimizer.param_groups[0]
         buffers = [weight_optimizer.state.get(p, {}).get("momentum_buffer") for p in self.weight_parameters()]
         grads = self.unrolled_gradient(xw, yw, xa, ya, xi=group["lr"], momentum=group.get("momentum", 0.0),
-                                       weight_decay=group.get("weight_decay", 0.0), momentum_buffers=buffers)
+                                       weight_decay=group.get("weight_decay", 0.0), momentum_buffers=buffers,
+                                       batch=batch)
         world = self.trainer.world_size if self._trainer is not None else 1
         for p, g in zip(self.architecture_parameters(), grads):
             if world > 1:
@@ -114,29 +136,53 @@ class DARTS(BilevelStrategy):
                 g = g / world
             p.grad = g if p.grad is None else p.grad + g
 
+    def virtual_step_clip(self) -> float:
+        """The norm the virtual step's gradient is clipped at: the weight step's on a language model
+        (DARTS' ``rnn/architect.py``), none on images (its ``cnn/architect.py``)."""
+        return self.optim.grad_clip if self.supernet.input_kind == "tokens" else 0.0
+
     def unrolled_gradient(self, xw: torch.Tensor, yw: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor, xi: float,
                           momentum: float = 0.0, weight_decay: float = 0.0,
-                          momentum_buffers: Optional[Sequence[Optional[torch.Tensor]]] = None) -> list[torch.Tensor]:
-        """DARTS Eq. 7-8 with the central finite-difference Hessian-vector product.
+                          momentum_buffers: Optional[Sequence[Optional[torch.Tensor]]] = None,
+                          batch: Any = None, clip: Optional[float] = None) -> list[torch.Tensor]:
+        """DARTS Eq. 7-8: the hypergradient of L_val(w', alpha) with one virtual step
+        w' = w - xi * (c * grad_w L_train + weight_decay * w + momentum * buffer), c the clip
+        coefficient of ``clip`` (None: ``virtual_step_clip()``). ``batch``: the training batch, for its
+        stateful windows (``HypergradientForwards``).
 
         The weights are left exactly as they were on entry. Returns one gradient per architecture
         parameter.
         """
+        forwards = HypergradientForwards(self, batch)
+        clip = self.virtual_step_clip() if clip is None else clip
+        buffers = list(momentum_buffers) if momentum_buffers is not None else [None] * len(self.weight_parameters())
+        try:
+            if self.hypergradient == "exact":
+                return self._exact_hypergradient(forwards, xw, yw, xa, ya, xi, momentum, weight_decay, buffers, clip)
+            return self._finite_difference_hypergradient(forwards, xw, yw, xa, ya, xi, momentum, weight_decay,
+                                                         buffers, clip)
+        finally:
+            forwards.finish()
+
+    def _finite_difference_hypergradient(self, forwards: HypergradientForwards, xw, yw, xa, ya, xi: float,
+                                         momentum: float, weight_decay: float, buffers: list, clip: float
+                                         ) -> list[torch.Tensor]:
+        """Eq. 8: the Hessian-vector product by a central difference of radius 0.01 / ||grad_w' L_val||."""
         weights = self.weight_parameters()
         arch = self.architecture_parameters()
-        buffers = list(momentum_buffers) if momentum_buffers is not None else [None] * len(weights)
         backup = [p.detach().clone() for p in weights]
         try:
-            # virtual step w' = w - xi * (momentum * buffer + grad_w L_train + weight_decay * w)
-            grads = _grads(F.cross_entropy(self.relaxed_forward(xw), yw), weights)
+            # virtual step w' = w - xi * (c * grad_w L_train + weight_decay * w + momentum * buffer)
+            grads = _grads(forwards.weights_loss(xw, yw), weights)
+            coefficient = float(clip_coefficient(grads, clip))
             with torch.no_grad():
                 for p, g, buf in zip(weights, grads, buffers):
-                    step = g + weight_decay * p
+                    step = (g if coefficient == 1.0 else coefficient * g) + weight_decay * p
                     if buf is not None and momentum:
                         step = step + momentum * buf
                     p.sub_(xi * step)
             # grad_alpha and grad_w' of L_val(w', alpha)
-            both = _grads(F.cross_entropy(self.relaxed_forward(xa), ya), list(arch) + list(weights))
+            both = _grads(forwards.architecture_loss(xa, ya), list(arch) + list(weights))
             d_alpha, d_weights = both[:len(arch)], both[len(arch):]
             norm = torch.sqrt(sum((d * d).sum() for d in d_weights))
             eps = 0.01 / float(norm.clamp_min(1e-12))
@@ -146,12 +192,30 @@ class DARTS(BilevelStrategy):
                 with torch.no_grad():
                     for p, w, d in zip(weights, backup, d_weights):
                         p.copy_(w + sign * eps * d)
-                hessian_terms.append(_grads(F.cross_entropy(self.relaxed_forward(xw), yw), arch))
-            return [da - xi * (gp - gm) / (2 * eps) for da, gp, gm in zip(d_alpha, *hessian_terms)]
+                hessian_terms.append(_grads(forwards.weights_loss(xw, yw), arch))
+            scale = xi * coefficient  # the virtual step moved along c * grad: its alpha-derivative is c * Hessian
+            return [da - scale * (gp - gm) / (2 * eps) for da, gp, gm in zip(d_alpha, *hessian_terms)]
         finally:
             with torch.no_grad():
                 for p, w in zip(weights, backup):
                     p.copy_(w)
+
+    def _exact_hypergradient(self, forwards: HypergradientForwards, xw, yw, xa, ya, xi: float, momentum: float,
+                             weight_decay: float, buffers: list, clip: float) -> list[torch.Tensor]:
+        """grad_alpha L_val(w'(alpha), alpha) by autograd: the virtual step's gradient keeps its graph
+        (``create_graph``), the validation loss runs with w' substituted, one backward to alpha."""
+        weights = self.weight_parameters()
+        arch = self.architecture_parameters()
+        grads = torch.autograd.grad(forwards.weights_loss(xw, yw), weights, create_graph=True, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(weights, grads)]
+        coefficient = clip_coefficient(grads, clip)
+        virtual = []
+        for p, g, buf in zip(weights, grads, buffers):
+            step = coefficient * g + weight_decay * p.detach()
+            if buf is not None and momentum:
+                step = step + momentum * buf
+            virtual.append(p.detach() - xi * step)
+        return _grads(forwards.architecture_loss(xa, ya, virtual), arch)
 
 
 def _grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
