@@ -14,6 +14,11 @@ import torch
 
 from lightning_nas.io import atomic_write_json
 
+#: the records beside a run: a trial's status (``lightning_nas.experiments``) and the experiment that holds
+#: trial directories (a ``--reproduce`` of a trial goes beside the experiment, never into it)
+TRIAL_RECORD = "trial.json"
+EXPERIMENT_RECORD = "experiment.json"
+
 PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "jsonargparse", "numpy", "scipy", "scikit-learn", "wandb")
 
 
