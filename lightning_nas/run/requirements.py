@@ -74,7 +74,7 @@ def one_clipping_place(config: Any, strategy: Optional[type]) -> None:
                           "remove trainer.gradient_clip_val")
     current = optimizer.grad_clip
     if current and current != bound:
-        whose = f" ({name}'s default)" if current == _default_clip(strategy) else ""
+        whose = f" (the default of {name})" if current == _default_clip(strategy) else ""
         raise RecipeError(f"trainer.gradient_clip_val {bound} and {CLIP_KEY} {current}{whose} both bound the weights' "
                           f"gradient norm: set only {CLIP_KEY}, where every strategy clips")
     optimizer.grad_clip = float(bound)
