@@ -19,6 +19,7 @@ from lightning_nas.io import atomic_write_json
 TRIAL_RECORD = "trial.json"
 EXPERIMENT_RECORD = "experiment.json"
 
+#: (torchmetrics: not a dependency of lightning_nas, but Lightning aggregates its logged values with it)
 PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "jsonargparse", "numpy", "scipy", "scikit-learn", "wandb")
 
 
