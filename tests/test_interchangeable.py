@@ -26,7 +26,10 @@ BASES = {
     "darts_rnn2_ptb": (RECIPES / "darts_rnn2_ptb_spos.yaml", [
         "--model.init_args.network", "{embedding_size: 8, hidden_size: 8, weight_sharing: edge, tie_weights: true}",
         "--data.init_args.batch_size", "4", "--data.init_args.eval_batch_size", "4", "--data.init_args.bptt", "5"]),
-    "darts_cnn_tiny": (RECIPES / "darts_cnn_digits_tiny.yaml", []),
+    # C=16: with C/K of 1 or 2 channels per partial-channel edge and channels-last-strided inputs (the crop
+    # augmentation's layout), PC-DARTS' backward corrupts the heap in torch 2.13 on CPU (reported, not fixed here)
+    "darts_cnn_tiny": (RECIPES / "darts_cnn_digits_tiny.yaml",
+                       ["--model.init_args.network", "{C: 16, layers: 3, affine: false, pool_bn: true}"]),
 }
 #: two steps, a small final selection, no ranking epochs, no progress output
 SHORT = ["--trainer.max_steps", "2", "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary",
@@ -163,7 +166,7 @@ def test_no_shipped_recipe_clips_in_the_trainer():
 # ------------------------------------------------------------------------------------------- data needs
 def test_an_unused_architecture_split_is_said(tmp_path, capsys):
     recipe, tiny = BASES["darts_cnn_tiny"]
-    code, out, err, _ = train(["--recipe", recipe, *SHORT, "--model.class_path", class_path("spos")], tmp_path, capsys)
+    code, out, err, _ = train(["--recipe", recipe, *tiny, *SHORT, "--model.class_path", class_path("spos")], tmp_path, capsys)
     assert code == 0, err[-2000:]
     assert "SPOS learns no architecture on held-out data: data.init_args.arch_split 0.4" in out
 
