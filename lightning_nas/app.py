@@ -12,13 +12,12 @@ import sys
 
 from lightning_nas import signals
 from lightning_nas.cli import run
+from lightning_nas.experiments.runner import experiment_main
 from lightning_nas.run.errors import concise, project_error
 from lightning_nas.run.summary import interrupted_message
 
 
 def main(argv: list[str], show_traceback: bool = False) -> int:
-    from lightning_nas.experiments.runner import experiment_main
-
     with signals.handled():
         try:
             return run(list(argv), experiment=experiment_main)

@@ -38,9 +38,13 @@ from lightning_nas.loggers import RunCSVLogger
 from lightning_nas.run.checkpoints import (RunCheckpoint, RunCheckpointIO, check_checkpoint_fits, choose_checkpoint,
                                           last_checkpoint)
 from lightning_nas.run.errors import project_error, unknown_option
+from lightning_nas.run.front_options import FRONT_OPTIONS, reset_front_options
+from lightning_nas.run.ground_truth import drop_missing_ground_truth
 from lightning_nas.run.lock import LOCK_FILE, is_launcher_process, lock_run_directory, release_locks
 from lightning_nas.run.output import quiet_third_parties, wandb_logger
 from lightning_nas.run.progress import PlainProgress
+from lightning_nas.run.reproduce import report, reproduction_directory, use_recorded_threads
+from lightning_nas.run.requirements import settle_requirements
 from lightning_nas.run.start import StartRecord, TrainingStarted
 from lightning_nas.run.summary import summarise
 from lightning_nas.run.validation import (RecipeFileAction, check_recipe_file, check_run_directory, model_trains,
@@ -49,20 +53,6 @@ from lightning_nas.run_record import recorded_threads, write_run_record
 from lightning_nas.strategies import SearchStrategy
 
 __all__ = ["NASCLI", "run", "FRONT_OPTIONS", "reset_front_options"]
-
-# Options that say what kind of run this is; never written to config.yaml (a run's resolved recipe
-# must not make the next command that reads it a resume, an experiment or a thread-count override).
-FRONT_OPTIONS = {"resume": None, "reproduce": None, "seeds": None, "grid": None, "experiment_dir": None,
-                 "ray_address": None, "num_cpus": None, "gpus_per_trial": 0.0, "max_concurrent": 0,
-                 "allow_thread_change": False}
-
-
-def reset_front_options(config: Namespace, **also: Any) -> Namespace:
-    """``config`` (changed in place) with FRONT_OPTIONS, and the keys of ``also``, set to their defaults."""
-    for key, default in {**FRONT_OPTIONS, **also}.items():
-        if key in config:
-            config[key] = default
-    return config
 
 
 # ---------------------------------------------------------------------------------------- parser
@@ -208,13 +198,13 @@ class NASCLI(LightningCLI):
         if config.get("resume") and config.get("reproduce"):
             raise RecipeError("--resume and --reproduce cannot be combined")
         validate_trainer(config.get("trainer"), trains=model_trains(config.get("model")))
+        settle_requirements(config)  # clipping in one place, the data splits the strategy needs
+        drop_missing_ground_truth(config)
         resume = config.get("resume")
         if resume and config.run_dir is not None and Path(config.run_dir).resolve() != Path(resume).resolve():
             raise RecipeError(f"--resume {resume} continues the run where it is; --run_dir {config.run_dir} "
                               "cannot move it (use --reproduce to rerun it elsewhere)")
         if config.get("reproduce"):
-            from lightning_nas.experiments.reproduce import reproduction_directory
-
             self.reproduce = Path(config.reproduce)
             if config.run_dir is None:
                 config.run_dir = str(reproduction_directory(self.reproduce))
@@ -280,8 +270,6 @@ class NASCLI(LightningCLI):
                               f"(run.json); --threads {requested} would change every number from the checkpoint on. "
                               f"Drop --threads, or add --allow_thread_change true to accept")
         if self.reproduce is not None and requested is None and recorded is None:
-            from lightning_nas.experiments.reproduce import use_recorded_threads
-
             recorded = use_recorded_threads(self.reproduce)  # older runs: run.json or trial.json
         threads = requested or recorded or torch.get_num_threads()
         if threads != torch.get_num_threads():
@@ -445,8 +433,6 @@ def run(argv: list[str], experiment: Any = None) -> int:
         if trainer.is_global_zero:
             summarise(cli.run_dir)
             if cli.reproduce is not None:  # exit status 1 when the rerun's results differ
-                from lightning_nas.experiments.reproduce import report
-
                 return 0 if report(cli.reproduce, cli.run_dir) else 1
         return 0
     except signals.Interrupted as stop:

@@ -14,6 +14,12 @@ import torch
 
 from lightning_nas.io import atomic_write_json
 
+#: the records beside a run: a trial's status (``lightning_nas.experiments``) and the experiment that holds
+#: trial directories (a ``--reproduce`` of a trial goes beside the experiment, never into it)
+TRIAL_RECORD = "trial.json"
+EXPERIMENT_RECORD = "experiment.json"
+
+#: (torchmetrics: not a dependency of lightning_nas, but Lightning aggregates its logged values with it)
 PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "jsonargparse", "numpy", "scipy", "scikit-learn", "wandb")
 
 

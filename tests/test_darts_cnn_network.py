@@ -272,12 +272,12 @@ def test_standalone_refuses_other_architectures():
 
 
 def test_speed_benchmark_runs(tmp_path):
-    """benchmarks/eval_network_speed.py at toy size: every CPU variant but compile reports a ratio."""
+    """speed/eval_network_speed.py at toy size: every CPU variant but compile reports a ratio."""
     import importlib.util
 
     from conftest import ROOT
 
-    spec = importlib.util.spec_from_file_location("eval_network_speed", ROOT / "benchmarks" / "eval_network_speed.py")
+    spec = importlib.util.spec_from_file_location("eval_network_speed", ROOT / "speed" / "eval_network_speed.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     report = module.main(["--C", "4", "--layers", "3", "--image", "8", "--batch", "2", "--steps", "1", "--rounds", "1",

@@ -11,7 +11,7 @@ import torch
 from conftest import run_train
 from lightning_nas.experiments import design, runner
 from lightning_nas.experiments.design import ExperimentError, parse_grid, parse_seeds
-from lightning_nas.experiments.reproduce import compare_runs
+from lightning_nas.run.reproduce import compare_runs
 
 
 # ------------------------------------------------------------------------------------------ design

@@ -195,7 +195,7 @@ def test_no_private_option_parsing_and_no_import_cycle():
 
 # ---------------------------------------------------------------------------------------- outputs
 def test_reproduction_goes_beside_an_experiment_not_into_it(tmp_path):
-    from lightning_nas.experiments.reproduce import reproduction_directory
+    from lightning_nas.run.reproduce import reproduction_directory
 
     experiment = tmp_path / "runs" / "experiments" / "bn"
     (experiment / "bn_mode=batch__seed0").mkdir(parents=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from lightning_nas.benchmarks.base import GroundTruthError
 from lightning_nas.benchmarks.csv_table import CSVBenchmark
@@ -36,10 +36,15 @@ class TabulatedBenchmark(CSVBenchmark):
         path: the table (CSV), or the name of a shipped one (e.g. ``nb201_digits.csv``).
         metric: the ground-truth column; the mean over seeds (e.g. ``test_accuracy_mean``).
         higher_is_better: False for losses.
+        made_by: the command that writes this table, for a recipe whose table is not shipped
+            (``python -m lightning_nas.tabulate --recipe ...``): where the table is missing, a run goes
+            on without ground truth and says how to make it (``lightning_nas.run.ground_truth``);
+            without ``made_by`` a missing table is an error.
     """
 
     def __init__(self, path: str = "nb201_digits.csv", metric: str = "test_accuracy_mean",
-                 higher_is_better: bool = True) -> None:
+                 higher_is_better: bool = True, made_by: Optional[str] = None) -> None:
+        self.made_by = made_by
         super().__init__(str(resolve_table(path)), metric=metric, key_column="ArchitectureString",
                          higher_is_better=higher_is_better)
 

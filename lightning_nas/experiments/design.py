@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from lightning_nas.errors import RecipeError
+from lightning_nas.run_record import TRIAL_RECORD
 
-TRIAL_RECORD = "trial.json"
-EXPERIMENT_RECORD = "experiment.json"
 FINISHED = "finished"
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]")

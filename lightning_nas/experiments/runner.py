@@ -31,10 +31,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
+from lightning_nas.cli import NASCLI, run
 from lightning_nas.experiments.design import (
-    EXPERIMENT_RECORD, FINISHED, TRIAL_RECORD, ExperimentError, Factor, Trial, expand, parse_grid, parse_seeds,
-    pending)
-from lightning_nas.io import atomic_write_json
+    FINISHED, ExperimentError, Factor, Trial, expand, parse_grid, parse_seeds, pending)
+from lightning_nas.io import atomic_write_json, atomic_write_text
+from lightning_nas.run.front_options import FRONT_OPTIONS
+from lightning_nas.run.errors import concise
+from lightning_nas.run_record import EXPERIMENT_RECORD, TRIAL_RECORD
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,8 +72,6 @@ def resolved_recipe(parser: Any, config: Any) -> str:
     as empty from YAML)."""
     import yaml
 
-    from lightning_nas.cli import FRONT_OPTIONS
-
     recipe = yaml.safe_load(parser.dump(config, skip_none=False))
     for key in (*FRONT_OPTIONS, "run_dir"):
         if key != "threads":  # an explicit --threads is kept
@@ -80,8 +81,6 @@ def resolved_recipe(parser: Any, config: Any) -> str:
 
 def write_recipe(text: str, root: Path) -> Path:
     """``EXPERIMENT_DIR/recipe.yaml``, rewritten only when the command changed it."""
-    from lightning_nas.io import atomic_write_text
-
     path = root / "recipe.yaml"
     if not path.is_file() or path.read_text() != text:
         atomic_write_text(path, text)
@@ -92,8 +91,6 @@ def validate(argv: list[str], factors: list[Factor], seed: int | None) -> int:
     """Parse (without building anything) the recipe at every grid point: a bad key or value fails
     here, with the normal recipe error, before any trial starts. Returns the recipe's seed."""
     import itertools
-
-    from lightning_nas.cli import NASCLI
 
     class ParseOnly(NASCLI):
         def before_instantiate_classes(self) -> None:
@@ -259,9 +256,6 @@ def execute_trial(spec: dict[str, Any]) -> dict[str, Any]:
     Never raises: a failure is written to ``trial.json`` (one line) and ``train.log`` (traceback).
     """
     import torch
-
-    from lightning_nas.cli import run
-    from lightning_nas.run.errors import concise
 
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)

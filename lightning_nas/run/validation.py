@@ -48,16 +48,9 @@ def _check_range(key: str, value: Any, minimum: int, allowed: tuple = (), why: s
 
 def model_trains(model: Any) -> bool:
     """False for a strategy class that trains nothing (``SearchStrategy.trains``)."""
-    import importlib
+    from lightning_nas.run.requirements import strategy_class
 
-    path = getattr(model, "class_path", None) if model is not None else None
-    if not isinstance(path, str) or "." not in path:
-        return True
-    module, _, name = path.rpartition(".")
-    try:
-        return bool(getattr(importlib.import_module(module), name).trains)
-    except (ImportError, AttributeError):
-        return True
+    return bool(getattr(strategy_class(model), "trains", True))
 
 
 def validate_trainer(trainer: Any, trains: bool = True) -> None:

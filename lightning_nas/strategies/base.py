@@ -28,7 +28,8 @@ import contextlib
 import dataclasses
 import inspect
 import sys
-from typing import Any, Callable, ClassVar, ContextManager, Hashable, Literal, Optional
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, ContextManager, Hashable, Literal, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +63,11 @@ class SearchStrategy(LightningModule):
     requires: ClassVar[frozenset[str]] = frozenset({"decisions"})
     #: where the strategy's final answer comes from: its own derivation or shared-weight selection
     answer: ClassVar[Literal["derived", "selection"]] = "selection"
-    #: bi-level strategies learn architecture parameters on a separate data split
-    uses_architecture_split: ClassVar[bool] = False
+    #: data the strategy needs besides the weights' training data, as the share of the training data
+    #: (what the validation split leaves) its paper holds out: ``{"arch_split": 0.5}`` for strategies
+    #: that learn architecture parameters on a split of their own. A recipe that sets none gets this
+    #: share, with a one-line notice, before anything is built (``lightning_nas.run.requirements``).
+    data_needs: ClassVar[Mapping[str, float]] = MappingProxyType({})
     #: False for strategies that build their own (stand-alone) network instead of the super-net
     builds_supernet: ClassVar[bool] = True
     #: False for strategies that train nothing (the random-sampling baseline may run zero epochs)
@@ -93,6 +97,11 @@ class SearchStrategy(LightningModule):
             _check_support(type(self), space, self.space)
             self.supernet = build(NETWORKS.get(space), self.network_options, "model.network", space=self.space,
                                   num_classes=num_classes, in_channels=in_channels)
+
+    @property
+    def uses_architecture_split(self) -> bool:
+        """Whether the DataModule must serve an ``arch`` split beside ``weights`` (``data_needs``)."""
+        return "arch_split" in self.data_needs
 
     # ------------------------------------------------------------------ the contract
     @classmethod
@@ -257,12 +266,29 @@ class SearchStrategy(LightningModule):
         optimizer, scheduler = self.weight_optimizer()
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
+    def clip_by_norm(self, optimizer: Any, bound: float) -> None:
+        """Scale the gradients of ``optimizer``'s parameters so that their global L2 norm is at most
+        ``bound`` (0: no clipping), after the backward pass and before the step.
+
+        The one clipping rule of every strategy: ``optimizer.grad_clip`` for the shared weights
+        (DARTS: 5, Liu et al. 2019, A.1.1; DARTS' and AWD-LSTM's recurrent training: 0.25),
+        ``architecture_optimizer.grad_clip`` for architecture parameters. Automatic optimisation
+        reaches it through ``configure_gradient_clipping``, manual optimisation (bi-level strategies)
+        calls it itself; a recipe's ``trainer.gradient_clip_val``, which Lightning refuses under
+        manual optimisation, is moved here by the CLI before anything is built."""
+        if bound > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=bound, gradient_clip_algorithm="norm")
+
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: Any = None,
                                     gradient_clip_algorithm: Optional[str] = None) -> None:
-        """The strategy's own ``optimizer.grad_clip`` (automatic optimisation), else the Trainer's."""
+        """Automatic optimisation: the strategy's ``optimizer.grad_clip``. A Trainer built directly
+        with ``gradient_clip_val`` (the tabulation, whose tables record it in their protocol) clips
+        as Lightning would where the strategy sets no bound."""
         if self.optim.grad_clip > 0:
-            gradient_clip_val, gradient_clip_algorithm = self.optim.grad_clip, "norm"
-        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
+            self.clip_by_norm(optimizer, self.optim.grad_clip)
+        else:
+            self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                                gradient_clip_algorithm=gradient_clip_algorithm)
 
     # ------------------------------------------------------------------ DDP: per-process streams
     def setup(self, stage: str) -> None:

@@ -4,10 +4,12 @@ DARTS' Alg. 1 (Liu et al. 2019): alternately update the architecture on the arch
 (``batch["arch"]``) and the shared weights on the weights split (``batch["weights"]``). ENAS has
 the same shape with a controller as the architecture and REINFORCE as its update. A variant
 (DrNAS, SNAS, ...) overrides ``architecture_loss`` (or ``architecture_step``) and
-``weight_forward``; the optimisers, warm-up, clipping and scheduler stepping live here.
+``weight_forward``; the optimisers, warm-up and scheduler stepping live here, and both updates clip
+with the base class's one rule (``clip_by_norm``).
 """
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -23,7 +25,12 @@ class BilevelStrategy(SearchStrategy):
         Everything else as ``SearchStrategy``.
     """
 
-    uses_architecture_split = True
+    #: the architecture learns on held-out training data: half of what the validation split leaves, as
+    #: DARTS (Liu et al. 2019, A.1.1: half of the CIFAR-10 training data held out), PC-DARTS (Xu et al.
+    #: 2020, Sec. 4.2: two parts of equal size) and NAS-Bench-201's search protocol (Dong & Yang 2020:
+    #: CIFAR-10's training set in train/valid halves for every strategy) hold out; ENAS' controller
+    #: reward is measured on held-out data the same way (Pham et al. 2018, Sec. 2.2)
+    data_needs = MappingProxyType({"arch_split": 0.5})
 
     def __init__(self, architecture_optimizer: ArchitectureOptimizer = ArchitectureOptimizer(), **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -60,15 +67,13 @@ class BilevelStrategy(SearchStrategy):
         if self.current_epoch >= self.arch_optim.warmup_epochs:
             arch_opt.zero_grad()
             self.architecture_step(batch, weight_opt.optimizer)
-            if self.arch_optim.grad_clip > 0:
-                self.clip_gradients(arch_opt, gradient_clip_val=self.arch_optim.grad_clip, gradient_clip_algorithm="norm")
+            self.clip_by_norm(arch_opt, self.arch_optim.grad_clip)
             arch_opt.step()
         x, y = batch["weights"]
         weight_opt.zero_grad()
         with self.carried(batch, "weights"):
             loss = self.classification_step(y, self.weight_forward(x))
         self.manual_backward(self.regularised(loss))
-        if self.optim.grad_clip > 0:
-            self.clip_gradients(weight_opt, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
+        self.clip_by_norm(weight_opt, self.optim.grad_clip)
         weight_opt.step()
         return loss.detach()

@@ -24,7 +24,7 @@ class Standalone(FixedArchitecture):
         channels_last: image networks and their inputs in channels-last memory layout (faster
             convolutions on recent CPUs and on GPUs with tensor cores; same results up to rounding).
         compile: train through ``torch.compile`` (compilation takes minutes for the 20-cell DARTS
-            network; ``benchmarks/eval_network_speed.py`` measures every option).
+            network; ``speed/eval_network_speed.py`` measures every option).
         Everything else as ``SearchStrategy``; the NB201 benchmark trains with lr 0.1, nesterov
         momentum 0.9, weight decay 5e-4, cosine to 0 (Dong & Yang 2020, Sec. 2.3).
     """

@@ -1,9 +1,9 @@
 """Training-step time of every search strategy relative to SPOS, its kernel count and peak memory.
 
-    python benchmarks/strategy_step_time.py [--space nb201] [--C 16 --N 1 --image 32 --batch 64 --steps 5 --threads 1]
-    python benchmarks/strategy_step_time.py --space darts_rnn [--hidden 300 --bptt 35 --vocab 10000]
-    python benchmarks/strategy_step_time.py --space nb1shot1 --space_options '{"search_space": 3}' --network '{"num_stacks": 1, "cells_per_stack": 1}'
-    python benchmarks/strategy_step_time.py --space darts_cnn --batch 16
+    python speed/strategy_step_time.py [--space nb201] [--C 16 --N 1 --image 32 --batch 64 --steps 5 --threads 1]
+    python speed/strategy_step_time.py --space darts_rnn [--hidden 300 --bptt 35 --vocab 10000]
+    python speed/strategy_step_time.py --space nb1shot1 --space_options '{"search_space": 3}' --network '{"num_stacks": 1, "cells_per_stack": 1}'
+    python speed/strategy_step_time.py --space darts_cnn --batch 16
 
 On a GPU these small super-nets are dominated by kernel-launch overhead, so besides wall time the
 benchmark counts the operators one training step dispatches (forward, backward and optimiser,

@@ -6,7 +6,7 @@
 (b) Scoring 200 architectures with ``lightning_nas.scoring.score`` (batch-statistics BN) divided by
     the bare forward time of the 200 stand-alone networks on the same batches. Goal: <= 1.1.
 
-    OMP_NUM_THREADS=1 python benchmarks/supernet_overhead.py [--threads 1] [--archs 20] [--score-archs 200]
+    OMP_NUM_THREADS=1 python speed/supernet_overhead.py [--threads 1] [--archs 20] [--score-archs 200]
 
 Each architecture is timed as the median of ``--repeats`` after warm-up; the ratio is the sum over
 architectures of those medians (super-net over stand-alone), with super-net and stand-alone runs

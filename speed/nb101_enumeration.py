@@ -1,6 +1,6 @@
 """Time and count the unique NAS-Bench-101 cells (one per official graph hash) for n = 4..7 vertices.
 
-    python benchmarks/nb101_enumeration.py [max_n] [--fast]
+    python speed/nb101_enumeration.py [max_n] [--fast]
 
 ``--fast`` deduplicates with the tuple-hash refinement (same partition as the MD5 hash) and then
 computes the official MD5 hash only for the unique cells. Published: 423,624 cells for n = 7.

@@ -1,7 +1,7 @@
 """Throughput of stand-alone (evaluation network) training on 2 DDP processes relative to 1 process,
 at the same global batch size.
 
-    python benchmarks/ddp_throughput.py [--global_batch 64 --steps 12 --C 16 --layers 8 --image 32]
+    python speed/ddp_throughput.py [--global_batch 64 --steps 12 --C 16 --layers 8 --image 32]
 
 Both runs are ordinary ``train.py`` runs of ``recipes/darts_cnn_standalone.yaml`` (DARTS V2 cell) on
 digits resized to 32x32 (no download), one thread per process: the 1-process run uses batch B,

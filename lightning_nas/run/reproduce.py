@@ -19,8 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lightning_nas.experiments.design import EXPERIMENT_RECORD
 from lightning_nas.io import atomic_write_json
+from lightning_nas.run_record import EXPERIMENT_RECORD, TRIAL_RECORD
 
 RESULT_FILES = ("selection.json", "metrics.csv", "decoding.csv")
 RESULT_GLOBS = ("ranking/epoch_*.csv",)
@@ -41,7 +41,7 @@ def use_recorded_threads(run_dir: str | Path) -> int | None:
     import torch
 
     run_dir = Path(run_dir)
-    for name, key in (("run.json", "torch_threads"), ("trial.json", "threads")):
+    for name, key in (("run.json", "torch_threads"), (TRIAL_RECORD, "threads")):
         try:
             threads = json.loads((run_dir / name).read_text()).get(key)
         except (OSError, ValueError):

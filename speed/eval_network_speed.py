@@ -1,7 +1,7 @@
 """Training throughput (images/second) of the DARTS CNN evaluation network under speed options,
 each relative to plain fp32 eager, measured in one run.
 
-    python benchmarks/eval_network_speed.py [--genotype DARTS_V2 --C 36 --layers 20 --batch 8 --steps 4
+    python speed/eval_network_speed.py [--genotype DARTS_V2 --C 36 --layers 20 --batch 8 --steps 4
                                              --rounds 3 --threads 1 --device cpu --variants all --json out.json]
 
 Variants: ``fp32`` (eager, contiguous), ``bf16`` (``torch.autocast`` bfloat16 around forward and

@@ -1,6 +1,6 @@
 """Conversion speed and cache size of the NAS-Bench-101 reader on a synthetic file in the official format.
 
-    python benchmarks/nb101_conversion.py [num_cells] [--no-verify]
+    python speed/nb101_conversion.py [num_cells] [--no-verify]
 
 Writes ``num_cells`` x 3 repeats of 108-epoch records (like ``nasbench_only108.tfrecord``, whose
 423,624 cells give 1,270,872 records), converts them to the .npz cache, and extrapolates to the
