@@ -148,8 +148,6 @@ BAD_INPUTS: list[tuple[str, Case, list[str]]] = [
     ("run_dir empty", lambda t: tiny(t)[:2] + ["--run_dir", ""], ["run_dir is empty"]),
     ("read-only parent", read_only_parent, ["read_only", "no write permission", "--run_dir"]),
     ("read-only mount", read_only_mount, ["run", "cannot be written", "Permission denied"]),
-    ("DARTS without an architecture split", lambda t: tiny(t, "--model", "lightning_nas.strategies.DARTS"),
-     ["data.arch_split"]),
     ("failure in a user's directory", lambda t: user_directory(t, "--data.init_args.image_size", 0),
      ["data.image_size"]),
     ("late failure in a user's directory", lambda t: user_directory(t, "--data.init_args.val_split", 0),
