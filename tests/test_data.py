@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import pickle
 import tarfile
 from pathlib import Path
@@ -231,7 +232,7 @@ def test_resume_on_another_number_of_processes_continues_after_the_samples_alrea
     ranks = [SeededBatches(images, labels, splits, batch_size=4, seed=3, rank=r, world_size=2) for r in range(2)]
     seen: list[int] = []
     for loader in ranks:
-        for i, batch in zip(range(2), loader):  # two batches on each rank
+        for batch in itertools.islice(loader, 2):  # two batches on each rank
             seen += batch["weights"]["labels"].tolist()
             loader.mark_consumed(batch["epoch"], batch["index"])
     single = SeededBatches(images, labels, splits, batch_size=4, seed=3)

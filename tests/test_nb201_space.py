@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_index_out_of_range():
 def test_architecture_is_hashable_and_immutable():
     arch = NB201Architecture.from_string(EXAMPLE)
     assert {arch: 1}[NB201Architecture.from_string(EXAMPLE)] == 1
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         arch.ops = ALL_NONE.ops  # type: ignore[misc]
 
 

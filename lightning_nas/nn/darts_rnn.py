@@ -181,7 +181,8 @@ class DartsRNNCell(nn.Module):
                     c, h = ((s if h_mask is None else s * h_mask) @ matrices[e]).chunk(2, dim=-1)
                     c = torch.sigmoid(c)
                     out = mix(weights[e], options[e],
-                              lambda o: None if functions[o] is None else s + c * (functions[o](h) - s), passthrough)
+                              lambda o, s=s, c=c, h=h: None if functions[o] is None else s + c * (functions[o](h) - s),
+                              passthrough)
                     if out is not None:
                         total = out if total is None else total + out
                     e += 1

@@ -294,16 +294,10 @@ def factor_effects(groups: list[Group], order: dict[str, list[str]], metric: str
         runs_by_strategy.setdefault(g.strategy, []).extend(g.runs)
     for strategy, runs in runs_by_strategy.items():
         for factor, values in order.items():
-            def sample(value: str) -> list[Run]:
-                return [r for r in runs if r.factors.get(factor) == value]
-
-            def key(run: Run) -> tuple:
-                return (run.seed, *sorted((k, v) for k, v in run.factors.items() if k != factor))
-
-            first = sample(values[0])
+            first = _runs_with(runs, factor, values[0])
             n0, m0, s0 = summarize([r.final.get(metric, NAN) for r in first])
             for value in values[1:]:
-                other = sample(value)
+                other = _runs_with(runs, factor, value)
                 n1, m1, s1 = summarize([r.final.get(metric, NAN) for r in other])
                 if not (n0 and n1):
                     continue
@@ -313,8 +307,8 @@ def factor_effects(groups: list[Group], order: dict[str, list[str]], metric: str
                 if not detail:
                     effects.append((label, m1 - m0, se))
                     continue
-                a = {key(r): r.final.get(metric, NAN) for r in other}
-                b = {key(r): r.final.get(metric, NAN) for r in first}
+                a = {_pairing_key(r, factor): r.final.get(metric, NAN) for r in other}
+                b = {_pairing_key(r, factor): r.final.get(metric, NAN) for r in first}
                 pair = paired(a, b)
                 if pair.n >= 2 and pair.n == min(n0, n1):
                     se_pair = pair.sd_difference / math.sqrt(pair.n) if math.isfinite(pair.sd_difference) else NAN
@@ -323,6 +317,16 @@ def factor_effects(groups: list[Group], order: dict[str, list[str]], metric: str
                     _, p = welch([r.final.get(metric, NAN) for r in other], [r.final.get(metric, NAN) for r in first])
                     effects.append((label, m1 - m0, se, p, "Welch", min(n0, n1)))
     return effects
+
+
+def _runs_with(runs: list[Run], factor: str, value: str) -> list[Run]:
+    """The runs whose ``factor`` has ``value``."""
+    return [r for r in runs if r.factors.get(factor) == value]
+
+
+def _pairing_key(run: Run, factor: str) -> tuple:
+    """What two runs that differ only in ``factor`` share: the seed and every other factor."""
+    return (run.seed, *sorted((k, v) for k, v in run.factors.items() if k != factor))
 
 
 def plot_factors(groups: list[Group], order: dict[str, list[str]], path: Path) -> Optional[str]:
@@ -346,7 +350,7 @@ def plot_factors(groups: list[Group], order: dict[str, list[str]], path: Path) -
                              sharey=True, layout="constrained")
     for ax, (metric, effects) in zip(axes[0], panels):
         y = np.arange(len(effects))[::-1]
-        for row, (label, diff, se, p, test, n) in zip(y, effects):
+        for row, (_label, diff, se, p, test, n) in zip(y, effects):
             half = stats.t.ppf(0.975, max(1, n - 1)) * se if math.isfinite(se) and n > 1 else NAN
             evidence = math.isfinite(p) and p < 0.05
             ax.errorbar(diff, row, xerr=half if math.isfinite(half) else None, fmt="o", ms=5, capsize=3,

@@ -147,7 +147,7 @@ def answers_figure(records: Records, path: Path) -> Optional[Path]:
     fig, ax = plt.subplots(figsize=(1.0 * len(groups) + 2.0, 3.2))
     rng = np.random.default_rng(0)
     higher = (records.experiment.get("benchmark") or {}).get("higher_is_better", True)
-    for index, (label, trials) in enumerate(groups.items()):
+    for index, trials in enumerate(groups.values()):
         values = [t["answer"]["ground_truth"] for t in trials if t["answer"].get("ground_truth") is not None]
         jitter = rng.uniform(-0.15, 0.15, len(values))
         ax.scatter(index + jitter, values, s=12, color=colour(index), alpha=0.7, zorder=3, linewidths=0)

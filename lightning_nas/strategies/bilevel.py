@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from lightning_nas.strategies.base import Batch, SearchStrategy
-from lightning_nas.strategies.settings import ArchitectureOptimizer
+from lightning_nas.strategies.settings import DEFAULT_ARCHITECTURE, ArchitectureOptimizer
 
 
 class BilevelStrategy(SearchStrategy):
@@ -25,7 +25,7 @@ class BilevelStrategy(SearchStrategy):
 
     uses_architecture_split = True
 
-    def __init__(self, architecture_optimizer: ArchitectureOptimizer = ArchitectureOptimizer(), **kwargs: Any) -> None:
+    def __init__(self, architecture_optimizer: ArchitectureOptimizer = DEFAULT_ARCHITECTURE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.arch_optim = architecture_optimizer
         self.automatic_optimization = False
