@@ -201,7 +201,7 @@ def test_mixture_with_one_hot_weights_is_the_single_path() -> None:
 
 def test_initialisation_is_deterministic_and_in_the_documented_ranges() -> None:
     a, b = net(tie_weights=False), net(tie_weights=False)
-    for (key, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+    for (key, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         if key == "_extra_state":  # the dropout generator's state and the carried hidden states
             assert torch.equal(p["dropout_generator"], q["dropout_generator"]) and p["hidden"] == q["hidden"] == {}
         else:

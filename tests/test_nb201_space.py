@@ -180,7 +180,7 @@ def test_canonical_is_idempotent_and_keeps_live_edges():
         canon = space.canonical(arch)
         assert space.canonical(canon) == canon
         # pruning only replaces operations by none
-        assert all(c == a or c == "none" for a, c in zip(arch.ops, canon.ops))
+        assert all(c == a or c == "none" for a, c in zip(arch.ops, canon.ops, strict=True))
 
 
 def _simplify_unique(text: str) -> str:

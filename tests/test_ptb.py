@@ -121,9 +121,9 @@ def test_order_is_deterministic_per_seed_and_epoch(tmp_path: Path) -> None:
     first_a, first_b, first_c = train_batches(a, la), train_batches(b, lb), train_batches(c, lc)
     second_a = train_batches(a, la)
     key = [batch["weights"][0] for batch in first_a]
-    assert all(torch.equal(p, q["weights"][0]) for p, q in zip(key, first_b))
-    assert not all(torch.equal(p, q["weights"][0]) for p, q in zip(key, first_c))
-    assert not all(torch.equal(p, q["weights"][0]) for p, q in zip(key, second_a))
+    assert all(torch.equal(p, q["weights"][0]) for p, q in zip(key, first_b, strict=True))
+    assert not all(torch.equal(p, q["weights"][0]) for p, q in zip(key, first_c, strict=True))
+    assert not all(torch.equal(p, q["weights"][0]) for p, q in zip(key, second_a, strict=True))
     assert [batch["epoch"] for batch in second_a] == [1] * len(second_a)
 
 
@@ -143,7 +143,7 @@ def test_resume_continues_with_the_next_unconsumed_window(tmp_path: Path) -> Non
     loader.load_state_dict(state)
     rest, epoch2 = train_batches(resumed, loader), train_batches(resumed, loader)
     assert [(b["epoch"], b["index"]) for b in rest] == [(1, i) for i in range(7, len(epoch1))]
-    assert all(torch.equal(p["weights"][1], q["weights"][1]) for p, q in zip(rest, epoch1[7:]))
+    assert all(torch.equal(p["weights"][1], q["weights"][1]) for p, q in zip(rest, epoch1[7:], strict=True))
     assert epoch2[0]["epoch"] == 2 and len(epoch0) == len(epoch2)
 
 

@@ -141,7 +141,7 @@ class DartsRNNCell(nn.Module):
 
         def step(s0: torch.Tensor, h_mask) -> list[torch.Tensor]:
             states = [s0]
-            for (_, j), w, f in zip(nodes, matrices, functions):
+            for (_, j), w, f in zip(nodes, matrices, functions, strict=True):
                 inp = states[j] if h_mask is None else states[j] * h_mask
                 states.append(self._norm(self._highway(states[j], inp @ w, f), "nodes"))
             return states[1:]

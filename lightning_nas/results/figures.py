@@ -85,7 +85,7 @@ def ranking_figure(records: Records, metric: str, path: Path) -> Optional[Path]:
         return {e["epoch"]: float(e["by_accuracy"][metric]) for e in trial["ranking"]["epochs"]
                 if (e.get("by_accuracy") or {}).get(metric) is not None}
 
-    for index, (ax, (label, trials)) in enumerate(zip(axes.flat, groups.items())):
+    for index, (ax, (label, trials)) in enumerate(zip(axes.flat, groups.items(), strict=False)):  # _grid hides its spare cells
         epochs, curves = _curves(trials, series)
         _panel(ax, epochs, curves, colour(index))
         ax.axhline(0.0, color="#999999", linewidth=0.6, zorder=0)
@@ -113,7 +113,7 @@ def regret_figure(records: Records, path: Path) -> Optional[Path]:
     def series(trial: dict) -> dict[int, float]:
         return {d["epoch"]: float(d["regret"]) for d in trial.get("decoding", []) if d.get("regret") is not None}
 
-    for index, (ax, (label, trials)) in enumerate(zip(axes.flat, groups.items())):
+    for index, (ax, (label, trials)) in enumerate(zip(axes.flat, groups.items(), strict=False)):  # _grid hides its spare cells
         epochs, curves = _curves(trials, series)
         _panel(ax, epochs, curves, colour(index))
         if policy is not None:

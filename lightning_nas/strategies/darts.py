@@ -108,7 +108,7 @@ class DARTS(BilevelStrategy):
         grads = self.unrolled_gradient(xw, yw, xa, ya, xi=group["lr"], momentum=group.get("momentum", 0.0),
                                        weight_decay=group.get("weight_decay", 0.0), momentum_buffers=buffers)
         world = self.trainer.world_size if self._trainer is not None else 1
-        for p, g in zip(self.architecture_parameters(), grads):
+        for p, g in zip(self.architecture_parameters(), grads, strict=True):
             if world > 1:
                 torch.distributed.all_reduce(g)
                 g = g / world
@@ -130,7 +130,7 @@ class DARTS(BilevelStrategy):
             # virtual step w' = w - xi * (momentum * buffer + grad_w L_train + weight_decay * w)
             grads = _grads(F.cross_entropy(self.relaxed_forward(xw), yw), weights)
             with torch.no_grad():
-                for p, g, buf in zip(weights, grads, buffers):
+                for p, g, buf in zip(weights, grads, buffers, strict=True):
                     step = g + weight_decay * p
                     if buf is not None and momentum:
                         step = step + momentum * buf
@@ -144,17 +144,17 @@ class DARTS(BilevelStrategy):
             hessian_terms = []
             for sign in (1.0, -1.0):
                 with torch.no_grad():
-                    for p, w, d in zip(weights, backup, d_weights):
+                    for p, w, d in zip(weights, backup, d_weights, strict=True):
                         p.copy_(w + sign * eps * d)
                 hessian_terms.append(_grads(F.cross_entropy(self.relaxed_forward(xw), yw), arch))
-            return [da - xi * (gp - gm) / (2 * eps) for da, gp, gm in zip(d_alpha, *hessian_terms)]
+            return [da - xi * (gp - gm) / (2 * eps) for da, gp, gm in zip(d_alpha, *hessian_terms, strict=True)]
         finally:
             with torch.no_grad():
-                for p, w in zip(weights, backup):
+                for p, w in zip(weights, backup, strict=True):
                     p.copy_(w)
 
 
 def _grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """d loss / d params, zeros for parameters the loss does not reach."""
     grads = torch.autograd.grad(loss, list(params), allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads)]
+    return [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads, strict=True)]
