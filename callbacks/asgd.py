@@ -84,7 +84,7 @@ class AveragedSGD(Callback):
                 self.steps = 1
             else:
                 self.steps += 1
-                for a, p in zip(self.average, params):
+                for a, p in zip(self.average, params, strict=True):
                     a.add_(p.detach() - a, alpha=1.0 / self.steps)
 
     def _swap_in(self, pl_module: LightningModule) -> None:
@@ -94,14 +94,14 @@ class AveragedSGD(Callback):
         self._on_device(params)
         with torch.no_grad():
             self._swapped = [p.detach().clone() for p in params]
-            for p, a in zip(params, self.average):
+            for p, a in zip(params, self.average, strict=True):
                 p.copy_(a)
 
     def _swap_out(self, pl_module: LightningModule) -> None:
         if self._swapped is None:
             return
         with torch.no_grad():
-            for p, saved in zip(self.parameters(pl_module), self._swapped):
+            for p, saved in zip(self.parameters(pl_module), self._swapped, strict=True):
                 p.copy_(saved)
         self._swapped = None
 
@@ -149,7 +149,7 @@ class AveragedSGD(Callback):
     def _on_device(self, params: list[torch.nn.Parameter]) -> None:
         """A restored average comes back on the CPU; move it next to the parameters."""
         if self.average is not None and params and self.average[0].device != params[0].device:
-            self.average = [a.to(p.device) for a, p in zip(self.average, params)]
+            self.average = [a.to(p.device) for a, p in zip(self.average, params, strict=True)]
 
 
 class WindowLearningRate(Callback):

@@ -124,7 +124,7 @@ class FinalSelection(Callback):
             **self._ground_truth(truth, finalists[best]),
             "finalists": [{"architecture": str(a), "quick_accuracy": quick[i].accuracy, "val_accuracy": f.accuracy,
                            "quick_loss": quick[i].loss, "val_loss": f.loss, **self._ground_truth(truth, a)}
-                          for a, i, f in zip(finalists, order, full)],
+                          for a, i, f in zip(finalists, order, full, strict=True)],
         }
 
     def _ground_truth(self, truth: GroundTruth, arch: Hashable) -> dict[str, Any]:

@@ -92,7 +92,7 @@ class WeightSharingRanking(Callback):
         atomic_write_csv(run_dir(trainer) / "ranking" / f"epoch_{epoch:03d}.csv",
                          ["architecture", "supernet_accuracy", "ground_truth", "supernet_loss"],
                          ([str(a), f"{s:.4f}", t, f"{r.loss:.4f}"]
-                          for a, s, t, r in zip(archs, accuracies, truth, results)))
+                          for a, s, t, r in zip(archs, accuracies, truth, results, strict=True)))
         metrics = {"supernet_accuracy": sum(accuracies) / len(accuracies),
                    "supernet_loss": sum(r.loss for r in results) / len(results)}
         if known and len(archs) >= 2:  # a correlation needs ground truth for at least two architectures

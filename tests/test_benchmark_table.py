@@ -132,6 +132,18 @@ def test_non_numeric_value_names_the_line(tmp_path):
         bench.table()
 
 
+def test_line_numbers_count_blank_lines_and_comments(tmp_path):
+    """csv skips blank lines, so rows and file lines do not pair up one to one: the error still names the
+    line the bad value is on (a trailing blank line is no error)."""
+    path = tmp_path / "t.csv"
+    path.write_text("# a comment\nArchitectureString,Accuracy\na,1\n\n# another\nb,2\nb,3\n\n")
+    with pytest.raises(GroundTruthError, match=r"t\.csv:7: 'b' appears twice \(first on line 6\)"):
+        CSVBenchmark(str(path), metric="Accuracy").table()
+    path.write_text("ArchitectureString,Accuracy\na,1\n\nb,ninety\n\n")
+    with pytest.raises(GroundTruthError, match=r"t\.csv:4: Accuracy='ninety' is not a number"):
+        CSVBenchmark(str(path), metric="Accuracy").table()
+
+
 def test_nan_and_empty_tables(tmp_path):
     bench = CSVBenchmark(str(_write(tmp_path / "nan.csv", rows=[("a", "nan")], comment=False)), metric="Accuracy")
     with pytest.raises(GroundTruthError, match="nan.csv:2: Accuracy is NaN"):

@@ -54,7 +54,7 @@ def test_text_and_decisions_round_trip(name):
         assert space.parse(str(arch)) == arch
         picks = space.to_decisions(arch)
         assert len(picks) == len(space.decisions)
-        assert all(len(p) == c.pick for p, c in zip(picks, space.decisions))
+        assert all(len(p) == c.pick for p, c in zip(picks, space.decisions, strict=True))
         assert space.from_decisions(picks) == arch
         assert isinstance(space.key(arch), str)
 

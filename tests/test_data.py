@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import pickle
 import tarfile
 from pathlib import Path
@@ -111,9 +112,9 @@ def test_same_seed_same_batches_including_augmentation(dataset, cifar_dir):
     again = _prepared_epochs(_module(dataset, cifar_dir, seed=11, **options))
     other = _prepared_epochs(_module(dataset, cifar_dir, seed=12, **options))
     assert len(first) == len(again) == len(other) > 2
-    for (x1, y1), (x2, y2) in zip(first, again):
+    for (x1, y1), (x2, y2) in zip(first, again, strict=True):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
-    assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(first, other))
+    assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(first, other, strict=True))
     # the two epochs differ from each other (new order, new augmentation)
     half = len(first) // 2
     assert not torch.equal(first[0][0], first[half][0])
@@ -231,7 +232,7 @@ def test_resume_on_another_number_of_processes_continues_after_the_samples_alrea
     ranks = [SeededBatches(images, labels, splits, batch_size=4, seed=3, rank=r, world_size=2) for r in range(2)]
     seen: list[int] = []
     for loader in ranks:
-        for i, batch in zip(range(2), loader):  # two batches on each rank
+        for batch in itertools.islice(loader, 2):  # two batches on each rank
             seen += batch["weights"]["labels"].tolist()
             loader.mark_consumed(batch["epoch"], batch["index"])
     single = SeededBatches(images, labels, splits, batch_size=4, seed=3)
@@ -275,7 +276,7 @@ def test_crop_with_padding_is_a_zero_filled_shift():
     out = Augmentation(crop_padding=2, horizontal_flip=False)(images, torch.Generator().manual_seed(1))
     assert out.shape == images.shape and out.dtype == torch.uint8
     shifts = []
-    for image, result in zip(images, out):
+    for image, result in zip(images, out, strict=True):
         matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(_shift(image, dy, dx), result)]
         assert len(matches) == 1
         shifts.append(matches[0])
@@ -287,9 +288,9 @@ def test_crop_with_padding_is_a_zero_filled_shift():
 def test_flip_is_horizontal_and_random():
     images = _images(32)
     out = Augmentation(crop_padding=0, horizontal_flip=True)(images, torch.Generator().manual_seed(2))
-    flipped = [torch.equal(r, i.flip(-1)) for i, r in zip(images, out)]
-    kept = [torch.equal(r, i) for i, r in zip(images, out)]
-    assert all(f != k for f, k in zip(flipped, kept))  # each image is exactly one of the two
+    flipped = [torch.equal(r, i.flip(-1)) for i, r in zip(images, out, strict=True)]
+    kept = [torch.equal(r, i) for i, r in zip(images, out, strict=True)]
+    assert all(f != k for f, k in zip(flipped, kept, strict=True))  # each image is exactly one of the two
     assert 4 < sum(flipped) < 28
 
 
@@ -298,7 +299,7 @@ def test_cutout_zeroes_one_square():
     size = 4
     out = Augmentation(crop_padding=0, horizontal_flip=False, cutout=size)(images, torch.Generator().manual_seed(3))
     full = 0
-    for image, result in zip(images, out):
+    for image, result in zip(images, out, strict=True):
         zero = result == 0
         assert torch.equal(zero[0], zero[1]) and torch.equal(zero[0], zero[2])  # same square in every channel
         assert torch.equal(result[~zero], image[~zero])  # everything else untouched

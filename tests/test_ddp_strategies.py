@@ -48,7 +48,7 @@ def test_ddp_ranks_agree_for_every_strategy(strategy, tmp_path):
     assert len(batches[0]) == len(batches[1]) >= 4
     assert [b[2] for b in batches[0]] == [b[2] for b in batches[1]]  # GDAS' sampled indices ({} otherwise)
     # disjoint data: the two ranks never train on the same batch
-    assert all(a[1] != b[1] for a, b in zip(*batches))
+    assert all(a[1] != b[1] for a, b in zip(*batches, strict=True))
     # rank 0 wrote the only checkpoint; it loads into a one-process strategy computing the same function
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert set(single.state_dict()) == set(checkpoint["state_dict"])

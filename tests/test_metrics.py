@@ -233,7 +233,7 @@ def test_random_policy_best_of_n_matches_enumeration(n):
     policy = RandomPolicy.from_table(SMALL_TABLE)
     bests = [max(draw) for draw in product(SMALL_TABLE, repeat=n)]  # every equally likely n-tuple
     values, p = policy.best_of(n)
-    for value, prob in zip(values, p):
+    for value, prob in zip(values, p, strict=True):
         assert prob == pytest.approx(sum(b == value for b in bests) / len(bests))
     assert policy.mean(n) == pytest.approx(np.mean(bests))
     assert policy.sd(n) == pytest.approx(np.std(bests))

@@ -64,7 +64,7 @@ def test_pruning():
     disconnected = NB101Cell(((0, 1, 0), (0, 0, 0), (0, 0, 0)), ("input", CONV3X3, "output"))
     assert not disconnected.is_valid
     with pytest.raises(ArchitectureError, match="does not reach"):
-        disconnected.hash
+        _ = disconnected.hash
 
 
 def test_validity_and_text_form():

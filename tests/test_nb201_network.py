@@ -144,7 +144,7 @@ def test_supernet_forward_runs_only_the_sampled_path():
     x = torch.randn(2, 3, 8, 8)
     gen = torch.Generator().manual_seed(5)
     for arch in NB201Space().sample_many(5, gen) + [NB201Architecture(("none",) * 6)]:
-        ran = _ran(net, lambda: net(x, arch))
+        ran = _ran(net, lambda arch=arch: net(x, arch))
         expected = {(c, e, op) for c in cells for e, op in enumerate(arch.ops) if op != "none"}
         assert ran == expected, arch
 

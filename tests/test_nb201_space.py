@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_index_out_of_range():
 def test_architecture_is_hashable_and_immutable():
     arch = NB201Architecture.from_string(EXAMPLE)
     assert {arch: 1}[NB201Architecture.from_string(EXAMPLE)] == 1
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         arch.ops = ALL_NONE.ops  # type: ignore[misc]
 
 
@@ -179,7 +180,7 @@ def test_canonical_is_idempotent_and_keeps_live_edges():
         canon = space.canonical(arch)
         assert space.canonical(canon) == canon
         # pruning only replaces operations by none
-        assert all(c == a or c == "none" for a, c in zip(arch.ops, canon.ops))
+        assert all(c == a or c == "none" for a, c in zip(arch.ops, canon.ops, strict=True))
 
 
 def _simplify_unique(text: str) -> str:

@@ -64,10 +64,10 @@ def test_vocabulary_comes_from_the_training_file_with_eos_per_line(tmp_path: Pat
     assert dm.streams["val"].tolist() == [0, 4, 3, 5, 1, 3]  # zzz -> <unk>
     assert dm.streams["test"].tolist() == [4, 0, 3]
     with pytest.raises(ValueError, match=r"valid.txt:2: word 'zzz' is not in the vocabulary of train.txt"):
-        module(tmp_path, oov="error").num_classes
+        _ = module(tmp_path, oov="error").num_classes
     (tmp_path / "train.txt").write_text(" a b c \n b c d \n")
     with pytest.raises(ValueError, match="has no <unk> to map it to"):
-        module(tmp_path).num_classes
+        _ = module(tmp_path).num_classes
 
 
 def test_other_file_names_and_no_test_split(tmp_path: Path) -> None:
@@ -121,9 +121,9 @@ def test_order_is_deterministic_per_seed_and_epoch(tmp_path: Path) -> None:
     first_a, first_b, first_c = train_batches(a, la), train_batches(b, lb), train_batches(c, lc)
     second_a = train_batches(a, la)
     key = [batch["weights"][0] for batch in first_a]
-    assert all(torch.equal(p, q["weights"][0]) for p, q in zip(key, first_b))
-    assert not all(torch.equal(p, q["weights"][0]) for p, q in zip(key, first_c))
-    assert not all(torch.equal(p, q["weights"][0]) for p, q in zip(key, second_a))
+    assert all(torch.equal(p, q["weights"][0]) for p, q in zip(key, first_b, strict=True))
+    assert not all(torch.equal(p, q["weights"][0]) for p, q in zip(key, first_c, strict=True))
+    assert not all(torch.equal(p, q["weights"][0]) for p, q in zip(key, second_a, strict=True))
     assert [batch["epoch"] for batch in second_a] == [1] * len(second_a)
 
 
@@ -143,7 +143,7 @@ def test_resume_continues_with_the_next_unconsumed_window(tmp_path: Path) -> Non
     loader.load_state_dict(state)
     rest, epoch2 = train_batches(resumed, loader), train_batches(resumed, loader)
     assert [(b["epoch"], b["index"]) for b in rest] == [(1, i) for i in range(7, len(epoch1))]
-    assert all(torch.equal(p["weights"][1], q["weights"][1]) for p, q in zip(rest, epoch1[7:]))
+    assert all(torch.equal(p["weights"][1], q["weights"][1]) for p, q in zip(rest, epoch1[7:], strict=True))
     assert epoch2[0]["epoch"] == 2 and len(epoch0) == len(epoch2)
 
 
@@ -166,19 +166,19 @@ def test_architecture_split_is_the_end_of_the_training_stream(tmp_path: Path) ->
 
 def test_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"no_such_folder does not exist; expected .*train_file=train.txt"):
-        module(tmp_path / "no_such_folder").num_classes
+        _ = module(tmp_path / "no_such_folder").num_classes
     write_corpus(tmp_path, names=("valid.txt", "test.txt"))
     with pytest.raises(DatasetError, match=r"data.train_file: .*train.txt not found.*there: test.txt, valid.txt"):
-        module(tmp_path).num_classes
+        _ = module(tmp_path).num_classes
     (tmp_path / "train.txt").write_text("\n\n")
     with pytest.raises(DatasetError, match="holds no words"):
-        module(tmp_path).num_classes
+        _ = module(tmp_path).num_classes
     write_corpus(tmp_path, lines=6)
     with pytest.raises(ValueError, match=r"too few for 1 window.*lower data.batch_size or data.bptt"):
         module(tmp_path, batch_size=16, bptt=35).train_dataloader()
     (tmp_path / "train.txt").write_bytes(bytes(range(256)) * 4)
     with pytest.raises(DatasetError, match=r"data.train_file: .*train.txt is not UTF-8 text"):
-        module(tmp_path).num_classes
+        _ = module(tmp_path).num_classes
     with pytest.raises(RecipeError, match="data.bptt must be a positive integer, got 0"):
         module(tmp_path, bptt=0)
     with pytest.raises(RecipeError, match="arch_split"):

@@ -48,7 +48,7 @@ def make_experiment(root: Path) -> Path:
     recipes = ["recipes/nb201_digits_strategies/spos.yaml", "recipes/nb201_digits_strategies/darts_2nd.yaml"]
     (exp / "experiment.json").write_text(json.dumps({"seeds": [0, 1, 2], "grid": [
         {"label": "model", "keys": ["model"], "values": recipes}]}))
-    for recipe, cls in zip(recipes, ["SPOS", "DARTS"]):
+    for recipe, cls in zip(recipes, ["SPOS", "DARTS"], strict=True):
         for seed in range(3):
             run = exp / f"model={Path(recipe).stem}__seed{seed}"
             run.mkdir()
@@ -189,7 +189,7 @@ def test_render_is_deterministic_and_draws_every_figure(shipped, tmp_path):
     again = draw_all(records, tmp_path / "b")
     assert [p.name for p in drawn] == ["toy_answers.png", "toy_kendall_over_epochs.png",
                                        "toy_sparse_kendall_over_epochs.png", "toy_regret_over_epochs.png"]
-    for a, b in zip(drawn, again):
+    for a, b in zip(drawn, again, strict=True):
         assert a.read_bytes() == b.read_bytes()
 
 

@@ -47,7 +47,7 @@ def make_run(root: Path, strategy: str, bn_mode: str, seed: int, wandb: bool = F
     with (run / "ranking" / "epoch_001.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["architecture", "supernet_accuracy", "ground_truth"])
-        writer.writerows([f"arch{i}", f"{s:.4f}", t] for i, (s, t) in enumerate(zip(score_k, truth_k)))
+        writer.writerows([f"arch{i}", f"{s:.4f}", t] for i, (s, t) in enumerate(zip(score_k, truth_k, strict=True)))
     with (run / "decoding.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["epoch", "architecture", "test_regret", "ground_truth", "one_shot_accuracy", "bn_mode"])

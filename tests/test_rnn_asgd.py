@@ -139,7 +139,7 @@ def test_resume_mid_epoch_continues_the_average_exactly(tmp_path: Path) -> None:
     model = fit(tmp_path / "c", resumed, ckpt_path=checkpoint)
     assert torch.equal(model.layer.weight, full.layer.weight)
     assert resumed.history == reference.history and resumed.steps == reference.steps
-    assert all(torch.equal(a, b) for a, b in zip(resumed.average, reference.average))
+    assert all(torch.equal(a, b) for a, b in zip(resumed.average, reference.average, strict=True))
     saved = torch.load(checkpoint, weights_only=False)
     raw = saved["state_dict"]["layer.weight"]
     assert not torch.equal(raw, saved["callbacks"][next(k for k in saved["callbacks"] if "AveragedSGD" in k)][

@@ -140,7 +140,7 @@ def test_stream_position_resumes_exactly(tmp_path: Path) -> None:
     loader.load_state_dict(state)
     rest, epoch2 = epoch(resumed, loader), epoch(resumed, loader)
     assert [b["window"] for b in rest] == [b["window"] for b in epoch1[5:]]
-    assert all(torch.equal(p["weights"][0], q["weights"][0]) for p, q in zip(rest, epoch1[5:]))
+    assert all(torch.equal(p["weights"][0], q["weights"][0]) for p, q in zip(rest, epoch1[5:], strict=True))
     assert epoch2[0]["window"]["epoch"] == 2 and epoch2[0]["window"]["first"]
     elsewhere = module(folder)  # resumed on two processes: same window, marked first (zero state)
     elsewhere.trainer = SimpleNamespace(lightning_module=None, global_rank=0, world_size=2)

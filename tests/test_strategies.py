@@ -85,9 +85,9 @@ def test_darts_second_order_gradient_matches_exact_unrolled_autograd():
     wrapper = _Relaxed(strategy)
     names = [f"strategy.supernet.{n}" for n, _ in strategy.supernet.named_parameters()]
     weights = [p for _, p in strategy.supernet.named_parameters()]
-    train_loss = F.cross_entropy(torch.func.functional_call(wrapper, dict(zip(names, weights)), (xw,)), yw)
+    train_loss = F.cross_entropy(torch.func.functional_call(wrapper, dict(zip(names, weights, strict=True)), (xw,)), yw)
     grads = torch.autograd.grad(train_loss, weights, create_graph=True)
-    virtual = {n: w - xi * g for n, w, g in zip(names, weights, grads)}
+    virtual = {n: w - xi * g for n, w, g in zip(names, weights, grads, strict=True)}
     val_loss = F.cross_entropy(torch.func.functional_call(wrapper, virtual, (xa,)), ya)
     alpha = strategy.arch_weights["ops"]
     assert list(strategy.arch_weights) == ["ops"]  # DARTS creates no edge-normalisation group
@@ -328,7 +328,7 @@ def test_enas_reinforce_raises_the_probability_of_the_rewarded_architecture():
     before = float(strategy.log_probability(target).detach())
     rewards, baselines = [], []
     for _ in range(40):
-        stats = strategy.reinforce(lambda a: sum(p == q for p, q in zip(a.ops, target.ops)) / 6, optimizer)
+        stats = strategy.reinforce(lambda a: sum(p == q for p, q in zip(a.ops, target.ops, strict=True)) / 6, optimizer)
         rewards.append(stats["reward"])
         baselines.append(stats["baseline"])
     after = float(strategy.log_probability(target).detach())
@@ -337,7 +337,7 @@ def test_enas_reinforce_raises_the_probability_of_the_rewarded_architecture():
     assert strategy.derive_architecture() == target
     # the baseline is a moving average of the rewards: b <- 0.99 b + 0.01 R, starting at the first reward
     expected = rewards[0]
-    for reward, baseline in zip(rewards, baselines):
+    for reward, baseline in zip(rewards, baselines, strict=True):
         expected = 0.99 * expected + 0.01 * reward
         assert baseline == pytest.approx(expected)
     assert float(strategy.baseline) == pytest.approx(baselines[-1]) and 0 < baselines[-1] <= 1
@@ -357,7 +357,7 @@ def test_enas_reinforce_without_an_optimizer_writes_the_policy_gradient():
     got = [p.grad.clone() for p in strategy.controller.parameters()]
     strategy.controller.zero_grad()
     (-(1.0 - 0.25) * strategy.log_probability(arch)).backward()
-    for g, p in zip(got, strategy.controller.parameters()):
+    for g, p in zip(got, strategy.controller.parameters(), strict=True):
         torch.testing.assert_close(g, p.grad)
 
 

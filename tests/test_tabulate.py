@@ -120,7 +120,7 @@ def test_noise_ceiling_of_a_known_table(tmp_path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["ArchitectureString", "test_accuracy_mean", "test_accuracy_std",
                          "test_accuracy_seed0", "test_accuracy_seed1"])
-        for i, (a, b) in enumerate(zip(seed0, seed1)):
+        for i, (a, b) in enumerate(zip(seed0, seed1, strict=True)):
             writer.writerow([f"a{i}", (a + b) / 2, abs(a - b) / 2 ** 0.5, a, b])
     result = noise_ceiling(path, [0, 1], ["test_accuracy"])["test_accuracy"]
     assert result["all"]["seed_to_seed_kendall"] == pytest.approx(0.8)  # 9 of 10 pairs agree
@@ -184,7 +184,7 @@ def test_extending_a_table_with_a_seed_keeps_existing_values(single: Path, tmp_p
     tabulate(config(out, "--seeds", "[0, 1]"), log=lambda _: None)
     assert trained == [1, 1, 1, 1]
     extended = rows(out)
-    for before, after in zip(first, extended):
+    for before, after in zip(first, extended, strict=True):
         assert after["test_accuracy_seed0"] == before["test_accuracy_seed0"]
         assert after["test_loss_seed0"] == before["test_loss_seed0"]
     assert out.read_text() == single.read_text()

@@ -260,7 +260,7 @@ def test_checkpoint_writes_are_atomic(tmp_path):
             raise RuntimeError("killed while writing")
 
     big = {"state_dict": {f"w{i}": torch.randn(64, 64) for i in range(50)}, "z": Explodes()}
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="killed while writing"):
         io.save_checkpoint(big, target)
     assert target.read_bytes() == before
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]

@@ -34,10 +34,11 @@ class Benchmark(ABC):
             return False
         return True
 
-    def check(self, space: Any) -> None:
+    def check(self, space: Any) -> None:  # noqa: B027 - an optional hook: the default accepts every space
         """Raise GroundTruthError (naming the file and line) if this benchmark cannot serve ``space``.
 
-        Called before training starts, so a bad table never costs a training run."""
+        Called before training starts, so a bad table never costs a training run. An optional hook,
+        deliberately a no-op here: a benchmark that can serve any space need not override it."""
 
 
 class TableBenchmark(Benchmark):

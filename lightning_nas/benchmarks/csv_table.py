@@ -47,7 +47,10 @@ class CSVBenchmark(TableBenchmark):
                 raise GroundTruthError(f"benchmark.{key}: column {needed!r} is not in {self.path}; "
                                        f"columns: {', '.join(columns)}")
         table: dict[str, float] = {}
-        for (line, _), row in zip(numbered[1:], rows):  # the file's own line numbers, comments included
+        for row in rows:
+            # the file's own number (comments included) of the row's last line: DictReader skips blank lines,
+            # so rows and lines need not pair up; line_num counts the lines it has read
+            line = numbered[rows.line_num - 1][0]
             try:
                 value = float(row[self.metric])
             except (TypeError, ValueError):

@@ -201,7 +201,7 @@ def scale_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> list
 
 
 def restore_learning_rate(optimizer: torch.optim.Optimizer, saved: list[float]) -> None:
-    for group, lr in zip(optimizer.param_groups, saved):
+    for group, lr in zip(optimizer.param_groups, saved, strict=True):
         group["lr"] = lr
 
 

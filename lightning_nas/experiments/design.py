@@ -119,8 +119,8 @@ def parse_grid(options: list[str]) -> list[Factor]:
 
 def _label(factors: list[Factor]) -> list[Factor]:
     short = ["+".join(dict.fromkeys(k.rsplit(".", 1)[-1] for k in f.keys)) for f in factors]
-    labels = [s if short.count(s) == 1 else "+".join(f.keys) for s, f in zip(short, factors)]
-    return [Factor(f.keys, f.values, label) for f, label in zip(factors, labels)]
+    labels = [s if short.count(s) == 1 else "+".join(f.keys) for s, f in zip(short, factors, strict=True)]
+    return [Factor(f.keys, f.values, label) for f, label in zip(factors, labels, strict=True)]
 
 
 def short_value(value: str) -> str:
@@ -144,9 +144,9 @@ def expand(factors: list[Factor], seeds: list[int]) -> list[Trial]:
     trials = []
     for combo in itertools.product(*(f.values for f in factors)):
         for seed in seeds:
-            parts = [f"{f.label}={name_part(v)}" for f, v in zip(factors, combo)] + [f"seed{seed}"]
-            overrides = [arg for f, v in zip(factors, combo) for k in f.keys for arg in (f"--{k}", v)]
-            trials.append(Trial("__".join(parts), seed, {f.label: v for f, v in zip(factors, combo)}, overrides))
+            parts = [f"{f.label}={name_part(v)}" for f, v in zip(factors, combo, strict=True)] + [f"seed{seed}"]
+            overrides = [arg for f, v in zip(factors, combo, strict=True) for k in f.keys for arg in (f"--{k}", v)]
+            trials.append(Trial("__".join(parts), seed, {f.label: v for f, v in zip(factors, combo, strict=True)}, overrides))
     return trials
 
 

@@ -103,7 +103,7 @@ def validate(argv: list[str], factors: list[Factor], seed: int | None) -> int:
     combos = list(itertools.product(*(f.values for f in factors))) or [()]
     config = None
     for combo in combos:
-        overrides = [arg for f, v in zip(factors, combo) for k in f.keys for arg in (f"--{k}", v)]
+        overrides = [arg for f, v in zip(factors, combo, strict=True) for k in f.keys for arg in (f"--{k}", v)]
         config = ParseOnly(args=[*argv, *seed_args, *overrides]).config  # the CLI rejects abbreviated keys
     recipe_seed = config.seed_everything
     if isinstance(recipe_seed, bool) or not isinstance(recipe_seed, int):

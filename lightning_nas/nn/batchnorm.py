@@ -45,7 +45,7 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
             bn.training, bn.track_running_stats = True, False
         yield
     finally:
-        for bn, (training, track) in zip(layers, saved):
+        for bn, (training, track) in zip(layers, saved, strict=True):
             bn.training, bn.track_running_stats = training, track
 
 
@@ -83,7 +83,7 @@ def recalibrated_statistics(module: nn.Module, forward: Callable[[torch.Tensor],
             bn.training = False
         yield
     finally:
-        for bn, (training, track, momentum, mean, var, count) in zip(layers, saved):
+        for bn, (training, track, momentum, mean, var, count) in zip(layers, saved, strict=True):
             bn.training, bn.track_running_stats, bn.momentum = training, track, momentum
             bn.running_mean, bn.running_var, bn.num_batches_tracked = mean, var, count
 
@@ -97,5 +97,5 @@ def running_statistics(module: nn.Module) -> Iterator[None]:
             bn.training = False
         yield
     finally:
-        for bn, training in zip(layers, saved):
+        for bn, training in zip(layers, saved, strict=True):
             bn.training = training

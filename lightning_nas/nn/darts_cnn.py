@@ -104,7 +104,7 @@ class DartsCNNCell(nn.Module):
             stride = 2 if reduction and source < 2 else 1
             self.edges[str(e)] = nn.ModuleDict({
                 key: build_op(name, op_channels, stride, affine, track_running_stats, pool_bn)
-                for key, name in zip(op_keys(list(names)), names)})
+                for key, name in zip(op_keys(list(names)), names, strict=True)})
         #: For each intermediate node, the (edge index, input node) pairs that feed it.
         self.inputs = [[(e, source) for e, (target, source) in enumerate(edges) if target == node and e in edge_ops]
                        for node in range(2, num_nodes + 2)]

@@ -144,7 +144,7 @@ class DartsRNNCell(nn.Module):
 
         def step(s0: torch.Tensor, h_mask) -> list[torch.Tensor]:
             states = [s0]
-            for (_, j), w, f in zip(nodes, matrices, functions):
+            for (_, j), w, f in zip(nodes, matrices, functions, strict=True):
                 inp = states[j] if h_mask is None else states[j] * h_mask
                 states.append(self._norm(self._highway(states[j], inp @ w, f), "nodes"))
             return states[1:]
@@ -184,7 +184,8 @@ class DartsRNNCell(nn.Module):
                     c, h = ((s if h_mask is None else s * h_mask) @ matrices[e]).chunk(2, dim=-1)
                     c = torch.sigmoid(c)
                     out = mix(weights[e], options[e],
-                              lambda o: None if functions[o] is None else s + c * (functions[o](h) - s), passthrough)
+                              lambda o, s=s, c=c, h=h: None if functions[o] is None else s + c * (functions[o](h) - s),
+                              passthrough)
                     if out is not None:
                         total = out if total is None else total + out
                     e += 1

@@ -118,7 +118,7 @@ class NB101CellModule(nn.Module):
         """Run the pruned ``cell`` (vertex indices as in ``cell``); ``select[v]`` the channels of slot v."""
         m, n, live = cell.matrix, cell.num_vertices, cell.live
         pruned = cell.pruned()
-        widths = dict(zip(live, vertex_channels(self.c_in, self.c_out, pruned.matrix)))
+        widths = dict(zip(live, vertex_channels(self.c_in, self.c_out, pruned.matrix), strict=True))
         select = select or {}
         tensors: dict[int, torch.Tensor] = {0: x}
         parts = []
@@ -204,7 +204,7 @@ class NB101Network(SuperNet):
                 groups[f"k{k}"] = NB101CellModule(c_in, c_out, slots, widths, list(inner), True, bn_momentum)
             else:
                 live, m = arch.live, arch.matrix
-                widths = dict(zip(live, vertex_channels(c_in, c_out, arch.pruned().matrix)))
+                widths = dict(zip(live, vertex_channels(c_in, c_out, arch.pruned().matrix), strict=True))
                 inner = live[1:-1]
                 groups[f"k{k}"] = NB101CellModule(c_in, c_out, {v: (arch.ops[v],) for v in inner}, widths,
                                                   [v for v in inner if m[0][v]], bool(m[0][-1]), bn_momentum)
@@ -213,7 +213,7 @@ class NB101Network(SuperNet):
     def _select(self, arch: NB101Cell, c_in: int, c_out: int) -> dict[int, Select]:
         if self.mode != "shuffle" or not self.training or self.arch is not None:
             return {}
-        widths = dict(zip(arch.live, vertex_channels(c_in, c_out, arch.pruned().matrix)))
+        widths = dict(zip(arch.live, vertex_channels(c_in, c_out, arch.pruned().matrix), strict=True))
         return {v: torch.randperm(c_out, device=self.classifier.weight.device)[:widths[v]].sort().values
                 for v in arch.live[1:-1]}
 
@@ -223,7 +223,7 @@ class NB101Network(SuperNet):
             raise ValueError(f"cell {arch} has {arch.num_vertices} vertices; this super-net has {self.space.num_vertices}")
         key = f"k{self._groups(arch)[0]}"
         x = self.stem(x)
-        for cell, down in zip(self.cells, self.downsample_before):
+        for cell, down in zip(self.cells, self.downsample_before, strict=True):
             if down:
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)
             module = cell[key]

@@ -169,7 +169,7 @@ class NB1Shot1Network(SuperNet):
 
     def _run(self, x: torch.Tensor, cell_run: Callable[[ChoiceBlockCell, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         x = self.stem(x)
-        for cell, down in zip(self.cells, self.downsample_before):
+        for cell, down in zip(self.cells, self.downsample_before, strict=True):
             if down:
                 x = F.max_pool2d(x, 2, 2, padding=self.pool_padding, ceil_mode=self.pool_padding == 0)
             x = cell_run(cell, x)

@@ -113,7 +113,7 @@ def plot_score_vs_truth(groups: list[Group], path: Path) -> bool:
     limit = max(len(r.ranking_table) for g in shown for r in g.runs)
     image = None
     unit = shown[0].runs[0].unit if shown[0].runs else "%"
-    for ax, g in zip(axes.flat, shown):
+    for ax, g in zip(axes.flat, shown, strict=False):  # the grid's spare cells are turned off below
         clipped = 0
         for run in g.runs:
             table = [(s, t) for s, t in run.ranking_table if math.isfinite(t) and math.isfinite(s)]
@@ -206,9 +206,9 @@ def plot_ranking(groups: list[Group], path: Path) -> bool:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 2.9), squeeze=False, sharex=True,
                              layout="constrained")
-    taus = [ax for ax, m in zip(axes[0], metrics) if "kendall" in m]
+    taus = [ax for ax, m in zip(axes[0], metrics, strict=True) if "kendall" in m]
     lines = []
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes[0], metrics, strict=True):
         lines = _band(ax, groups, lambda run, m=metric: run.ranking_history.get(m, {})) or lines
         ax.set_xlabel("epochs trained")
         _integer_epochs(ax)
@@ -249,7 +249,7 @@ def plot_regret(groups: list[Group], path: Path, exact_regret: Optional[float] =
         baseline = float(np.mean(values)) if values else None
         baseline_label = f"{reference.label}: mean regret of its draws"
     reference_line = None
-    for ax, g in zip(axes.flat, panels):
+    for ax, g in zip(axes.flat, panels, strict=False):  # the grid's spare cells are turned off below
         _band(ax, [g], lambda run: run.regret, colours=[colour(groups.index(g))])
         if baseline is not None:
             reference_line = ax.axhline(baseline, color="0.25", linestyle="--", linewidth=1.0,
@@ -294,16 +294,10 @@ def factor_effects(groups: list[Group], order: dict[str, list[str]], metric: str
         runs_by_strategy.setdefault(g.strategy, []).extend(g.runs)
     for strategy, runs in runs_by_strategy.items():
         for factor, values in order.items():
-            def sample(value: str) -> list[Run]:
-                return [r for r in runs if r.factors.get(factor) == value]
-
-            def key(run: Run) -> tuple:
-                return (run.seed, *sorted((k, v) for k, v in run.factors.items() if k != factor))
-
-            first = sample(values[0])
+            first = _runs_with(runs, factor, values[0])
             n0, m0, s0 = summarize([r.final.get(metric, NAN) for r in first])
             for value in values[1:]:
-                other = sample(value)
+                other = _runs_with(runs, factor, value)
                 n1, m1, s1 = summarize([r.final.get(metric, NAN) for r in other])
                 if not (n0 and n1):
                     continue
@@ -313,8 +307,8 @@ def factor_effects(groups: list[Group], order: dict[str, list[str]], metric: str
                 if not detail:
                     effects.append((label, m1 - m0, se))
                     continue
-                a = {key(r): r.final.get(metric, NAN) for r in other}
-                b = {key(r): r.final.get(metric, NAN) for r in first}
+                a = {_pairing_key(r, factor): r.final.get(metric, NAN) for r in other}
+                b = {_pairing_key(r, factor): r.final.get(metric, NAN) for r in first}
                 pair = paired(a, b)
                 if pair.n >= 2 and pair.n == min(n0, n1):
                     se_pair = pair.sd_difference / math.sqrt(pair.n) if math.isfinite(pair.sd_difference) else NAN
@@ -323,6 +317,16 @@ def factor_effects(groups: list[Group], order: dict[str, list[str]], metric: str
                     _, p = welch([r.final.get(metric, NAN) for r in other], [r.final.get(metric, NAN) for r in first])
                     effects.append((label, m1 - m0, se, p, "Welch", min(n0, n1)))
     return effects
+
+
+def _runs_with(runs: list[Run], factor: str, value: str) -> list[Run]:
+    """The runs whose ``factor`` has ``value``."""
+    return [r for r in runs if r.factors.get(factor) == value]
+
+
+def _pairing_key(run: Run, factor: str) -> tuple:
+    """What two runs that differ only in ``factor`` share: the seed and every other factor."""
+    return (run.seed, *sorted((k, v) for k, v in run.factors.items() if k != factor))
 
 
 def plot_factors(groups: list[Group], order: dict[str, list[str]], path: Path) -> Optional[str]:
@@ -344,9 +348,9 @@ def plot_factors(groups: list[Group], order: dict[str, list[str]], path: Path) -
     count = max(len(e) for _, e in panels)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels) + 1.6, 1.4 + 0.55 * count), squeeze=False,
                              sharey=True, layout="constrained")
-    for ax, (metric, effects) in zip(axes[0], panels):
+    for ax, (metric, effects) in zip(axes[0], panels, strict=True):
         y = np.arange(len(effects))[::-1]
-        for row, (label, diff, se, p, test, n) in zip(y, effects):
+        for row, (_label, diff, se, p, test, n) in zip(y, effects, strict=True):
             half = stats.t.ppf(0.975, max(1, n - 1)) * se if math.isfinite(se) and n > 1 else NAN
             evidence = math.isfinite(p) and p < 0.05
             ax.errorbar(diff, row, xerr=half if math.isfinite(half) else None, fmt="o", ms=5, capsize=3,

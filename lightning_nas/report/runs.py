@@ -92,7 +92,7 @@ def load_run(path: Path, table: Optional["TableBenchmark"] = None) -> Run:
                                                    table.higher_is_better).items():
                 history.setdefault(metric, {})[epoch] = value
             if csv_path == tables[-1]:
-                run.ranking_table = [(_float(r.get("supernet_accuracy")), t) for r, t in zip(rows, truth)]
+                run.ranking_table = [(_float(r.get("supernet_accuracy")), t) for r, t in zip(rows, truth, strict=True)]
     elif tables:
         rows = _read_csv(tables[-1])
         run.ranking_table = [(_float(r.get("supernet_accuracy")), _float(r.get("ground_truth"))) for r in rows]
@@ -239,7 +239,7 @@ def baselines(groups: list[Group], chosen: Optional[str]) -> dict[str, Optional[
     for g in groups:
         if randoms:
             # the random group sharing most factor values (a strategy factor itself never matches)
-            closest = max(randoms, key=lambda r: sum(a == b for a, b in zip(r.factors, g.factors)))
+            closest = max(randoms, key=lambda r: sum(a == b for a, b in zip(r.factors, g.factors, strict=True)))
             result[g.label] = None if g in randoms else closest
         else:
             result[g.label] = None if g is groups[0] else groups[0]

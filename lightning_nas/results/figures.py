@@ -96,7 +96,7 @@ def ranking_figure(records: Records, metric: str, path: Path) -> Optional[Path]:
         return {e["epoch"]: float(e["by_accuracy"][metric]) for e in trial["ranking"]["epochs"]
                 if (e.get("by_accuracy") or {}).get(metric) is not None}
 
-    for index, (ax, (label, trials)) in enumerate(zip(axes.flat, groups.items())):
+    for index, (ax, (label, trials)) in enumerate(zip(axes.flat, groups.items(), strict=False)):  # _grid hides its spare cells
         epochs, curves = _curves(trials, series)
         _panel(ax, epochs, curves, colour(index))
         ax.axhline(0.0, color="#999999", linewidth=0.6, zorder=0)
@@ -121,7 +121,7 @@ def regret_figure(records: Records, path: Path) -> Optional[Path]:
     def series(trial: dict) -> dict[int, float]:
         return {d["epoch"]: float(d["regret"]) for d in trial.get("decoding", []) if d.get("regret") is not None}
 
-    for index, (ax, (label, trials)) in enumerate(zip(axes.flat, groups.items())):
+    for index, (ax, (label, trials)) in enumerate(zip(axes.flat, groups.items(), strict=False)):  # _grid hides its spare cells
         epochs, curves = _curves(trials, series)
         _panel(ax, epochs, curves, colour(index))
         if policy is not None:
@@ -152,7 +152,7 @@ def answers_figure(records: Records, path: Path) -> Optional[Path]:
     fig, ax = plt.subplots(figsize=(1.0 * len(groups) + 2.0, 3.2))
     rng = np.random.default_rng(0)
     higher = (records.experiment.get("benchmark") or {}).get("higher_is_better", True)
-    for index, (label, trials) in enumerate(groups.items()):
+    for index, trials in enumerate(groups.values()):
         values = [t["answer"]["ground_truth"] for t in trials if t["answer"].get("ground_truth") is not None]
         jitter = rng.uniform(-0.15, 0.15, len(values))
         ax.scatter(index + jitter, values, s=12, color=colour(index), alpha=0.7, zorder=3, linewidths=0)

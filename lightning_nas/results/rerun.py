@@ -38,7 +38,7 @@ def differences(shipped: dict[str, Any], rerun: dict[str, Any]) -> list[str]:
     a, b = shipped["ranking"]["epochs"], rerun["ranking"]["epochs"]
     if [e["epoch"] for e in a] != [e["epoch"] for e in b]:
         return [*out, "ranking epochs differ"]
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         for score in ("by_accuracy", "by_loss"):
             for metric, value in (x.get(score) or {}).items():
                 if (y.get(score) or {}).get(metric) != value:

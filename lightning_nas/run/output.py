@@ -40,7 +40,7 @@ def quiet_third_parties() -> Iterator[None]:
         try:
             yield
         finally:
-            for logger, level in zip(loggers, levels):
+            for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
 
 
@@ -63,7 +63,7 @@ def wandb_logger(project: str, run_dir: Path) -> Logger:
             raise RecipeError(f"--loggers wandb: not logged in to W&B: {hint}")
     logger = WandbLogger(project=project, name=run_dir.name, save_dir=str(run_dir))
     try:
-        logger.experiment  # starts the run now: a failure is a message, not a traceback mid-training
+        _ = logger.experiment  # starts the run now: a failure is a message, not a traceback mid-training
     except Exception as error:
         first = first_line(error)
         raise RecipeError(f"--loggers wandb: W&B could not start ({first}): {hint}") from None

@@ -76,7 +76,7 @@ def _cells(path: Path) -> dict[str, str]:
         return {}
     header = rows[0]
     return {f"row {i} {column}": value for i, row in enumerate(rows[1:], start=1)
-            for column, value in zip(header, row)} | {"columns": ",".join(header), "rows": str(len(rows) - 1)}
+            for column, value in zip(header, row, strict=True)} | {"columns": ",".join(header), "rows": str(len(rows) - 1)}
 
 
 def values(path: Path) -> dict[str, Any]:

@@ -139,7 +139,7 @@ class SearchSpace(ABC, Generic[Arch]):
         choices = self.decisions
         if len(picks) != len(choices):
             raise ArchitectureError(f"{self.name} makes {len(choices)} decisions, got {len(picks)}")
-        return tuple(choice.check(p) for choice, p in zip(choices, picks))
+        return tuple(choice.check(p) for choice, p in zip(choices, picks, strict=True))
 
     # ------------------------------------------------------------------ relaxation
     @property

@@ -166,7 +166,7 @@ class Genotype:
         if len(tokens) != 2:
             raise fail(f"{len(tokens)} whitespace-separated cells instead of 2 (normal=..., reduce=...)")
         cells: dict[str, tuple[list[Node], tuple[int, ...]]] = {}
-        for label, token in zip(CELL_TYPES, tokens):
+        for label, token in zip(CELL_TYPES, tokens, strict=True):
             match = re.fullmatch(rf"{label}(?:\[(\d+(?:,\d+)*)\])?=(.+)", token)
             if match is None:
                 raise fail(f"cell {token[:20]!r}... must read '{label}=...' or '{label}[i,j,...]=...'")

@@ -13,6 +13,7 @@ normalised weights back into an architecture (``SearchSpace.decode``).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -82,7 +83,7 @@ class WeightGroup:
         if len(self.shape) == 1:
             covered = sorted(self.segments)
             if not covered or covered[0][0] != 0 or covered[-1][1] != self.shape[0] or any(
-                    a[1] != b[0] for a, b in zip(covered, covered[1:])):
+                    a[1] != b[0] for a, b in itertools.pairwise(covered)):
                 raise ValueError(f"weight group {self.name!r}: segments {self.segments} must tile [0, {self.shape[0]})")
         elif len(self.shape) != 2:
             raise ValueError(f"weight group {self.name!r} must be a matrix or a segmented vector, got shape {self.shape}")

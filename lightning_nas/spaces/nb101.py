@@ -231,7 +231,7 @@ def enumerate_unique_cells(max_vertices: int, max_edges: int = MAX_EDGES, exact:
             if sum(bits) > max_edges:
                 continue
             m = [[0] * n for _ in range(n)]
-            for (u, v), b in zip(spots, bits):
+            for (u, v), b in zip(spots, bits, strict=True):
                 m[u][v] = b
             matrix = tuple(map(tuple, m))
             if not _is_full(matrix):
@@ -336,7 +336,7 @@ class NB101Space(SearchSpace[NB101Cell]):
     def _cell(self, bits: Sequence[int], ops: Sequence[str]) -> NB101Cell:
         n = self.num_vertices
         m = [[0] * n for _ in range(n)]
-        for (u, v), b in zip(self.edges, bits):
+        for (u, v), b in zip(self.edges, bits, strict=True):
             m[u][v] = int(b)
         return NB101Cell(tuple(map(tuple, m)), (INPUT, *ops, OUTPUT))
 

@@ -69,7 +69,7 @@ class NB1Shot1Architecture:
         return len(self.ops)
 
     def __str__(self) -> str:
-        blocks = [f"{op}~{','.join(map(str, ps))}" for op, ps in zip(self.ops, self.parents)]
+        blocks = [f"{op}~{','.join(map(str, ps))}" for op, ps in zip(self.ops, self.parents, strict=True)]
         return "|".join(blocks + ["output~" + ",".join(map(str, self.parents[-1]))])
 
     @classmethod
@@ -143,7 +143,7 @@ class NB1Shot1Space(SearchSpace[NB1Shot1Architecture]):
         outside = sorted(set(arch.ops) - set(self.operations))
         if outside:
             raise ArchitectureError(f"{arch} uses {outside}, outside this space's operations {list(self.operations)}")
-        for j, (ps, k) in enumerate(zip(arch.parents, self.num_parents), start=1):
+        for j, (ps, k) in enumerate(zip(arch.parents, self.num_parents, strict=True), start=1):
             if len(ps) != k:
                 node = "the output" if j == len(self.num_parents) else f"choice block {j}"
                 raise ArchitectureError(f"{arch}: {node} takes {k} parent(s) in search space {self.search_space}, got {list(ps)}")
@@ -235,7 +235,7 @@ class NB1Shot1Space(SearchSpace[NB1Shot1Architecture]):
     def to_decisions(self, arch: NB1Shot1Architecture) -> Picks:
         self.check(arch)
         picks: list[tuple[int, ...]] = []
-        for ps, op in zip(arch.parents, arch.ops):
+        for ps, op in zip(arch.parents, arch.ops, strict=True):
             picks += [ps, (self.operations.index(op),)]
         return tuple(picks + [arch.parents[-1]])
 

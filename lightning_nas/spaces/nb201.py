@@ -138,7 +138,7 @@ class NB201Space(SearchSpace[NB201Architecture]):
                 useful.add(source)
         ops = tuple(
             op if (live[e] and src in reachable and tgt in useful) else "none"
-            for e, (op, (tgt, src)) in enumerate(zip(arch.ops, EDGES))
+            for e, (op, (tgt, src)) in enumerate(zip(arch.ops, EDGES, strict=True))
         )
         return NB201Architecture(ops)
 

@@ -42,7 +42,7 @@ from lightning_nas.registry import STRATEGIES, ContractError
 from lightning_nas.seeding import generator
 from lightning_nas.spaces import SPACES, SearchSpace
 from lightning_nas.strategies.epoch_means import EpochMeans
-from lightning_nas.strategies.settings import WeightOptimizer
+from lightning_nas.strategies.settings import DEFAULT_WEIGHTS, WeightOptimizer
 
 Requirement = Literal["decisions", "relaxation", "partial_channels"]
 Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -79,7 +79,7 @@ class SearchStrategy(LightningModule):
 
     def __init__(self, space: str = "nb201", space_options: Optional[dict[str, Any]] = None,
                  network: Optional[dict[str, Any]] = None, num_classes: int = 10, in_channels: int = 3,
-                 optimizer: WeightOptimizer = WeightOptimizer(), seed: int = 0) -> None:
+                 optimizer: WeightOptimizer = DEFAULT_WEIGHTS, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         if STRATEGIES.name_of(type(self)) is None:

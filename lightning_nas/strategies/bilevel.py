@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from lightning_nas.strategies.base import Batch, SearchStrategy
-from lightning_nas.strategies.settings import ArchitectureOptimizer
+from lightning_nas.strategies.settings import DEFAULT_ARCHITECTURE, ArchitectureOptimizer
 
 
 class BilevelStrategy(SearchStrategy):
@@ -32,7 +32,7 @@ class BilevelStrategy(SearchStrategy):
     #: reward is measured on held-out data the same way (Pham et al. 2018, Sec. 2.2)
     data_needs = MappingProxyType({"arch_split": 0.5})
 
-    def __init__(self, architecture_optimizer: ArchitectureOptimizer = ArchitectureOptimizer(), **kwargs: Any) -> None:
+    def __init__(self, architecture_optimizer: ArchitectureOptimizer = DEFAULT_ARCHITECTURE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.arch_optim = architecture_optimizer
         self.automatic_optimization = False

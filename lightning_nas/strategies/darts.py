@@ -130,7 +130,7 @@ class DARTS(BilevelStrategy):
                                        weight_decay=group.get("weight_decay", 0.0), momentum_buffers=buffers,
                                        batch=batch)
         world = self.trainer.world_size if self._trainer is not None else 1
-        for p, g in zip(self.architecture_parameters(), grads):
+        for p, g in zip(self.architecture_parameters(), grads, strict=True):
             if world > 1:
                 torch.distributed.all_reduce(g)
                 g = g / world
@@ -176,7 +176,7 @@ class DARTS(BilevelStrategy):
             grads = _grads(forwards.weights_loss(xw, yw), weights)
             coefficient = float(clip_coefficient(grads, clip))
             with torch.no_grad():
-                for p, g, buf in zip(weights, grads, buffers):
+                for p, g, buf in zip(weights, grads, buffers, strict=True):
                     step = (g if coefficient == 1.0 else coefficient * g) + weight_decay * p
                     if buf is not None and momentum:
                         step = step + momentum * buf
@@ -190,14 +190,14 @@ class DARTS(BilevelStrategy):
             hessian_terms = []
             for sign in (1.0, -1.0):
                 with torch.no_grad():
-                    for p, w, d in zip(weights, backup, d_weights):
+                    for p, w, d in zip(weights, backup, d_weights, strict=True):
                         p.copy_(w + sign * eps * d)
                 hessian_terms.append(_grads(forwards.weights_loss(xw, yw), arch))
             scale = xi * coefficient  # the virtual step moved along c * grad: its alpha-derivative is c * Hessian
-            return [da - scale * (gp - gm) / (2 * eps) for da, gp, gm in zip(d_alpha, *hessian_terms)]
+            return [da - scale * (gp - gm) / (2 * eps) for da, gp, gm in zip(d_alpha, *hessian_terms, strict=True)]
         finally:
             with torch.no_grad():
-                for p, w in zip(weights, backup):
+                for p, w in zip(weights, backup, strict=True):
                     p.copy_(w)
 
     def _exact_hypergradient(self, forwards: HypergradientForwards, xw, yw, xa, ya, xi: float, momentum: float,
@@ -221,4 +221,4 @@ class DARTS(BilevelStrategy):
 def _grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """d loss / d params, zeros for parameters the loss does not reach."""
     grads = torch.autograd.grad(loss, list(params), allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads)]
+    return [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads, strict=True)]

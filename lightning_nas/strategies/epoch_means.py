@@ -53,7 +53,7 @@ class EpochMeans:
     def compute(self, reduce_sum: Reduce = None) -> dict[str, float]:
         """The means; ``reduce_sum`` sums the (value, weight) pairs over processes first (DDP)."""
         names, totals = self._totals(reduce_sum)
-        return {n: s / w if w else float("nan") for n, (s, w) in zip(names, totals)}
+        return {n: s / w if w else float("nan") for n, (s, w) in zip(names, totals, strict=True)}
 
     def summed(self, reduce_sum: Reduce) -> "EpochMeans":
         """These sums added over processes (``reduce_sum``): what a checkpoint keeps, since only
@@ -61,7 +61,7 @@ class EpochMeans:
         total = EpochMeans()
         total.epoch = self.epoch
         names, totals = self._totals(reduce_sum)
-        total._sums = {n: [s, w] for n, (s, w) in zip(names, totals)}
+        total._sums = {n: [s, w] for n, (s, w) in zip(names, totals, strict=True)}
         return total
 
     def reset(self) -> None:

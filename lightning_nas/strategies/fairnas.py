@@ -57,7 +57,7 @@ class FairNAS(SearchStrategy):
             fair_over = "all" if fair_path_count(choices) <= max_paths or not operations else "operations"
         #: True for the choices whose options every step uses equally often
         self.fair = [fair_over == "all" or c.kind == "operation" for c in choices]
-        self.paths = fair_path_count(tuple(c for c, fair in zip(choices, self.fair) if fair))
+        self.paths = fair_path_count(tuple(c for c, fair in zip(choices, self.fair, strict=True) if fair))
         self.max_redraws = max_redraws
         if self.paths > max_paths:
             raise UnsupportedCombinationError(
@@ -69,7 +69,7 @@ class FairNAS(SearchStrategy):
         """m architectures that together use each option of each decision equally often."""
         for _ in range(self.max_redraws):
             columns = [self._fair_column(c) if fair else self._uniform_column(c)
-                       for c, fair in zip(self.space.decisions, self.fair)]
+                       for c, fair in zip(self.space.decisions, self.fair, strict=True)]
             try:
                 return [self.space.from_decisions([column[m] for column in columns]) for m in range(self.paths)]
             except ArchitectureError:

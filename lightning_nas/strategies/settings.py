@@ -65,3 +65,9 @@ class ArchitectureOptimizer:
                 raise RecipeError(f"model.architecture_optimizer.{key} must be >= 0, got {getattr(self, key)}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise RecipeError(f"model.architecture_optimizer.betas must be two values in [0, 1), got {self.betas}")
+
+
+#: ``SearchStrategy``'s default: the class defaults above (SPOS/RandomNAS on NB201); one shared immutable instance
+DEFAULT_WEIGHTS = WeightOptimizer()
+#: ``BilevelStrategy``'s default: the class defaults above (DARTS, Liu et al. 2019, Sec. 3.1.2)
+DEFAULT_ARCHITECTURE = ArchitectureOptimizer()

@@ -114,7 +114,7 @@ def merge(shards: Sequence[str | Path], out: str | Path, allow_partial: bool = F
                                     "sessions": s.get("sessions", []) if s else [],
                                     "train_seconds": s.get("train_seconds") if s else None,
                                     "seconds_per_architecture": s.get("seconds_per_architecture") if s else None}
-                                   for p, s in zip(paths, sidecars)],
+                                   for p, s in zip(paths, sidecars, strict=True)],
                       merged=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
         # process-seconds summed over shards (sessions killed before they finished are not counted)
         record["train_seconds"] = sum(s.get("train_seconds") or 0.0 for s in known)

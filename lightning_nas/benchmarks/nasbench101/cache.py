@@ -271,7 +271,7 @@ class NB101Benchmark(TableBenchmark):
         per_budget: dict[int, list[dict[str, float]]] = {}
         for r in rows[np.lexsort((d["repeat"][rows], d["epochs"][rows]))]:
             per_budget.setdefault(int(d["epochs"][r]), []).append(
-                {name: float(v) for name, v in zip(METRICS, d["metrics"][r])})
+                {name: float(v) for name, v in zip(METRICS, d["metrics"][r], strict=True)})
         return {"hash": h, "matrix": [[int(adjacency[u * dim + v]) for v in range(dim)] for u in range(dim)],
                 "operations": d["operations"][i].decode("ascii").split(","),
                 "trainable_parameters": int(d["trainable_parameters"][i]), "epochs": per_budget}
