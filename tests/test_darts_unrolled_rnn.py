@@ -65,12 +65,12 @@ def _reference(strategy: DARTS, batch: dict, clip: float, differentiate_clip: bo
     module = _Relaxed(strategy)
     (xw, yw), (xa, ya) = batch["weights"], batch["arch"]
     with net.carrying("weights"):
-        train = F.cross_entropy(torch.func.functional_call(module, dict(zip(names, weights)), (xw,)), yw)
+        train = F.cross_entropy(torch.func.functional_call(module, dict(zip(names, weights, strict=True)), (xw,)), yw)
     grads = torch.autograd.grad(train, weights, create_graph=True)
     norm = torch.sqrt(sum((g * g).sum() for g in grads))
     c = torch.clamp(clip / (norm + 1e-6), max=1.0) if clip else torch.ones(())
     c = c if differentiate_clip else c.detach()
-    virtual = {n: w - XI * (c * g + WEIGHT_DECAY * w) for n, w, g in zip(names, weights, grads)}
+    virtual = {n: w - XI * (c * g + WEIGHT_DECAY * w) for n, w, g in zip(names, weights, grads, strict=True)}
     with net.carrying("arch"):
         val = F.cross_entropy(torch.func.functional_call(module, virtual, (xa,)), ya)
     exact = torch.autograd.grad(val, strategy.arch_weights["ops"])[0]

@@ -207,10 +207,10 @@ class DARTS(BilevelStrategy):
         weights = self.weight_parameters()
         arch = self.architecture_parameters()
         grads = torch.autograd.grad(forwards.weights_loss(xw, yw), weights, create_graph=True, allow_unused=True)
-        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(weights, grads)]
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(weights, grads, strict=True)]
         coefficient = clip_coefficient(grads, clip)
         virtual = []
-        for p, g, buf in zip(weights, grads, buffers):
+        for p, g, buf in zip(weights, grads, buffers, strict=True):
             step = coefficient * g + weight_decay * p.detach()
             if buf is not None and momentum:
                 step = step + momentum * buf

@@ -54,7 +54,7 @@ class HypergradientForwards:
         if weights is None:
             return self.strategy.relaxed_forward(x)
         module = _Substituted(self.net, self.strategy.relaxed_forward)
-        return torch.func.functional_call(module, dict(zip(self.names, weights)), (x,))
+        return torch.func.functional_call(module, dict(zip(self.names, weights, strict=True)), (x,))
 
     def weights_loss(self, x: torch.Tensor, y: torch.Tensor,
                      weights: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
