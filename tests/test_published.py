@@ -270,3 +270,12 @@ def test_quickstart_reruns_to_the_shipped_record(tmp_path):
     rerun = Records.load(extract(run, name="quickstart", out=tmp_path / "results", host_cpu=True)).trials[0]
     assert comparable(shipped, rerun)[0]
     assert differences(shipped, rerun) == []
+
+
+def test_a_mean_interval_is_clipped_to_what_the_mean_can_attain():
+    from lightning_nas.results.tables import _mean_ci_text
+
+    unclipped = _mean_ci_text([80.0, 90.0], 2)
+    assert float(unclipped.split("[")[1].split(",")[1].rstrip("]")) > 100  # Student t with 2 seeds: past 100 %
+    assert _mean_ci_text([80.0, 90.0], 2, (70.0, 88.0)) == "85.00 [70.00, 88.00]"
+    assert _mean_ci_text([0.9, 0.95, 0.2], 3, (-1.0, 1.0)).endswith(", 1.000]")

@@ -108,13 +108,30 @@ def mean_ci(values: list[float], confidence: float = 0.95) -> tuple[int, float, 
     return len(v), float(v.mean()), float(low), float(high)
 
 
-def _mean_ci_text(values: list[float], decimals: int) -> str:
+def _mean_ci_text(values: list[float], decimals: int, bounds: tuple[float, float] = (-math.inf, math.inf)) -> str:
+    """``mean [low, high]``, the interval clipped to what the mean can attain (``bounds``: a Kendall tau
+    lies in [-1, 1], a mean of table values between the table's worst and best): with 2-3 seeds a
+    Student interval reaches past both, and a printed 116 % accuracy would be nonsense."""
     n, mean, low, high = mean_ci(values)
     if n == 0:
         return "-"
     if not math.isfinite(low):
         return _f(mean, decimals)
+    low, high = max(low, bounds[0]), min(high, bounds[1])
     return f"{_f(mean, decimals)} [{_f(low, decimals)}, {_f(high, decimals)}]"
+
+
+KENDALL_RANGE = (-1.0, 1.0)
+
+
+def _table_range(records: Records) -> tuple[float, float]:
+    """The worst and best value of the experiment's complete table (unbounded without one)."""
+    policy = records.policy()
+    if policy is None:
+        return -math.inf, math.inf
+    low, high = float(policy.sorted_values[0]), float(policy.sorted_values[-1])  # oriented "higher is better"
+    higher = (records.experiment.get("benchmark") or {}).get("higher_is_better", True)
+    return (low, high) if higher else (-high, -low)
 
 
 def final_epoch(trial: dict) -> dict:
@@ -163,9 +180,9 @@ def comparison_table(records: Records) -> str:
         else:
             a = p_rank = p_t = "-"
         rank_text = f"{np.median(ranks):.0f} ({min(ranks):.0f})" if ranks else "-"
-        lines.append(f"| {label} | {len(trials)} | {_mean_ci_text(truth, 2)} | {rank_text} | "
+        lines.append(f"| {label} | {len(trials)} | {_mean_ci_text(truth, 2, _table_range(records))} | {rank_text} | "
                      f"{_f(float(np.nanmean(regret)) if any(map(math.isfinite, regret)) else math.nan, 2)} | "
-                     f"{a} | {p_rank} | {p_t} | {_mean_ci_text(sparse, 3)} |")
+                     f"{a} | {p_rank} | {p_t} | {_mean_ci_text(sparse, 3, KENDALL_RANGE)} |")
     if policy is not None:
         size = policy.size
         lines.append(f"| random policy (exact, {size} cells) | - | {_f(policy.mean(), 2)} | "
@@ -242,7 +259,7 @@ def sparse_variants_table(records: Records) -> str:
                 if truth and acc and None not in truth and None not in acc:
                     values.append(sparse_kendall_tau(_goodness(records, truth), acc,
                                                      t["ranking"].get("threshold", 0.1), variant=variant))
-            cells.append(_mean_ci_text(values, 3))
+            cells.append(_mean_ci_text(values, 3, KENDALL_RANGE))
         lines.append(f"| {label} | {len(trials)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
