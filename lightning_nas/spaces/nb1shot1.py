@@ -69,7 +69,7 @@ class NB1Shot1Architecture:
         return len(self.ops)
 
     def __str__(self) -> str:
-        blocks = [f"{op}~{','.join(map(str, ps))}" for op, ps in zip(self.ops, self.parents, strict=True)]
+        blocks = [f"{op}~{','.join(map(str, ps))}" for op, ps in zip(self.ops, self.parents[:-1], strict=True)]
         return "|".join(blocks + ["output~" + ",".join(map(str, self.parents[-1]))])
 
     @classmethod
@@ -235,7 +235,7 @@ class NB1Shot1Space(SearchSpace[NB1Shot1Architecture]):
     def to_decisions(self, arch: NB1Shot1Architecture) -> Picks:
         self.check(arch)
         picks: list[tuple[int, ...]] = []
-        for ps, op in zip(arch.parents, arch.ops, strict=True):
+        for ps, op in zip(arch.parents[:-1], arch.ops, strict=True):  # the choice blocks; the output's parents last
             picks += [ps, (self.operations.index(op),)]
         return tuple(picks + [arch.parents[-1]])
 
