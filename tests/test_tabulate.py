@@ -57,6 +57,7 @@ def test_table_holds_every_architecture_with_stats_from_its_seeds(single: Path) 
     side = json.loads(single.with_suffix(".json").read_text())
     assert side["status"] == "complete" and side["seeds"] == [0, 1]
     assert side["protocol"]["max_epochs"] == 1 and "torch" in side["versions"] and "git" in side
+    assert side["cpu"]["capability"] and side["threads"] >= 1  # bit-identity needs the CPU kind and threads
     assert "test_accuracy" in side["noise_ceiling"]
 
 

@@ -107,7 +107,7 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
     import torch
 
     from lightning_nas.io import atomic_write_json
-    from lightning_nas.run_record import git_state, package_versions
+    from lightning_nas.run_record import cpu_kind, git_state, package_versions
 
     validate(config)
     index, count = parse_shard(config.shard)
@@ -146,7 +146,7 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
         "command": [sys.executable, "-m", "lightning_nas.tabulate", *(argv or [])],
         "seeds": list(config.seeds), "shard": f"{index}/{count}", "protocol": proto,
         "metrics": metrics, "architectures_in_table_order": len(archs), "architectures_in_shard": len(mine),
-        "versions": package_versions(), "git": git_state(),
+        "versions": package_versions(), "git": git_state(), "cpu": cpu_kind(), "threads": torch.get_num_threads(),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "status": "running",
     }

@@ -106,7 +106,7 @@ def merge(shards: Sequence[str | Path], out: str | Path, allow_partial: bool = F
         first = known[0]
         seeds = first["seeds"]
         record = {key: first[key] for key in ("protocol", "seeds", "metrics", "architectures_in_table_order",
-                                               "extends", "versions", "git") if key in first}
+                                               "extends", "versions", "git", "cpu", "threads") if key in first}
         record.update(table=target.name, status="complete" if len(rows) == total else "partial",
                       command=[sys.executable, "-m", "lightning_nas.tabulate", "merge", "--out", str(out),
                                *map(str, shards)],
