@@ -7,7 +7,6 @@ so an interrupted download never leaves a half-extracted dataset behind.
 from __future__ import annotations
 
 import hashlib
-import pickle
 import shutil
 import tarfile
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_nas import safe_pickle
 from lightning_nas.errors import DatasetError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -56,13 +56,11 @@ def _read_batches(folder: Path, names: tuple[str, ...]) -> tuple[torch.Tensor, t
     images, labels = [], []
     for name in names:
         path = folder / name
+        entry = safe_pickle.load(path, encoding="bytes", what="CIFAR-10 python batch")
         try:
-            with path.open("rb") as handle:
-                entry = pickle.load(handle, encoding="bytes")
             data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             target = np.asarray(entry[b"labels"], dtype=np.int64)
-        except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError, IndexError, AttributeError,
-                ImportError, OverflowError) as error:  # what unpickling and indexing a damaged file can raise
+        except (KeyError, ValueError, TypeError, IndexError) as error:  # a readable pickle of another layout
             raise DatasetError(f"{path} is not a CIFAR-10 python batch ({error!r})") from None
         if len(data) != len(target):
             raise DatasetError(f"{path}: {len(data)} images but {len(target)} labels")
