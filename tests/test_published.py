@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from lightning_nas.metrics import ranking_agreement
+from lightning_nas.report.common import ReportError
 from lightning_nas.metrics.random_baseline import RandomPolicy
 from lightning_nas.results import Records, extract, render
 from lightning_nas.results.__main__ import main
@@ -102,6 +103,38 @@ def shipped(tmp_path_factory) -> tuple[Path, Path]:
     (repo / "docs").mkdir(parents=True)
     folder = extract(exp, name="toy", out=repo / "results")
     return exp, folder
+
+
+def test_extract_append_adds_later_seeds_once(tmp_path):
+    """More seeds run later go into the same records: the union of trials, seeds and sources; appending
+    the same directory again changes nothing; a run on another table is refused."""
+    import shutil
+
+    exp = make_experiment(tmp_path)
+    first, later = tmp_path / "first", tmp_path / "later"
+    first.mkdir(), later.mkdir()
+    for run in exp.iterdir():
+        if run.is_dir():
+            shutil.copytree(run, (later if run.name.endswith("seed2") else first) / run.name)
+    meta = json.loads((exp / "experiment.json").read_text())
+    (first / "experiment.json").write_text(json.dumps({**meta, "seeds": [0, 1]}))
+    (later / "experiment.json").write_text(json.dumps({**meta, "seeds": [2]}))
+    out = tmp_path / "results"
+    extract(first, name="toy", out=out)
+    assert len((out / "toy" / "trials.jsonl").read_text().splitlines()) == 4
+    folder = extract(later, name="toy", out=out, append=True)
+    once = (folder / "trials.jsonl").read_text()
+    assert once == (extract(exp, name="whole", out=out) / "trials.jsonl").read_text().replace('"whole"', '"toy"')
+    merged = json.loads((folder / "experiment.json").read_text())
+    assert merged["seeds"] == [0, 1, 2] and merged["trials"] == 6
+    assert [s["source"] for s in merged["sources"]] == [str(first.resolve()), str(later.resolve())]
+    extract(later, name="toy", out=out, append=True)
+    assert (folder / "trials.jsonl").read_text() == once
+    other = json.loads((folder / "experiment.json").read_text())
+    other["benchmark"]["sha256"] = "0" * 64
+    (folder / "experiment.json").write_text(json.dumps(other))
+    with pytest.raises(ReportError, match="another ground-truth table"):
+        extract(later, name="toy", out=out, append=True)
 
 
 def test_display_names_come_from_one_mapping():

@@ -18,6 +18,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     extract.add_argument("--out", default="results", help="where results folders live (default: results)")
     extract.add_argument("--host-cpu", action="store_true",
                          help="runs whose run.json has no CPU kind ran on this machine: record this machine's")
+    extract.add_argument("--append", action="store_true",
+                         help="add these trials to those already in OUT/NAME (more seeds of the same experiment)")
     render = commands.add_parser("render", help="regenerate the docs' generated blocks and figures")
     render.add_argument("--root", default=None, help="repository root (default: this checkout)")
     render.add_argument("--results", default=None, help="results folder (default: ROOT/results)")
@@ -28,7 +30,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.command == "extract":
             from lightning_nas.results.extract import extract as run_extract
 
-            folder = run_extract(args.experiment_dir, args.name, args.out, host_cpu=args.host_cpu)
+            folder = run_extract(args.experiment_dir, args.name, args.out, host_cpu=args.host_cpu,
+                                 append=args.append)
             print(f"[lightning_nas] records written to {folder}")
             return 0
         from lightning_nas.results.render import ROOT

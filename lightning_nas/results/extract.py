@@ -260,9 +260,11 @@ def table_info(config: dict[str, Any]) -> tuple[dict[str, Any], Optional[RandomP
 
 
 def extract(experiment_dir: str | Path, name: Optional[str] = None, out: str | Path = "results",
-            host_cpu: bool = False) -> Path:
+            host_cpu: bool = False, append: bool = False) -> Path:
     """Write ``OUT/NAME/experiment.json`` and ``trials.jsonl``; returns the folder. ``host_cpu``: fill a
-    missing CPU kind with this machine's (only when the runs ran here)."""
+    missing CPU kind with this machine's (only when the runs ran here). ``append``: add the trials to
+    those already recorded in ``OUT/NAME`` (more seeds of the same experiment, run later or elsewhere:
+    the table must be the same file, by its sha256; a trial recorded twice keeps its first record)."""
     import yaml
 
     from lightning_nas.io import atomic_write_text
@@ -285,14 +287,44 @@ def extract(experiment_dir: str | Path, name: Optional[str] = None, out: str | P
         raise ReportError(f"EXPERIMENT_DIR {source}: no finished trial (selection.json) yet")
     meta = _read_json(source / "experiment.json")
     folder = Path(out) / name
-    folder.mkdir(parents=True, exist_ok=True)
     run = _read_json(dirs[0] / "run.json")
     experiment = {"name": name, "source": str(source.resolve()), "grid": meta.get("grid", []),
                   "command": meta.get("arguments") or run.get("command"),
                   "seeds": meta.get("seeds", []), "benchmark": info, "trials": len(records),
                   "unfinished": [d.name for d in dirs if not (d / "selection.json").is_file()]}
+    if append:
+        experiment, records = merged_with_recorded(folder, experiment, records)
+    folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "experiment.json", json.dumps(experiment, indent=1, sort_keys=True) + "\n")
     atomic_write_text(folder / "trials.jsonl",
                       "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in records))
     return folder
 
+
+
+def merged_with_recorded(folder: Path, experiment: dict[str, Any],
+                         records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The experiment and trials already in ``folder`` with the new ones added (``extract --append``).
+
+    Each extraction's source stays listed (``sources``); seeds and grid values are the unions; a
+    trial already recorded keeps its record, so appending the same directory twice changes nothing."""
+    old = _read_json(folder / "experiment.json")
+    if not old:
+        raise ReportError(f"--append: {folder}/experiment.json does not exist; extract without --append first")
+    old_sha, new_sha = (old.get("benchmark") or {}).get("sha256"), (experiment.get("benchmark") or {}).get("sha256")
+    if old_sha != new_sha:
+        raise ReportError(f"--append: the runs used another ground-truth table ({new_sha}) than {folder} "
+                          f"records ({old_sha}); extract them under another --name")
+    recorded = [json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines() if line.strip()]
+    known = {r["trial"] for r in recorded}
+    merged = sorted(recorded + [r for r in records if r["trial"] not in known], key=lambda r: r["trial"])
+    grid = {g["label"]: dict(g) for g in old.get("grid", [])}
+    for group in experiment.get("grid", []):
+        entry = grid.setdefault(group["label"], dict(group, values=[]))
+        entry["values"] = entry["values"] + [v for v in group["values"] if v not in entry["values"]]
+    sources = old.get("sources") or [{"source": old.get("source"), "command": old.get("command")}]
+    sources = sources + [{"source": experiment["source"], "command": experiment["command"]}]
+    done = {r["trial"] for r in merged}
+    unfinished = sorted({*old.get("unfinished", []), *experiment["unfinished"]} - done)
+    return ({**old, "grid": list(grid.values()), "seeds": sorted({*old.get("seeds", []), *experiment["seeds"]}),
+             "sources": sources, "trials": len(merged), "unfinished": unfinished}, merged)
