@@ -312,3 +312,25 @@ def test_a_mean_interval_is_clipped_to_what_the_mean_can_attain():
     assert float(unclipped.split("[")[1].split(",")[1].rstrip("]")) > 100  # Student t with 2 seeds: past 100 %
     assert _mean_ci_text([80.0, 90.0], 2, (70.0, 88.0)) == "85.00 [70.00, 88.00]"
     assert _mean_ci_text([0.9, 0.95, 0.2], 3, (-1.0, 1.0)).endswith(", 1.000]")
+
+
+def test_table_statistics_come_from_the_table_itself(tmp_path):
+    """Blocks named after a shipped table (``TABLE.csv/STATISTIC``) are computed from its per-seed
+    columns: on a hand-made table the spread and operation means are the hand-computed values."""
+    from lightning_nas.results.ground_truth import operations, reliability, spread
+
+    path = tmp_path / "tiny.csv"
+    cells = ["|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|", "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|",
+             "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|", "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"]
+    values = [[70.0, 72.0, 71.0, 71.0], [80.0, 82.0, 81.0, 81.0], [84.0, 86.0, 85.0, 85.0], [90.0, 88.0, 89.0, 89.0]]
+    _write_csv(path, ["ArchitectureString", "test_accuracy_mean"] + [f"test_accuracy_seed{s}" for s in range(4)]
+               + [f"test_loss_seed{s}" for s in range(4)] + ["test_accuracy_std", "test_loss_std", "test_loss_mean"],
+               [[c, float(np.mean(v)), *v, *[1 - x / 100 for x in v], 1.0, 0.01, 0.2]
+                for c, v in zip(cells, values, strict=True)])
+    row = spread(path).splitlines()[2].split(" | ")
+    assert row[0] == "| 4" and row[2] == "89.00" and row[8] == "71.00" and row[9] == "81.50"
+    assert row[-1] == "1 |"  # only the best cell lies within one point of the best
+    by_count = {line.split(" | ")[0]: line for line in operations(path).splitlines()[2:]}
+    assert by_count["| 2"] == "| 2 | - | 85.00 (1) | 71.00 (1) |"  # conv x2: cell 3; skip x2: cell 1
+    assert "89.00 (1)" in by_count["| 3"]  # conv x3: cell 4
+    assert reliability(path).splitlines()[2].startswith("| 4 (0-3) | 1.000 |")  # halves agree perfectly

@@ -33,8 +33,10 @@ def noise_ceiling(path: str | Path, seeds: Sequence[int], metrics: Sequence[str]
         rows = list(csv.DictReader(handle))
     summary: dict[str, Any] = {"architectures": len(rows), "seeds": len(seeds), "tie_threshold": tie_threshold}
     for metric in metrics:
-        means = [float(r[f"{metric}_mean"]) for r in rows]
         per_seed = [[float(r[f"{metric}_seed{s}"]) for r in rows] for s in seeds]
+        # the mean over *these* seeds (not the file's mean column): a ceiling for the first S seeds of a
+        # longer table must not pick its better half by seeds it does not have
+        means = [statistics.fmean(column) for column in zip(*per_seed, strict=True)]
         better_half = sorted(range(len(rows)), key=lambda i: means[i], reverse="accuracy" in metric)
         better_half = better_half[:max(2, len(rows) // 2)]
         entry: dict[str, Any] = {}

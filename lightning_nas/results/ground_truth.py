@@ -1,0 +1,128 @@
+"""Tables computed from a shipped ground-truth table itself (its CSV and sidecar), not from runs.
+
+A docs block ``<!-- generated:nb201_digits_729.csv/reliability -->`` names the table file (resolved
+among the shipped tables like any recipe's ``benchmark.path``) and one of :data:`TABLE_STATISTICS`.
+The statistics are those the tabulator writes into the sidecar (``tabulate/noise.py``), recomputed
+from the per-seed columns, so a docs number can never drift from the file that ships.
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from lightning_nas.report.common import ReportError
+
+
+def _columns(path: Path, metric: str) -> tuple[list[int], np.ndarray]:
+    """The seeds of ``metric`` and the (seeds x architectures) array of their values."""
+    import csv
+
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    prefix = f"{metric}_seed"
+    seeds = sorted(int(name[len(prefix):]) for name in rows[0] if name.startswith(prefix))
+    if not seeds:
+        raise ReportError(f"{path}: no per-seed columns {prefix}N")
+    return seeds, np.array([[float(r[f"{prefix}{s}"]) for r in rows] for s in seeds])
+
+
+def reliability(path: Path) -> str:
+    """Split-half reliability and seed-to-seed agreement of the seed mean, for the first 4, 6, ... seeds
+    (what each extension of the table bought)."""
+    from lightning_nas.tabulate.noise import noise_ceiling
+
+    seeds, _ = _columns(path, "test_accuracy")
+    lines = ["| seeds | split-half reliability (Spearman-Brown) | top-quartile agreement (chance 0.25) | "
+             "seed-to-seed Spearman | its Spearman-Brown for all seeds | better half: Spearman-Brown | "
+             "test loss: split-half reliability |", "|---|---|---|---|---|---|---|"]
+    for count in sorted({*range(4, len(seeds) + 1, 2), len(seeds)} - {0, 1, 2, 3}) or [len(seeds)]:
+        used = seeds[:count]
+        ceiling = noise_ceiling(path, used, ["test_accuracy", "test_loss"])
+        acc, loss = ceiling["test_accuracy"], ceiling["test_loss"]
+        lines.append(f"| {count} ({used[0]}-{used[-1]}) | {acc['split_half']['spearman_brown']:.3f} | "
+                     f"{acc['split_half']['top_quartile_agreement']:.3f} | "
+                     f"{acc['all']['seed_to_seed_spearman']:.3f} | {acc['all']['spearman_brown_mean_of_seeds']:.3f} | "
+                     f"{acc['better_half']['spearman_brown_mean_of_seeds']:.3f} | "
+                     f"{loss['split_half']['spearman_brown']:.3f} |")
+    return "\n".join(lines)
+
+
+def spread(path: Path) -> str:
+    """The spread of the seed means, the standard error of one mean, and how many cells the seed noise
+    cannot separate from the best."""
+    seeds, values = _columns(path, "test_accuracy")
+    means = values.mean(axis=0)
+    seed_sd = float(np.mean(values.std(axis=0, ddof=1)))
+    se = seed_sd / np.sqrt(len(seeds))
+    best = float(means.max())
+    quantiles = np.quantile(means, [0.1, 0.25, 0.5, 0.75, 0.9])
+    distinct = len({tuple(column) for column in values.T.tolist()})
+    lines = ["| cells | distinct rows | best | 10 % | 25 % | median | 75 % | 90 % | worst | mean | "
+             "per-seed sd (mean over cells) | standard error of a cell's mean | cells within 1 point of the best |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines.append(f"| {len(means)} | {distinct} | {best:.2f} | " + " | ".join(f"{q:.2f}" for q in quantiles)
+                 + f" | {float(means.min()):.2f} | {statistics.fmean(means.tolist()):.2f} | {seed_sd:.2f} | "
+                 f"{se:.2f} | {int(np.sum(means > best - 1.0))} |")
+    return "\n".join(lines)
+
+
+def operations(path: Path) -> str:
+    """Mean ground truth of the cells with exactly k edges of each operation (NB201 cell strings): how
+    strongly the table resolves what the operations do."""
+    import csv
+    import re
+
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    ops_per_cell = [re.findall(r"\|([a-z_0-9x]+)~\d+", r["ArchitectureString"]) for r in rows]
+    names = sorted({op for ops in ops_per_cell for op in ops})
+    edges = max(len(ops) for ops in ops_per_cell)
+    lines = ["| edges with the operation | " + " | ".join(f"{n}: mean (cells)" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for k in range(edges + 1):
+        cells = []
+        for name in names:
+            values = [float(r["test_accuracy_mean"]) for r, ops in zip(rows, ops_per_cell, strict=True)
+                      if ops.count(name) == k]
+            cells.append(f"{statistics.fmean(values):.2f} ({len(values)})" if values else "-")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cost(path: Path) -> str:
+    """What the table cost, from its sidecar: trainings, CPU time, per training, and the git state it
+    was made at (a dirty tree cannot be regenerated bit for bit; ``docs/ground_truth.md`` says so)."""
+    import json
+
+    side = json.loads(path.with_suffix(".json").read_text())
+    seeds = len(side.get("seeds", []))
+    cells = side.get("architectures_in_table_order") or 0
+    seconds = float(side.get("train_seconds") or 0.0)
+    trainings = seeds * int(cells)
+    git = side.get("git") or {}
+    lines = ["| cells | seeds | trainings | recorded training hours (sum over shard processes, wall clock) | seconds per training | "
+             "made at commit | uncommitted changes |", "|---|---|---|---|---|---|---|"]
+    lines.append(f"| {cells} | {seeds} | {trainings} | {seconds / 3600:.1f} | "
+                 f"{seconds / max(1, trainings):.1f} | {str(git.get('commit', '-'))[:10]} | "
+                 f"{'yes' if git.get('dirty') else 'no'} |")
+    return "\n".join(lines)
+
+
+TABLE_STATISTICS: dict[str, Callable[[Path], str]] = {"reliability": reliability, "spread": spread,
+                                                      "operations": operations, "cost": cost}
+
+
+def table_block(table_file: str, statistic: str) -> str:
+    """The text of a ``TABLE.csv/STATISTIC`` block."""
+    from lightning_nas.benchmarks.tabulated import resolve_table
+
+    if statistic not in TABLE_STATISTICS:
+        raise ReportError(f"generated block {table_file}/{statistic}: no statistic {statistic!r} "
+                          f"(statistics of a table: {', '.join(TABLE_STATISTICS)})")
+    path = Path(resolve_table(table_file))
+    if not path.is_file():
+        raise ReportError(f"generated block {table_file}/{statistic}: no shipped table {table_file}")
+    return TABLE_STATISTICS[statistic](path)
