@@ -182,25 +182,27 @@ def to_genotype(genotype: dict) -> Genotype:
         raise ArchitectureError(f"not a DARTS genotype ({type(error).__name__}: {error})") from None
 
 
-def misfit(genotype: dict, space: DartsCNNSpace) -> Optional[str]:
-    """Why an NDS cell is not a cell of ``space`` (a short reason, the unit of ``left_out``), or None."""
+def fit(genotype: dict, space: DartsCNNSpace) -> tuple[Optional[Genotype], Optional[str]]:
+    """(the cell as a member of ``space``, None), or (None, why it is not: a short reason, the unit of
+    ``left_out``)."""
     for label in CELL_TYPES:
         pairs = genotype.get(label) or []
         ops = sorted({str(p[0]) for p in pairs if isinstance(p, (list, tuple)) and p})
         outside = [op for op in ops if op not in space.cell_operations]
         if len(pairs) != 2 * space.num_nodes:
-            return f"{len(pairs) // 2} nodes per cell (darts_cnn: {space.num_nodes})"
+            return None, f"{len(pairs) // 2} nodes per cell (darts_cnn: {space.num_nodes})"
         if outside:
             known = "" if all(op in CELL_OPERATIONS for op in outside) else " (not a DARTS operation)"
-            return f"operation {', '.join(outside)}{known}"
+            return None, f"operation {', '.join(outside)}{known}"
         concat = sorted(set(genotype.get(f"{label}_concat") or []))
         if concat != list(range(2, space.num_nodes + 2)):
-            return "outputs only some nodes (loose ends)"
+            return None, "outputs only some nodes (loose ends)"
     try:
-        space.check(to_genotype(genotype))
+        arch = to_genotype(genotype)
+        space.check(arch)
     except ArchitectureError as error:
-        return "a node reads one input twice" if "twice" in str(error) else f"malformed genotype ({error})"
-    return None
+        return None, "a node reads one input twice" if "twice" in str(error) else f"malformed genotype ({error})"
+    return arch, None
 
 
 class NDSBenchmark(TableBenchmark):
@@ -253,9 +255,9 @@ class NDSBenchmark(TableBenchmark):
                 self.left_out[f"depth {int(depth[i])} (kept: {self.depth})"] += 1
             else:
                 genotype = json.loads(text)
-                reason = misfit(genotype, self.space) if isinstance(genotype, dict) else "malformed genotype"
-                if reason is None:
-                    key = self.space.key(self.space.canonical(to_genotype(genotype)))
+                arch, reason = fit(genotype, self.space) if isinstance(genotype, dict) else (None, "malformed genotype")
+                if arch is not None:
+                    key = self.space.key(self.space.canonical(arch))
                     rows.setdefault(key, []).append(i)
                 else:
                     self.left_out[reason] += 1
