@@ -122,3 +122,40 @@ def test_another_space_is_refused(sweep):
         bench.check(NB201Space())
     with pytest.raises(GroundTruthError, match="drop space_options"):
         bench.check(DartsCNNSpace(operations=("skip_connect", "sep_conv_3x3")))
+
+
+@pytest.mark.slow
+def test_recipe_ranks_the_supernet_against_nds_cells_end_to_end(tmp_path):
+    """darts_cnn_nds_spos.yaml at toy size on digits: the ranked architectures are NDS cells (drawn from
+    the benchmark's keys) and the rank correlations are logged."""
+    import csv
+
+    import torch
+
+    from conftest import ROOT, run_train
+    from lightning_nas.seeding import generator
+
+    space = DartsCNNSpace()
+    gen = generator(0, "nds-fixture")
+    cells = [space.sample(gen) for _ in range(12)]
+    genotypes = [{"normal": pairs(c, "normal"), "normal_concat": [2, 3, 4, 5], "reduce": pairs(c, "reduce"),
+                  "reduce_concat": [2, 3, 4, 5]} for c in cells]
+    errors = torch.rand(12, generator=gen).mul(5).add(5).tolist()
+    path = tmp_path / "DARTS.json"
+    path.write_text(json.dumps([record(g, test_curve=(50.0, e)) for g, e in zip(genotypes, errors, strict=True)]
+                               + [record(NASNET)]))
+    rc = run_train(["--recipe", ROOT / "recipes" / "darts_cnn_nds_spos.yaml", "--trainer.max_epochs", 1,
+                    "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+                    "--model.init_args.network", "{C: 4, layers: 3, affine: true, pool_bn: true}",
+                    "--data.init_args.dataset", "digits", "--data.init_args.image_size", 8,
+                    "--data.init_args.batch_size", 64, "--benchmark.init_args.path", path,
+                    "--ranking.every_n_epochs", 1, "--ranking.num_batches", 1, "--ranking.num_architectures", 8,
+                    "--selection.num_architectures", 0, "--run_dir", tmp_path / "run"], tmp_path)
+    assert rc == 0
+    bench = NDSBenchmark(str(path), metric="test_accuracy")  # the recipe's metric
+    with (tmp_path / "run" / "ranking" / "epoch_000.csv").open() as handle:
+        ranked = list(csv.DictReader(handle))
+    assert len(ranked) == 8 and all(row["architecture"] in bench for row in ranked)
+    assert all(float(row["ground_truth"]) == pytest.approx(bench.query(row["architecture"])) for row in ranked)
+    with (tmp_path / "run" / "metrics.csv").open() as handle:
+        assert "ranking/kendall_tau" in next(csv.reader(handle))
