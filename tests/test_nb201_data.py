@@ -139,3 +139,19 @@ def test_split_file_of_another_dataset_is_refused(tmp_path):
     dm = ImageDataModule(dataset="cifar100", data_dir=str(tmp_path), download=False, split_file=str(split))
     with pytest.raises(DatasetError, match="is it the split file of this dataset"):
         dm.setup()
+
+
+def test_cifar100_download_is_checked_and_extracted(tmp_path):
+    import hashlib
+    import tarfile
+
+    source = tmp_path / "source"
+    parts = write_cifar100(source)
+    archive = tmp_path / "cifar-100-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source / "cifar-100-python", arcname="cifar-100-python")
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    with pytest.raises(DatasetError, match="checksum mismatch"):
+        read_cifar100(tmp_path / "bad", download=True, url=archive.as_uri(), md5="0" * 32)
+    data = read_cifar100(tmp_path / "good", download=True, url=archive.as_uri(), md5=md5)
+    assert data.test_labels.tolist() == parts["test"][b"fine_labels"]
