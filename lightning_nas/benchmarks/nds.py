@@ -282,7 +282,7 @@ class NDSBenchmark(TableBenchmark):
 
     def records(self, key: Any) -> list[dict[str, Any]]:
         """Every record of one cell: width, depth, params, flops, protocol, final/best errors, curves."""
-        key = self.space.key(key) if isinstance(key, Genotype) else str(key)
+        key = self._key(key)
         if key not in self.rows:
             raise GroundTruthError(f"{key} is not in {self.path} ({len(self.rows)} darts_cnn cells)")
         out = []
@@ -298,7 +298,11 @@ class NDSBenchmark(TableBenchmark):
         return out
 
     def query(self, key: Any) -> float:
-        return super().query(self.space.key(key) if isinstance(key, Genotype) else str(key))
+        return super().query(self._key(key))
+
+    def _key(self, key: Any) -> str:
+        """A key, or a ``Genotype`` turned into its canonical key."""
+        return self.space.key(self.space.canonical(key)) if isinstance(key, Genotype) else str(key)
 
     def check(self, space: Any) -> None:
         """The run's space must make the same keys: a darts_cnn space with this many nodes and all 7 operations."""
