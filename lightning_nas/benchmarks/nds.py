@@ -49,7 +49,7 @@ FORMAT = 1
 DARTS_SWEEPS = ("DARTS", "DARTS_fix-w-d", "DARTS_lr-wd", "DARTS_in", "DARTS_lr-wd_in")
 EXPECTED = ("an NDS sweep file of the DARTS family (DARTS.json, DARTS_fix-w-d.json, DARTS_lr-wd.json, DARTS_in.json "
             "or DARTS_lr-wd_in.json from the NDS data archive, facebookresearch/nds)")
-#: metric -> (column, higher_is_better, transform of the stored error)
+#: metric -> (stored column, higher_is_better); test_accuracy is 100 minus the stored error
 METRICS = {
     "test_error": ("test_error", False),          # final-epoch top-1 test error, percent
     "test_accuracy": ("test_error", True),        # 100 - final-epoch error
