@@ -77,11 +77,11 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_and_extract(data_dir: Path, url: str = URL, md5: str = ARCHIVE_MD5) -> Path:
-    """Download ``url`` (``file://`` works too), verify ``md5``, extract atomically into ``data_dir``."""
+def fetch_and_extract(data_dir: Path, url: str = URL, md5: str = ARCHIVE_MD5, folder: str = FOLDER) -> Path:
+    """Download ``url`` (``file://`` works too), verify ``md5``, extract its ``folder`` atomically into ``data_dir``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".cifar10-") as tmp:
-        archive = Path(tmp) / "cifar-10-python.tar.gz"
+        archive = Path(tmp) / url.rsplit("/", 1)[-1]
         with urllib.request.urlopen(url, timeout=60) as response, archive.open("wb") as out:
             shutil.copyfileobj(response, out)
         actual = md5sum(archive)
@@ -90,8 +90,8 @@ def fetch_and_extract(data_dir: Path, url: str = URL, md5: str = ARCHIVE_MD5) ->
         staging = Path(tmp) / "extracted"
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(staging, filter="data")
-        target = data_dir / FOLDER
+        target = data_dir / folder
         if target.exists():
             shutil.rmtree(target)
-        (staging / FOLDER).rename(target)
+        (staging / folder).rename(target)
     return target

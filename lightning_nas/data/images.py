@@ -1,4 +1,4 @@
-"""The image DataModule: CIFAR-10 or digits held as uint8 tensors, augmented per batch on device."""
+"""The image DataModule: CIFAR-10/100, ImageNet16-120 or digits held as uint8 tensors, augmented per batch on device."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +9,7 @@ import torch
 from lightning_nas.data.augment import Augmentation, normalize
 from lightning_nas.data.base import SeededDataModule
 from lightning_nas.data.batches import EvalBatches, SeededBatches
+from lightning_nas.data.nb201_splits import OfficialSplit, read_split
 from lightning_nas.data.sources import IMAGE_SOURCES, ImageData
 from lightning_nas.seeding import generator
 from lightning_nas.errors import RecipeError
@@ -42,8 +43,15 @@ class ImageDataModule(SeededDataModule):
     and selection), an architecture split (for bi-level strategies) and the weights split, of
     which ``train_portion`` is used. Every batch and its augmentation follow the seed.
 
+    With ``split_file`` (NAS-Bench-201's official splits, ``lightning_nas.data.nb201_splits``) the
+    validation split is the file's instead: for ``cifar-split.txt`` its ``valid`` half of the training
+    images (training uses the ``train`` half), for the CIFAR-100 / ImageNet16-120 test-split files the
+    ``xvalid`` half of the test images (training uses all training images, and the test set becomes
+    the ``xtest`` half). ``val_split`` is then unused; ``arch_split`` is still cut, by the seed, from
+    the training images the file leaves for training.
+
     Args:
-        dataset: registered source name (``digits``, ``cifar10``).
+        dataset: registered source name (``digits``, ``cifar10``, ``cifar100``, ``imagenet16-120``).
         data_dir: where the source looks for (and downloads) its files.
         image_size: resize for sources that allow it (digits: default 16).
         batch_size: training batch size per process; evaluation uses it too unless
@@ -51,13 +59,16 @@ class ImageDataModule(SeededDataModule):
         val_split, arch_split: fraction of the training images or a count.
         train_portion: fraction of the weights split actually used (low-fidelity studies).
         crop_padding, horizontal_flip, cutout: training augmentation.
+        split_file: an NAS-Bench-201 split file (``cifar-split.txt``, ``cifar100-test-split.txt``,
+            ``imagenet-16-120-test-split.txt``); None (default): seeded splits of the training images.
         seed: the run seed (linked from ``seed_everything`` by the CLI).
     """
 
     def __init__(self, dataset: str = "digits", data_dir: str = "data", download: bool = True,
                  image_size: int | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
                  val_split: Size = 0.2, arch_split: Size = 0, train_portion: float = 1.0,
-                 crop_padding: int = 4, horizontal_flip: bool = True, cutout: int = 0, seed: int = 0) -> None:
+                 crop_padding: int = 4, horizontal_flip: bool = True, cutout: int = 0,
+                 split_file: str | None = None, seed: int = 0) -> None:
         super().__init__()
         IMAGE_SOURCES.get(dataset)  # fail early on an unknown name
         _check_int("data.batch_size", batch_size, 1)
@@ -75,6 +86,9 @@ class ImageDataModule(SeededDataModule):
         self.val_split, self.arch_split, self.train_portion = val_split, arch_split, train_portion
         self.augmentation = Augmentation(crop_padding, horizontal_flip, cutout)
         self.seed = seed
+        self.split_file = split_file
+        self._official: OfficialSplit | None = read_split(split_file) if split_file else None
+        self._pool: torch.Tensor | None = None  # the training images an official split leaves for training
         self._data: ImageData | None = None
         self._splits: dict[str, torch.Tensor] | None = None
 
@@ -85,9 +99,26 @@ class ImageDataModule(SeededDataModule):
             options: dict[str, Any] = {"data_dir": Path(self.data_dir), "download": self.download}
             if self.image_size is not None:
                 options["image_size"] = self.image_size
-            self._data = IMAGE_SOURCES.get(self.dataset)(**options)
-            self.mean, self.std = self._data.channel_stats()
+            data = IMAGE_SOURCES.get(self.dataset)(**options)
+            self.mean, self.std = data.channel_stats()
+            self._data = self._apply_official_split(data) if self._official is not None else data
         return self._data
+
+    def _apply_official_split(self, data: ImageData) -> ImageData:
+        """The official halves as splits: held-out test images move behind the training images (as the
+        ``val`` split's rows), so every loader keeps indexing one image tensor."""
+        split = self._official
+        n_train = len(data.train_labels)
+        if split.of == "train":
+            split.check_size(n_train)
+            self._pool, self._official_val = split.kept, split.held_out
+            return data
+        split.check_size(len(data.test_labels))
+        self._pool = torch.arange(n_train)
+        self._official_val = torch.arange(n_train, n_train + len(split.kept))
+        return ImageData(torch.cat([data.train_images, data.test_images[split.kept]]),
+                         torch.cat([data.train_labels, data.test_labels[split.kept]]),
+                         data.test_images[split.held_out], data.test_labels[split.held_out], data.num_classes)
 
     @property
     def num_classes(self) -> int:
@@ -100,6 +131,16 @@ class ImageDataModule(SeededDataModule):
     @property
     def splits(self) -> dict[str, torch.Tensor]:
         """Indices into the training images: ``val``, ``arch``, ``weights`` (disjoint)."""
+        if self._splits is None and self._official is not None:
+            self.data  # noqa: B018 - reads the images and the split
+            pool = self._pool[torch.randperm(len(self._pool), generator=generator(self.seed, "split"))]
+            n_arch = _count(self.arch_split, len(pool), "arch_split")
+            if n_arch >= len(pool):
+                raise RecipeError(f"data.arch_split ({n_arch}) leaves no training images out of the {len(pool)} "
+                                  f"that {self.split_file} trains on")
+            weights = pool[n_arch:]
+            weights = weights[:max(1, int(round(self.train_portion * len(weights))))]
+            self._splits = {"val": self._official_val, "arch": pool[:n_arch], "weights": weights}
         if self._splits is None:
             total = len(self.data.train_labels)
             n_val = _count(self.val_split, total, "val_split")

@@ -91,3 +91,23 @@ def load_cifar10(data_dir: str | Path = "data", image_size: int = 32, download: 
     if image_size != 32:
         raise RecipeError(f"data.image_size: CIFAR-10 images are 32x32, got {image_size}")
     return read_cifar10(Path(data_dir), download=download)
+
+
+@IMAGE_SOURCES.register("cifar100")
+def load_cifar100(data_dir: str | Path = "data", image_size: int = 32, download: bool = True) -> ImageData:
+    """CIFAR-100, fine labels (``cifar-100-python`` in ``data_dir``; NAS-Bench-201's second data set)."""
+    from lightning_nas.data.cifar100 import read_cifar100
+
+    if image_size != 32:
+        raise RecipeError(f"data.image_size: CIFAR-100 images are 32x32, got {image_size}")
+    return read_cifar100(Path(data_dir), download=download)
+
+
+@IMAGE_SOURCES.register("imagenet16-120")
+def load_imagenet16_120(data_dir: str | Path = "data", image_size: int = 16, download: bool = False) -> ImageData:
+    """ImageNet16-120 (``ImageNet16`` in ``data_dir``; NAS-Bench-201's third data set). Never downloaded."""
+    from lightning_nas.data.imagenet16 import read_imagenet16
+
+    if image_size != 16:
+        raise RecipeError(f"data.image_size: ImageNet16-120 images are 16x16, got {image_size}")
+    return read_imagenet16(Path(data_dir))
