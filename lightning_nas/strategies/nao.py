@@ -219,6 +219,8 @@ class NAO(SearchStrategy):
                 if self.epd_grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(parameters, self.epd_grad_clip)
                 optimizer.step()
+        for p in parameters:  # nothing for a later (DDP) backward to find
+            p.grad = None
         if losses is None:
             return {}
         return {"loss": float(losses.total.detach()), "mse": float(losses.mse.detach()), "nll": float(losses.nll.detach())}
