@@ -357,8 +357,9 @@ class BayesNAS(SearchStrategy):
         self.curvature_steps.zero_()
         self.curvature_samples.zero_()
         self.updates += 1
-        alive = torch.cat([b.alive.reshape(-1).float() for b, _ in self._blocks()])
-        self.log("arch/surviving_switches", float(alive.mean()), on_step=False, on_epoch=True)
+        if self._trainer is not None:
+            alive = torch.cat([b.alive.reshape(-1).float() for b, _ in self._blocks()])
+            self.log("arch/surviving_switches", float(alive.mean()), on_step=False, on_epoch=True)
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
