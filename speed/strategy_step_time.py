@@ -40,6 +40,7 @@ STRATEGIES = {
     "GDAS": {},
     "PC-DARTS (K=4)": {"architecture_optimizer": {"warmup_epochs": 0}},
     "ENAS": {},
+    "BayesNAS": {"warmup_epochs": 0},  # its search phase: switches, penalty and curvature statistics
 }
 
 
@@ -69,7 +70,7 @@ def measure(label: str, args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cls = getattr(strategies, _class(label))
+    cls = getattr(strategies, _class(label), None) or strategies.STRATEGIES.get(_class(label).lower())
     options = dict(STRATEGIES[label])
     if "architecture_optimizer" in options:
         from lightning_nas.strategies.pcdarts import PCDARTS_ARCHITECTURE  # its defaults, without warm-up
