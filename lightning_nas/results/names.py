@@ -21,6 +21,7 @@ DISPLAY = {  # recipe file stem or strategy class name (lower case) -> display n
     "random_sampling": "Random search",
     "randomsampling": "Random search",
     "standalone": "Stand-alone",
+    "bayesnas": "BayesNAS",
 }
 #: the order groups are listed in (others follow in the order met)
 ORDER = ["SPOS", "FairNAS", "ENAS", "DARTS (1st order)", "DARTS (2nd order)", "GDAS", "PC-DARTS", "Random search"]
