@@ -155,6 +155,13 @@ def test_the_prior_is_updated_when_the_next_epoch_starts_and_the_answer_sees_eve
     relevance = module.relevance()["ops"]
     assert torch.equal(relevance, (pending / pending.max()).float())
     assert module.derive_architecture() == module.space.decode({"ops": relevance})
+    # the prior, its statistics and the pruning masks are all in the state dict (what checkpoints save)
+    clone = BayesNAS(warmup_epochs=0, **{**TINY, "seed": 1})
+    clone.load_state_dict(module.state_dict())
+    for key, prior in module.posterior_prior().items():
+        for name, value in prior.items():
+            assert torch.equal(value, clone.posterior_prior()[key][name]), (key, name)
+    assert clone.derive_architecture() == module.derive_architecture()
 
 
 def test_spaces_without_a_relaxation_are_refused_in_one_line():
