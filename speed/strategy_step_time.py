@@ -41,6 +41,7 @@ STRATEGIES = {
     "PC-DARTS (K=4)": {"architecture_optimizer": {"warmup_epochs": 0}},
     "ENAS": {},
     "NAO": {},  # a step between cycles (a uniform pool member); speed/nao_cycle_time.py times the cycles
+    "BayesNAS": {"warmup_epochs": 0},  # its search phase: switches, penalty and curvature statistics
 }
 
 

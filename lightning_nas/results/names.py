@@ -21,9 +21,12 @@ DISPLAY = {  # recipe file stem or strategy class name (lower case) -> display n
     "random_sampling": "Random search",
     "randomsampling": "Random search",
     "standalone": "Stand-alone",
+    "bayesnas": "BayesNAS",
+    "nao": "NAO",
 }
 #: the order groups are listed in (others follow in the order met)
-ORDER = ["SPOS", "FairNAS", "ENAS", "DARTS (1st order)", "DARTS (2nd order)", "GDAS", "PC-DARTS", "Random search"]
+ORDER = ["SPOS", "FairNAS", "ENAS", "NAO", "DARTS (1st order)", "DARTS (2nd order)", "GDAS", "PC-DARTS", "BayesNAS",
+         "Random search"]
 
 
 def display_name(key: str) -> str:
