@@ -266,3 +266,22 @@ def test_timing_pass_writes_a_time_per_cell(tmp_path) -> None:
     assert len(rows) == 2 and all(float(r["cpu_seconds_mean"]) > 0 for r in rows)
     assert json.loads(out.with_suffix(".json").read_text())["steps"] == 1
     assert main([*TINY_TABULATION, "--steps", "0", "--times_out", str(out)]) == 2
+
+
+def test_nb101_tables_give_validation_test_and_training_time(tmp_path) -> None:
+    """NAS-Bench-101's own columns: validation and test accuracy (mean over repeats) and training time."""
+    from lightning_nas.benchmarks.nasbench101 import encode_row, write_record
+    from lightning_nas.blackbox import NB101Tables
+    from lightning_nas.spaces.nb101 import CONV3X3, NB101Cell
+
+    cell = NB101Cell(((0, 1, 0), (0, 0, 1), (0, 0, 0)), ("input", CONV3X3, "output"))
+    adjacency = "".join(str(b) for row in cell.matrix for b in row)
+    path = tmp_path / "nb.tfrecord"
+    with path.open("wb") as handle:
+        for repeat in range(3):
+            write_record(handle, encode_row(cell.hash, 108, adjacency, ",".join(cell.ops), 1000,
+                                            (50.0, 0.9, 0.80, 0.79), (100.0 + repeat, 1.0, 0.90 + 0.01 * repeat, 0.89)))
+    problem = NB101Tables(str(path)).build()
+    query = problem.query(cell)
+    assert query.valid == pytest.approx(0.91) and query.test == pytest.approx(0.89) and query.seconds == pytest.approx(101.0)
+    assert problem.fitness(query.valid) == pytest.approx(0.91)  # NB101 accuracies are fractions: scale 1
