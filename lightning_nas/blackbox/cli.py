@@ -85,8 +85,10 @@ def run(tables: Tables, config: Any, argv: list[str]) -> Path:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     file = out / "trajectories.jsonl"
-    kept = [r for r in trajectory.read(file) if r["method"] != method] if file.is_file() else []
-    trajectory.write(file, kept + records)
+    earlier = trajectory.read(file) if file.is_file() else []
+    order = list(dict.fromkeys([r["method"] for r in earlier] + [method]))  # a rerun method keeps its place
+    combined = [r for r in earlier if r["method"] != method] + records
+    trajectory.write(file, sorted(combined, key=lambda r: order.index(r["method"])))  # stable within a method
     _record_experiment(out, tables, problem, config, method, argv)
     return file
 
