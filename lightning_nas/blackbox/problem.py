@@ -90,8 +90,9 @@ class TableProblem:
 
     def __init__(self, space: Any, valid: Benchmark, test: TableBenchmark, seconds: Union[Benchmark, float],
                  scale: float = 100.0) -> None:
-        if valid is test or getattr(valid, "metric", None) == getattr(test, "metric", object()) and \
-                getattr(valid, "path", None) == getattr(test, "path", object()):
+        same_column = (getattr(valid, "metric", None) == getattr(test, "metric", object())
+                       and getattr(valid, "path", None) == getattr(test, "path", object()))
+        if valid is test or same_column:
             raise GroundTruthError("benchmark: the validation metric is the test metric; the incumbent must be "
                                    "chosen by validation, never by test")
         self.space, self.valid, self.test, self.seconds, self.scale = space, valid, test, seconds, float(scale)

@@ -9,6 +9,7 @@ run's answer at its simulated time, written by the tuning experiments)::
 ``t_sim`` is simulated wall-clock (NAS-Bench-1Shot1 Sec. 5.4: the summed training time of the
 queried cells, or t_search + t_train of a one-shot run), ``valid`` the incumbent's validation metric
 (what chose it), ``test`` and ``test_regret`` its test metric and distance to the table's best.
+Further fields are allowed (a tuning trial may name its configuration) and ignored by the figures.
 Within a (method, repetition) the lines are in the order of t_sim. A writer may leave out the lines
 whose incumbent equals the previous line's, except each repetition's last (the black-box search does,
 ``search.run``): readers carry the incumbent forward in time (``value_at``), so the curve is the same.
@@ -37,11 +38,8 @@ def check(record: Any, where: str = "record") -> dict[str, Any]:
     if not isinstance(record, dict):
         raise TrajectoryError(f"{where}: a trajectory record must be a JSON object, got {type(record).__name__}")
     missing = [f for f in FIELDS if f not in record]
-    extra = [f for f in record if f not in FIELDS]
-    if missing or extra:
-        raise TrajectoryError(f"{where}: fields must be {', '.join(FIELDS)}"
-                              + (f"; missing {', '.join(missing)}" if missing else "")
-                              + (f"; unknown {', '.join(extra)}" if extra else ""))
+    if missing:  # further fields (a tuning trial's configuration, say) are allowed and ignored
+        raise TrajectoryError(f"{where}: a trajectory record needs {', '.join(FIELDS)}; missing {', '.join(missing)}")
     for name, kind in FIELDS.items():
         value = record[name]
         if isinstance(value, bool) or not isinstance(value, kind):
