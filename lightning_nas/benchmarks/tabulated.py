@@ -27,7 +27,7 @@ def resolve_table(path: str | Path) -> Path:
         for candidate in (TABLES / given, TABLES / given.name):
             if candidate.is_file():
                 return candidate
-    shipped = ", ".join(sorted(p.name for p in TABLES.glob("*.csv"))) or "none"
+    shipped = ", ".join(sorted(p.name for p in TABLES.glob("*.csv") if not p.name.endswith(".times.csv"))) or "none"
     raise GroundTruthError(f"benchmark.path: ground-truth table {path} does not exist (shipped tables: {shipped})")
 
 

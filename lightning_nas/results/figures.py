@@ -179,11 +179,19 @@ def answers_figure(records: Records, path: Path) -> Optional[Path]:
     return _save(fig, path)
 
 
+def _anytime(records: Records, path: Path) -> Optional[Path]:
+    """Test regret against simulated wall-clock from trajectories.jsonl (``results/anytime.py``)."""
+    from lightning_nas.results.anytime import anytime_figure
+
+    return anytime_figure(records, path)
+
+
 FIGURES: dict[str, Callable[[Records, Path], Any]] = {
     "answers": answers_figure,
     "kendall_over_epochs": lambda r, p: ranking_figure(r, "kendall_tau", p),
     "sparse_kendall_over_epochs": lambda r, p: ranking_figure(r, "sparse_kendall_tau", p),
     "regret_over_epochs": regret_figure,
+    "anytime": lambda r, p: _anytime(r, p),
 }
 
 

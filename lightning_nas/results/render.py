@@ -75,6 +75,7 @@ def render(root: Path = ROOT, results: Path | None = None, check: bool = False,
     if figures and not check and results.is_dir():
         from lightning_nas.results.figures import draw_all
 
-        for folder in sorted(p for p in results.iterdir() if (p / "trials.jsonl").is_file()):
+        for folder in sorted(p for p in results.iterdir()
+                             if (p / "trials.jsonl").is_file() or (p / "trajectories.jsonl").is_file()):
             draw_all(cache.get(folder.name) or Records.load(folder), root / "docs" / "figures")
     return drift

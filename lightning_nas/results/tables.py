@@ -40,16 +40,22 @@ class Records:
     name: str
     experiment: dict[str, Any]
     trials: list[dict[str, Any]]
+    #: the folder the records were read from (its trajectories.jsonl: ``results/anytime.py``)
+    folder: Optional[Path] = None
 
     @classmethod
     def load(cls, folder: Path) -> "Records":
         folder = Path(folder)
         try:
             experiment = json.loads((folder / "experiment.json").read_text())
-            trials = [json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines() if line.strip()]
+            # a folder of anytime trajectories only (black-box optimisers) has no trials
+            only_trajectories = not (folder / "trials.jsonl").exists() and (folder / "trajectories.jsonl").is_file()
+            trials = [] if only_trajectories else [
+                json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines() if line.strip()]
         except (OSError, ValueError) as error:
-            raise ReportError(f"{folder}: not a results folder (experiment.json + trials.jsonl): {error}") from None
-        return cls(folder.name, experiment, trials)
+            raise ReportError(f"{folder}: not a results folder (experiment.json + trials.jsonl or "
+                              f"trajectories.jsonl): {error}") from None
+        return cls(folder.name, experiment, trials, folder)
 
     def groups(self) -> dict[str, list[dict[str, Any]]]:
         """Group label -> its trials sorted by seed, groups in the display order of ``names.ORDER``."""
@@ -362,6 +368,13 @@ def environment_table(records: Records) -> str:
     return "\n".join(lines)
 
 
+def anytime_table(records: Records) -> str:
+    """Final test regret per method of the anytime trajectories (``results/anytime.py``)."""
+    from lightning_nas.results.anytime import anytime_table as table
+
+    return table(records)
+
+
 TABLES: dict[str, Callable[[Records], str]] = {
     "comparison": comparison_table,
     "random_policy": random_policy_table,
@@ -371,4 +384,5 @@ TABLES: dict[str, Callable[[Records], str]] = {
     "trials": trials_table,
     "environment": environment_table,
     "headline": headline_table,
+    "anytime": anytime_table,
 }

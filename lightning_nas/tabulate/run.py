@@ -19,7 +19,13 @@ Why it is built this way:
     sidecar (``T.json``) records the command, seeds, protocol, package versions and git state, and
     for a complete table the noise ceiling (seed-to-seed rank correlations, Spearman-Brown) and
     the table's spread.
-Timing lives in the sidecar, not in the table, so that a table's bytes depend on the protocol only.
+Timing lives beside the table, not in it, so that a table's bytes depend on the protocol only: the
+sidecar holds the session's totals, and ``T.times.csv`` (``table.times_path``) one row per architecture
+with the wall-clock seconds of each seed's training (``train_seconds_seed<s>``, training plus the
+evaluation of the recipe's splits, on the machine the sidecar names), their mean
+(``train_seconds_mean``) and the mean CPU seconds of this process (``cpu_seconds_mean``, which other
+load on a shared machine does not inflate): the per-cell training time that simulated wall-clock
+needs (NAS-Bench-1Shot1 Sec. 5.4; ``lightning_nas.blackbox``).
 """
 from __future__ import annotations
 
@@ -39,7 +45,8 @@ from lightning_nas.tabulate.common import TabulateError
 from lightning_nas.tabulate.noise import noise_ceiling
 from lightning_nas.tabulate.options import (architectures, build_parser, check_outside_package, default_out, header,
                                             make_row, metric_names, parse_shard, protocol, validate, without_seeds)
-from lightning_nas.tabulate.table import _read_json, _same, append_line, merge, read_rows, shard_path, sidecar_path
+from lightning_nas.tabulate.table import (_read_json, _same, append_line, merge, read_rows, shard_path, sidecar_path,
+                                          times_header, times_path, times_row)
 from lightning_nas.tabulate.training import _quiet, train_one
 
 
@@ -135,6 +142,10 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
     done_rows = read_rows(path, columns)
     if not path.is_file() or path.stat().st_size == 0:
         append_line(path, columns)
+    timing = times_path(path)
+    read_rows(timing)  # drops a torn last line
+    if not timing.is_file() or timing.stat().st_size == 0:
+        append_line(timing, times_header(config.seeds))
     done = {row[1] for row in done_rows}
     mine = [(p, a) for p, a in enumerate(archs) if p % count == index]
     todo = [(p, a) for p, a in mine if str(a) not in done]
@@ -172,15 +183,20 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
             log(f"[tabulate {index}/{count}] stop signal received: {trained} architectures written this session; "
                 "rerun the same command to continue")
             break
-        results, params = [], 0
+        results, params, seconds = [], 0, []
         kept = base.get(str(arch)) if base is not None else None
         for seed in config.seeds:
             if kept is not None and f"{metrics[0]}_seed{seed}" in kept:
                 results.append({m: float(kept[f"{m}_seed{seed}"]) for m in metrics})
                 params = int(kept["params"])
+                seconds.append(None)  # trained in an earlier session: its time is in that session's times file
                 continue
+            began, began_cpu = time.perf_counter(), time.process_time()
             metrics_of_seed, params = train_one(config, str(arch), seed)
+            seconds.append((time.perf_counter() - began, time.process_time() - began_cpu))
             results.append(metrics_of_seed)
+        # the times row first: a row of the table always has its time (a rerun skips the architecture)
+        append_line(timing, times_row(position, str(arch), seconds))
         append_line(path, make_row(position, str(arch), results, metrics, config.max_epochs, params))
         trained += 1
         elapsed = time.perf_counter() - start
@@ -202,6 +218,9 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
     atomic_write_json(sidecar, record)
     if complete and count == 1 and path != out:  # an extension is finished: it becomes the table
         os.replace(sidecar, sidecar_path(out))
+        if times_path(out).is_file():  # the earlier sessions' times stay beside the extension's
+            os.replace(times_path(out), out.with_name(f"{out.stem}.before_extension.times.csv"))
+        os.replace(timing, times_path(out))
         os.replace(path, out)
         path = out
     log(f"[tabulate {index}/{count}] {'complete' if complete else 'stopped'}: {path} ({_duration(elapsed)})")

@@ -46,6 +46,25 @@ def sidecar_path(table: Path) -> Path:
     return table.with_suffix(".json")
 
 
+def times_path(table: Path) -> Path:
+    """The per-architecture training times beside ``table`` (``T.csv`` -> ``T.times.csv``)."""
+    return table.with_suffix(".times.csv")
+
+
+def times_header(seeds: Sequence[int]) -> list[str]:
+    return (["position", "ArchitectureString", "train_seconds_mean", "cpu_seconds_mean"]
+            + [f"train_seconds_seed{s}" for s in seeds])
+
+
+def times_row(position: int, arch: str, seconds: Sequence[Optional[tuple[float, float]]]) -> list[str]:
+    """Wall-clock seconds per seed (blank where a seed was not trained in this session), their mean,
+    and the mean CPU seconds (each given as ``(wall, cpu)``)."""
+    measured = [s for s in seconds if s is not None]
+    wall = f"{sum(w for w, _ in measured) / len(measured):.4f}" if measured else ""
+    cpu = f"{sum(c for _, c in measured) / len(measured):.4f}" if measured else ""
+    return [str(position), arch, wall, cpu] + ["" if s is None else f"{s[0]:.4f}" for s in seconds]
+
+
 def shard_path(out: Path, index: int, count: int) -> Path:
     return out if count == 1 else out.with_name(f"{out.stem}.shard{index}of{count}{out.suffix}")
 
@@ -102,6 +121,7 @@ def merge(shards: Sequence[str | Path], out: str | Path, allow_partial: bool = F
     writer.writerows(rows[p] for p in sorted(rows))
     target = Path(out)
     atomic_write_text(target, buffer.getvalue())
+    _merge_times(paths, target)
     if known:
         first = known[0]
         seeds = first["seeds"]
@@ -122,3 +142,27 @@ def merge(shards: Sequence[str | Path], out: str | Path, allow_partial: bool = F
         record["noise_ceiling"] = noise_ceiling(target, seeds, first["metrics"])
         atomic_write_json(sidecar_path(target), record)
     return target
+
+
+def _merge_times(shards: Sequence[Path], target: Path) -> None:
+    """The shards' times files, merged in position order like the table (skipped unless every shard has one)."""
+    from lightning_nas.io import atomic_write_text
+
+    sources = [times_path(p) for p in shards]
+    if not all(p.is_file() for p in sources):
+        return
+    with sources[0].open() as handle:
+        columns = next(csv.reader(handle), None)
+    if not columns:
+        return
+    rows: dict[int, list[str]] = {}
+    for p in sources:
+        for row in read_rows(p, columns):
+            rows[int(row[0])] = row
+    from io import StringIO
+
+    buffer = StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows[p] for p in sorted(rows))
+    atomic_write_text(times_path(target), buffer.getvalue())

@@ -1,0 +1,5 @@
+import sys
+
+from lightning_nas.blackbox.cli import main
+
+sys.exit(main())
