@@ -62,9 +62,30 @@ class SepConv(nn.Sequential):
                          DilConv(c_in, c_out, kernel, 1, padding, 1, affine, track_running_stats, bias))
 
 
+#: Below this many input channels a CPU factorized reduction runs in the standard (NCHW) layout:
+#: oneDNN (torch 2.13, CPU) corrupts the heap ("free(): invalid next size", "double free or
+#: corruption") computing the weight gradient of a 1x1 stride-2 convolution on channels-last input
+#: with 2 to 6 input channels (even sizes from 8 pixels; 1, 7 and 8+ channels, forward alone and
+#: stride 1 are fine). Channels-last input is what the batch augmentation's crop produces, and 2-6
+#: channels what PC-DARTS' partial edges of tiny networks see (C=4, K=2 on the digits fixture).
+ONEDNN_SAFE_CHANNELS = 8
+
+
+def _standard_layout(t: torch.Tensor) -> bool:
+    """Whether ``t`` has exactly the strides of a new contiguous tensor (a 1x1 kernel in channels-last
+    layout passes ``is_contiguous()`` but still sends the convolution down the channels-last path)."""
+    expected, stride = [], 1
+    for size in reversed(t.shape):
+        expected.append(stride)
+        stride *= size
+    return t.stride() == tuple(reversed(expected))
+
+
 class FactorizedReduce(nn.Module):
     """Halve the resolution with two 1x1 stride-2 convolutions, the second offset by one pixel,
-    each producing half of the output channels (NASNet's factorized reduction)."""
+    each producing half of the output channels (NASNet's factorized reduction). On the CPU with
+    fewer than ``ONEDNN_SAFE_CHANNELS`` input channels, input and kernels are used in the standard
+    layout (a oneDNN heap corruption otherwise; same values)."""
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True, track_running_stats: bool = True,
                  bias: bool = False) -> None:
@@ -78,11 +99,18 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
+        w1, w2 = self.conv_1.weight, self.conv_2.weight
+        if x.device.type == "cpu" and x.shape[1] < ONEDNN_SAFE_CHANNELS and not (
+                _standard_layout(x) and _standard_layout(w1) and _standard_layout(w2)):
+            x = x.contiguous()
+            w1, w2 = (w.clone(memory_format=torch.contiguous_format) for w in (w1, w2))
         shifted = x[:, :, 1:, 1:]
         odd_h, odd_w = x.shape[-2] % 2, x.shape[-1] % 2
         if odd_h or odd_w:  # odd sizes (tiny fixtures): pad so both halves have ceil(size / 2) pixels
             shifted = nn.functional.pad(shifted, (0, odd_w, 0, odd_h))
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        halves = [nn.functional.conv2d(x, w1, self.conv_1.bias, stride=2),
+                  nn.functional.conv2d(shifted, w2, self.conv_2.bias, stride=2)]
+        return self.bn(torch.cat(halves, dim=1))
 
 
 class Conv7x1x1x7(nn.Sequential):
