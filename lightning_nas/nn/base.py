@@ -152,6 +152,12 @@ class SuperNet(nn.Module):
     #: values of the constructor's ``output`` option: how a cell combines its nodes into its output.
     #: ``loose_ends`` (the nodes no other node reads) is what ENAS' ``combine_loose_ends`` asks for.
     output_modes: ClassVar[tuple[str, ...]] = ()
+    #: GDAS' straight-through estimator on this space when a recipe names none, as the authors' port
+    #: for the space computes it: ``reference`` - each edge also adds its inactive weights as scalars
+    #: (xautodl's NAS-Bench-201 ``NAS201SearchCell.forward_gdas``, Dong & Yang 2020), the default;
+    #: ``sampled`` - only the sampled operation times its weight (a network overrides it where its
+    #: authors' GDAS does so, e.g. the DARTS CNN space)
+    straight_through: ClassVar[str] = "reference"
 
     space: Any
     arch: Optional[Hashable]
@@ -177,6 +183,9 @@ class SuperNet(nn.Module):
                                 "does not take")
         if cls.forward is SuperNet.forward:
             raise ContractError(f"network {cls.__name__}: it must define forward(x, arch) (one path of the super-net)")
+        if cls.straight_through not in ("reference", "sampled"):
+            raise ContractError(f"network {cls.__name__}: straight_through must be 'reference' or 'sampled', not "
+                                f"{cls.straight_through!r}")
         if cls.input_kind not in ("image", "tokens"):
             raise ContractError(f"network {cls.__name__}: input_kind must be 'image' or 'tokens', not {cls.input_kind!r}")
 

@@ -27,6 +27,10 @@ logits in training mode (None otherwise); drop-path applies in training mode to 
 output except identities, with the probability set by ``set_drop_path`` (see
 ``drop_path_schedule``).
 
+GDAS' DARTS-space search network (Dong & Yang's xautodl port, ``NASNetworkGDAS``) is this class with
+``layers=6, pool_bn=False, conv_bias=True, head="bn_relu"`` (``recipes/darts_cnn_gdas.yaml``,
+``docs/darts_cnn.md``); its estimator is ``straight_through = "sampled"``.
+
 The cell output (``output``): ``concat`` of the output nodes (DARTS), or ``loose_ends`` - the
 intermediate nodes no other node reads, concatenated and passed through a 1x1 ReLU-conv-BN to C
 channels, with one shared weight over all intermediate nodes (the unused nodes' slices see zeros).
@@ -53,6 +57,8 @@ from lightning_nas.spaces.darts_cnn import (CELL_TYPES, DartsCNNSpace, Genotype,
 Edge = Callable[["DartsCNNCell", int, torch.Tensor], Optional[torch.Tensor]]
 #: a cell's output: the concatenation of its output nodes, or its loose ends through a 1x1 convolution
 CellOutput = Literal["concat", "loose_ends"]
+#: what runs between the last cell and the global pooling: nothing (DARTS) or BN + ReLU (xautodl)
+Head = Literal["darts", "bn_relu"]
 
 
 def op_keys(names: list[str]) -> list[str]:
@@ -88,11 +94,12 @@ class DartsCNNCell(nn.Module):
 
     def __init__(self, c_prev_prev: int, c_prev: int, channels: int, reduction: bool, reduction_prev: bool,
                  num_nodes: int, edge_ops: Mapping[int, list[str]], concat: tuple[int, ...], affine: bool,
-                 track_running_stats: bool, pool_bn: bool, partial_channels: int = 1, combine_loose_ends: bool = False) -> None:
+                 track_running_stats: bool, pool_bn: bool, partial_channels: int = 1, combine_loose_ends: bool = False,
+                 conv_bias: bool = False) -> None:
         super().__init__()
         self.reduction, self.label = reduction, "reduce" if reduction else "normal"
         self.num_nodes, self.concat, self.channels = num_nodes, concat, channels
-        bn = dict(affine=affine, track_running_stats=track_running_stats)
+        bn = dict(affine=affine, track_running_stats=track_running_stats, bias=conv_bias)
         self.preprocess0 = (FactorizedReduce(c_prev_prev, channels, **bn) if reduction_prev
                             else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, **bn))
         self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, **bn)
@@ -103,7 +110,7 @@ class DartsCNNCell(nn.Module):
             _, source = edges[e]
             stride = 2 if reduction and source < 2 else 1
             self.edges[str(e)] = nn.ModuleDict({
-                key: build_op(name, op_channels, stride, affine, track_running_stats, pool_bn)
+                key: build_op(name, op_channels, stride, affine, track_running_stats, pool_bn, conv_bias)
                 for key, name in zip(op_keys(list(names)), names, strict=True)})
         #: For each intermediate node, the (edge index, input node) pairs that feed it.
         self.inputs = [[(e, source) for e, (target, source) in enumerate(edges) if target == node and e in edge_ops]
@@ -180,6 +187,11 @@ class DartsCNNNetwork(SuperNet):
             ``set_drop_path`` / ``update_drop_path`` (DARTS: linear in the epoch).
         affine, track_running_stats: the cells' batch norms (search: affine=False).
         pool_bn: a BN (affine=False) after each pooling operation (DARTS' search MixedOp).
+        conv_bias: the cells' convolutions that feed a BN carry a bias (xautodl's DARTS-space search
+            network, ``bias=not affine``; DARTS: none). The stem keeps none (xautodl's neither).
+        head: ``darts`` - global pooling of the last cell, then the classifier (DARTS); ``bn_relu`` -
+            a BN (affine, running statistics) and a ReLU before the pooling (xautodl's
+            ``NASNetworkGDAS``, the DARTS-space GDAS of Dong & Yang).
         partial_channels: PC-DARTS' K (super-net only, relaxed forward).
         output: the cell output, ``concat`` (DARTS) or ``loose_ends`` (ENAS' combination; module docstring).
     """
@@ -187,12 +199,17 @@ class DartsCNNNetwork(SuperNet):
     supports_partial_channels = True
     output_modes = ("concat", "loose_ends")
     tiny_options = {"C": 4, "layers": 3}
+    #: GDAS on this space as xautodl's DARTS-space port (``search_model_gdas_nasnet.py`` with
+    #: ``NASNetSearchCell.forward_gdas``) computes it: each edge returns only the sampled
+    #: operation times its straight-through weight
+    straight_through = "sampled"
 
     def __init__(self, space: Optional[DartsCNNSpace] = None, num_classes: int = 10, in_channels: int = 3,
                  arch: Optional[Genotype] = None, C: int = 16, layers: int = 8, stem_multiplier: int = 3,
                  auxiliary: bool = False, auxiliary_weight: float = 0.4, drop_path_prob: float = 0.0,
                  affine: bool = False, track_running_stats: bool = True, pool_bn: bool = True,
-                 partial_channels: int = 1, output: CellOutput = "concat") -> None:
+                 partial_channels: int = 1, output: CellOutput = "concat", conv_bias: bool = False,
+                 head: Head = "darts") -> None:
         super().__init__()
         if C < 1 or layers < 1 or stem_multiplier < 1:
             raise ValueError(f"DARTS CNN network needs C, layers, stem_multiplier >= 1, got {C}, {layers}, {stem_multiplier}")
@@ -205,6 +222,8 @@ class DartsCNNNetwork(SuperNet):
                              "relaxed only")
         if not 0.0 <= drop_path_prob < 1.0:
             raise ValueError(f"drop_path_prob must be in [0, 1), got {drop_path_prob}")
+        if head not in ("darts", "bn_relu"):
+            raise ValueError(f"head must be 'darts' or 'bn_relu', got {head!r}")
         self.space = space if space is not None else DartsCNNSpace()
         self.arch = arch
         self.partial_channels, self.loose_ends = partial_channels, loose_ends
@@ -236,12 +255,15 @@ class DartsCNNNetwork(SuperNet):
                 c_curr *= 2
             num_nodes, edge_ops, concat = cell_spec["reduce" if reduction else "normal"]
             cell = DartsCNNCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev, num_nodes, edge_ops, concat,
-                                affine, track_running_stats, pool_bn, partial_channels, loose_ends)
+                                affine, track_running_stats, pool_bn, partial_channels, loose_ends, conv_bias)
             self.cells.append(cell)
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
             if auxiliary and i == self.auxiliary_index:
                 self.auxiliary_head = AuxiliaryHead(c_prev, num_classes)
+        #: BN + ReLU before the pooling (``head: bn_relu``), else nothing (no state-dict keys)
+        self.head_act: nn.Module = (nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False)) if head == "bn_relu"
+                                    else nn.Identity())
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
@@ -267,7 +289,7 @@ class DartsCNNNetwork(SuperNet):
             s0, s1 = s1, cell.run(s0, s1, edge, loose.get(cell.label))
             if i == self.auxiliary_index and self.auxiliary_head is not None and self.training:
                 aux = self.auxiliary_head(s1)
-        return self.classifier(self.global_pooling(s1).flatten(1)), aux
+        return self.classifier(self.global_pooling(self.head_act(s1)).flatten(1)), aux
 
     def _checked(self, arch: Optional[Genotype]) -> Genotype:
         arch = self.path_architecture(arch)

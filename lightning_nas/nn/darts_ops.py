@@ -6,7 +6,11 @@ applied twice (Zoph et al. 2018); dilated ones once. ``skip_connect`` with strid
 factorized reduction (two offset 1x1 stride-2 convolutions, concatenated). ``none`` is not built:
 the cells treat it as "adds nothing".
 
-Each builder is ``(channels, stride, affine, track_running_stats) -> nn.Module``; the same builders
+``bias``: the convolutions that feed a BN carry a bias (xautodl's ``bias=not affine``, the
+convolutions of its DARTS-space search network, Dong & Yang's GDAS port; DARTS has none). A
+bias right before a batch-statistics BN changes no output, but it is a parameter (counted, decayed).
+
+Each builder is ``(channels, stride, affine, track_running_stats, bias=False) -> nn.Module``; the same builders
 serve the search super-net (``affine=False`` as in DARTS' search) and the stand-alone networks, so a
 super-net path and its stand-alone network run literally the same modules.
 """
@@ -19,7 +23,7 @@ from torch import nn
 
 from lightning_nas.registry import Registry
 
-OpBuilder = Callable[[int, int, bool, bool], nn.Module]
+OpBuilder = Callable[..., nn.Module]
 DARTS_OPS: Registry[OpBuilder] = Registry("DARTS CNN operation")
 
 
@@ -31,9 +35,9 @@ class ReLUConvBN(nn.Sequential):
     """ReLU -> k x k convolution -> BN (the cells' 1x1 input preprocessing, among others)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
-                 affine: bool = True, track_running_stats: bool = True) -> None:
+                 affine: bool = True, track_running_stats: bool = True, bias: bool = False) -> None:
         super().__init__(nn.ReLU(inplace=False),
-                         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+                         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias),
                          _bn(c_out, affine, track_running_stats))
 
 
@@ -41,11 +45,11 @@ class DilConv(nn.Sequential):
     """ReLU -> depthwise k x k dilated convolution -> pointwise 1x1 -> BN."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
-                 affine: bool = True, track_running_stats: bool = True) -> None:
+                 affine: bool = True, track_running_stats: bool = True, bias: bool = False) -> None:
         super().__init__(nn.ReLU(inplace=False),
                          nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation,
                                    groups=c_in, bias=False),
-                         nn.Conv2d(c_in, c_out, 1, bias=False),
+                         nn.Conv2d(c_in, c_out, 1, bias=bias),
                          _bn(c_out, affine, track_running_stats))
 
 
@@ -53,92 +57,123 @@ class SepConv(nn.Sequential):
     """Two stacked depthwise-separable units (the first carries the stride)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
-                 affine: bool = True, track_running_stats: bool = True) -> None:
-        super().__init__(DilConv(c_in, c_in, kernel, stride, padding, 1, affine, track_running_stats),
-                         DilConv(c_in, c_out, kernel, 1, padding, 1, affine, track_running_stats))
+                 affine: bool = True, track_running_stats: bool = True, bias: bool = False) -> None:
+        super().__init__(DilConv(c_in, c_in, kernel, stride, padding, 1, affine, track_running_stats, bias),
+                         DilConv(c_in, c_out, kernel, 1, padding, 1, affine, track_running_stats, bias))
+
+
+#: Below this many input channels a CPU factorized reduction runs in the standard (NCHW) layout:
+#: oneDNN (torch 2.13, CPU) corrupts the heap ("free(): invalid next size", "double free or
+#: corruption") computing the weight gradient of a 1x1 stride-2 convolution on channels-last input
+#: with 2 to 6 input channels (even sizes from 8 pixels; 1, 7 and 8+ channels, forward alone and
+#: stride 1 are fine). Channels-last input is what the batch augmentation's crop produces, and 2-6
+#: channels what PC-DARTS' partial edges of tiny networks see (C=4, K=2 on the digits fixture).
+ONEDNN_SAFE_CHANNELS = 8
+
+
+def _standard_layout(t: torch.Tensor) -> bool:
+    """Whether ``t`` has exactly the strides of a new contiguous tensor (a 1x1 kernel in channels-last
+    layout passes ``is_contiguous()`` but still sends the convolution down the channels-last path)."""
+    expected, stride = [], 1
+    for size in reversed(t.shape):
+        expected.append(stride)
+        stride *= size
+    return t.stride() == tuple(reversed(expected))
 
 
 class FactorizedReduce(nn.Module):
     """Halve the resolution with two 1x1 stride-2 convolutions, the second offset by one pixel,
-    each producing half of the output channels (NASNet's factorized reduction)."""
+    each producing half of the output channels (NASNet's factorized reduction). On the CPU with
+    fewer than ``ONEDNN_SAFE_CHANNELS`` input channels, input and kernels are used in the standard
+    layout (a oneDNN heap corruption otherwise; same values)."""
 
-    def __init__(self, c_in: int, c_out: int, affine: bool = True, track_running_stats: bool = True) -> None:
+    def __init__(self, c_in: int, c_out: int, affine: bool = True, track_running_stats: bool = True,
+                 bias: bool = False) -> None:
         super().__init__()
         if c_out % 2:
             raise ValueError(f"a factorized reduction needs an even number of output channels, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=bias)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=bias)
         self.bn = _bn(c_out, affine, track_running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
+        w1, w2 = self.conv_1.weight, self.conv_2.weight
+        if x.device.type == "cpu" and x.shape[1] < ONEDNN_SAFE_CHANNELS and not (
+                _standard_layout(x) and _standard_layout(w1) and _standard_layout(w2)):
+            x = x.contiguous()
+            w1, w2 = (w.clone(memory_format=torch.contiguous_format) for w in (w1, w2))
         shifted = x[:, :, 1:, 1:]
         odd_h, odd_w = x.shape[-2] % 2, x.shape[-1] % 2
         if odd_h or odd_w:  # odd sizes (tiny fixtures): pad so both halves have ceil(size / 2) pixels
             shifted = nn.functional.pad(shifted, (0, odd_w, 0, odd_h))
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        halves = [nn.functional.conv2d(x, w1, self.conv_1.bias, stride=2),
+                  nn.functional.conv2d(shifted, w2, self.conv_2.bias, stride=2)]
+        return self.bn(torch.cat(halves, dim=1))
 
 
 class Conv7x1x1x7(nn.Sequential):
     """ReLU -> 1x7 convolution -> 7x1 convolution -> BN (AmoebaNet's reduction cell)."""
 
-    def __init__(self, channels: int, stride: int, affine: bool = True, track_running_stats: bool = True) -> None:
+    def __init__(self, channels: int, stride: int, affine: bool = True, track_running_stats: bool = True,
+                 bias: bool = False) -> None:
         super().__init__(nn.ReLU(inplace=False),
                          nn.Conv2d(channels, channels, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
-                         nn.Conv2d(channels, channels, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+                         nn.Conv2d(channels, channels, (7, 1), stride=(stride, 1), padding=(3, 0), bias=bias),
                          _bn(channels, affine, track_running_stats))
 
 
 @DARTS_OPS.register("max_pool_3x3")
-def max_pool_3x3(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+def max_pool_3x3(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
     return nn.MaxPool2d(3, stride=stride, padding=1)
 
 
 @DARTS_OPS.register("avg_pool_3x3")
-def avg_pool_3x3(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
+def avg_pool_3x3(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
     return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
 
 
 @DARTS_OPS.register("skip_connect")
-def skip_connect(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
-    return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine, track)
+def skip_connect(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine, track, bias)
 
 
 @DARTS_OPS.register("sep_conv_3x3")
-def sep_conv_3x3(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
-    return SepConv(c, c, 3, stride, 1, affine, track)
+def sep_conv_3x3(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
+    return SepConv(c, c, 3, stride, 1, affine, track, bias)
 
 
 @DARTS_OPS.register("sep_conv_5x5")
-def sep_conv_5x5(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
-    return SepConv(c, c, 5, stride, 2, affine, track)
+def sep_conv_5x5(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
+    return SepConv(c, c, 5, stride, 2, affine, track, bias)
 
 
 @DARTS_OPS.register("sep_conv_7x7")
-def sep_conv_7x7(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
-    return SepConv(c, c, 7, stride, 3, affine, track)
+def sep_conv_7x7(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
+    return SepConv(c, c, 7, stride, 3, affine, track, bias)
 
 
 @DARTS_OPS.register("dil_conv_3x3")
-def dil_conv_3x3(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
-    return DilConv(c, c, 3, stride, 2, 2, affine, track)
+def dil_conv_3x3(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
+    return DilConv(c, c, 3, stride, 2, 2, affine, track, bias)
 
 
 @DARTS_OPS.register("dil_conv_5x5")
-def dil_conv_5x5(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
-    return DilConv(c, c, 5, stride, 4, 2, affine, track)
+def dil_conv_5x5(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
+    return DilConv(c, c, 5, stride, 4, 2, affine, track, bias)
 
 
 @DARTS_OPS.register("conv_7x1_1x7")
-def conv_7x1_1x7(c: int, stride: int, affine: bool, track: bool) -> nn.Module:
-    return Conv7x1x1x7(c, stride, affine, track)
+def conv_7x1_1x7(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
+    return Conv7x1x1x7(c, stride, affine, track, bias)
 
 
 def build_op(name: str, channels: int, stride: int, affine: bool = True, track_running_stats: bool = True,
-             pool_bn: bool = False) -> nn.Module:
-    """Operation ``name``; ``pool_bn`` appends DARTS' search-time BN (affine=False) after pooling."""
-    op = DARTS_OPS.get(name)(channels, stride, affine, track_running_stats)
+             pool_bn: bool = False, bias: bool = False) -> nn.Module:
+    """Operation ``name``; ``pool_bn`` appends DARTS' search-time BN (affine=False) after pooling;
+    ``bias``: biases on the convolutions that feed a BN (module docstring)."""
+    op = DARTS_OPS.get(name)(channels, stride, affine, track_running_stats, bias)
     if pool_bn and "pool" in name:
         op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False, track_running_stats=track_running_stats))
     return op

@@ -8,6 +8,12 @@ alpha still receives a gradient through s. One sample per forward pass is shared
 that share the weights. The temperature decays linearly from ``tau_max`` to ``tau_min`` over
 ``max_epochs``. Vector (edge) weight groups keep their softmax. Both alpha and w are updated first
 order with the DARTS loop.
+
+The straight-through estimator differs between the authors' ports, in the gradient only: on
+NAS-Bench-201 (xautodl's ``NAS201SearchCell.forward_gdas``) every edge adds its non-sampled weights
+as scalars, on the DARTS CNN space (xautodl's ``NASNetSearchCell.forward_gdas``) an edge returns only
+the sampled operation times its weight. The network states its space's (``SuperNet.straight_through``);
+a recipe may name either.
 """
 from __future__ import annotations
 
@@ -23,15 +29,27 @@ from lightning_nas.strategies.darts import DARTS, DARTS_ARCHITECTURE, DARTS_WEIG
 from lightning_nas.strategies.settings import ArchitectureOptimizer, WeightOptimizer
 
 
+def hard_gumbel(alpha: torch.Tensor, gumbel: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """GDAS Eq. 5-7 for the rows of ``alpha`` given Gumbel(0, 1) noise: the straight-through weights
+    ``h - stop_grad(s) + s`` (one-hot in value, softmax in gradient), s = softmax((log p + g) / tau),
+    and the (rows, 1) indices of the sampled options."""
+    soft = F.softmax((F.log_softmax(alpha, dim=-1) + gumbel) / tau, dim=-1)
+    index = soft.argmax(dim=-1, keepdim=True)
+    hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
+    return hard - soft.detach() + soft, index
+
+
 @STRATEGIES.register("gdas")
 class GDAS(DARTS):
-    """Args (defaults: the NB201 port of GDAS, Dong & Yang 2020, which NB201 recipes follow):
+    """Args (defaults: the NB201 port of GDAS, Dong & Yang 2020, which NB201 recipes follow; the
+    estimator: the space's port):
         tau_max, tau_min: Gumbel-softmax temperature, linearly 10 -> 0.1 over the search (the
             NB201 port; the GDAS paper anneals 10 -> 1 on CIFAR, Sec. 4.1).
         straight_through: ``reference`` - every edge also adds its non-sampled weights as
-            scalars, exactly as the authors' code does (zero in value, a gradient path to every
+            scalars, as the authors' NB201 code does (zero in value, a gradient path to every
             alpha); ``sampled`` - only the sampled operation's weight enters the edge (same
-            forward; the alpha gradient differs).
+            forward; the alpha gradient differs), as their DARTS-space code does. None (default):
+            the network's ``straight_through``, the estimator of the authors' port for that space.
         optimizer, architecture_optimizer: DARTS' (SGD 0.025 cosine to 0.001, 3e-4 wd, clip 5;
             Adam 3e-4, (0.5, 0.999), 1e-3); 250 epochs with batch size 64 on NB201.
     """
@@ -40,15 +58,18 @@ class GDAS(DARTS):
     test_options = {}
 
     def __init__(self, tau_max: float = 10.0, tau_min: float = 0.1,
-                 straight_through: Literal["reference", "sampled"] = "reference",
+                 straight_through: Optional[Literal["reference", "sampled"]] = None,
                  optimizer: WeightOptimizer = DARTS_WEIGHTS,
                  architecture_optimizer: ArchitectureOptimizer = DARTS_ARCHITECTURE, **kwargs: Any) -> None:
         if not 0 < tau_min <= tau_max:
             raise RecipeError(f"model.tau_min ({tau_min}) and model.tau_max ({tau_max}) need 0 < tau_min <= tau_max")
-        if straight_through not in ("reference", "sampled"):
-            raise RecipeError(f"model.straight_through must be 'reference' or 'sampled', got {straight_through!r}")
+        if straight_through not in (None, "reference", "sampled"):
+            raise RecipeError(f"model.straight_through must be 'reference', 'sampled' or null (the network's), got "
+                              f"{straight_through!r}")
         super().__init__(unrolled=False, optimizer=optimizer, architecture_optimizer=architecture_optimizer, **kwargs)
-        self.tau_max, self.tau_min, self.straight_through = tau_max, tau_min, straight_through
+        self.tau_max, self.tau_min = tau_max, tau_min
+        #: the estimator in use: the recipe's, else the one the network states for its space
+        self.straight_through: str = straight_through or self.supernet.straight_through
         #: option indices of the last sampled path per group, for inspection and tests
         self.last_indices: dict[str, torch.Tensor] = {}
 
@@ -71,10 +92,7 @@ class GDAS(DARTS):
                 weights[group.name] = group.normalise(alpha)
                 continue
             noise = -torch.empty(alpha.shape, dtype=torch.float64).exponential_(generator=self.arch_generator).log()
-            soft = F.softmax((F.log_softmax(alpha, dim=-1) + noise.to(alpha.device, alpha.dtype)) / tau, dim=-1)
-            index = soft.argmax(dim=-1, keepdim=True)
-            hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
-            weights[group.name] = hard - soft.detach() + soft
+            weights[group.name], index = hard_gumbel(alpha, noise.to(alpha.device, alpha.dtype), tau)
             indices[group.name] = index.cpu()  # one copy per group: the cells read the indices per edge
         return weights, ActiveSet(indices, passthrough=self.straight_through == "reference")
 
