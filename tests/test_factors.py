@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+import torch
 from scipy import stats
 
-from lightning_nas.errors import UnsupportedCombinationError
+from lightning_nas.errors import RecipeError, UnsupportedCombinationError
 from lightning_nas.registry import NETWORKS, SPACES
+from lightning_nas.nn.nb201 import NB201Network
+from lightning_nas.nn.noise import NoiseStream
 from lightning_nas.seeding import generator
+from lightning_nas.spaces.nb201 import NB201Architecture
 from lightning_nas.strategies import SPOS
 from lightning_nas.strategies.sampling import ArchitectureSampler
 
 NB101_TINY = {"num_vertices": 4}  # 423 decided cells, 91 graph hashes: 78 single, one spelt 153 ways
 
 
-def _spos(space: str, space_options: dict, **options) -> SPOS:
-    return SPOS(space=space, space_options=space_options, network=dict(NETWORKS.get(space).tiny_options),
+def _spos(space: str, space_options: dict, network: dict | None = None, **options) -> SPOS:
+    return SPOS(space=space, space_options=space_options, network={**NETWORKS.get(space).tiny_options, **(network or {})},
                 num_classes=3, in_channels=1, seed=7, **options)
 
 
@@ -67,3 +71,83 @@ def test_random_a_is_refused_in_one_line_where_the_space_cannot_be_listed():
     with pytest.raises(UnsupportedCombinationError, match="cannot be enumerated") as error:
         ArchitectureSampler(SPACES.get("nb101")(num_vertices=6), "architectures", max_enumerate=10**9)
     assert "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------- dropout
+def _nb201(**options) -> NB201Network:
+    torch.manual_seed(0)
+    return NB201Network(num_classes=3, in_channels=1, **NB201Network.tiny_options, **options)
+
+
+def test_dropout_options_leave_the_default_network_and_its_initialisation_alone():
+    plain, dropping = _nb201(), _nb201(path_dropout=0.3, global_dropout=0.2)
+    assert plain.noise is None and not any("noise" in k for k in plain.state_dict())
+    shared = plain.state_dict()
+    assert all(torch.equal(v, shared[k]) for k, v in dropping.state_dict().items() if k in shared)
+    assert "noise._extra_state" in dropping.state_dict()
+
+
+def test_path_and_global_dropout_act_in_training_only_and_resume_bit_identically():
+    arch = NB201Architecture(("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "none", "skip_connect"))
+    x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    for options in ({"path_dropout": 0.5}, {"global_dropout": 0.5}):
+        plain, net = _nb201(), _nb201(seed=5, **options)
+        net.train(), plain.train()
+        assert not torch.equal(net(x, arch), plain(x, arch)), options  # masks change the training forward
+        saved = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in net.state_dict().items()}
+        second = net(x, arch)
+        resumed = _nb201(seed=5, **options)
+        resumed.load_state_dict(saved)
+        assert torch.equal(resumed.train()(x, arch), second)  # the stream is in the state dict
+        net.eval(), plain.eval()
+        assert torch.equal(net(x, arch), net.standalone(arch).eval()(x)), options
+    same = [_nb201(seed=9, path_dropout=0.5).train()(x, arch) for _ in range(2)]
+    assert torch.equal(*same)
+
+
+def test_path_dropout_drops_whole_samples_with_its_rate():
+    stream = NoiseStream(seed=0)
+    x = torch.ones(4000, 2, 3, 3)
+    out = stream.drop_path(x, 0.25)
+    per_sample = out.flatten(1)
+    assert torch.all(per_sample == per_sample[:, :1])  # one decision per sample
+    assert per_sample[:, 0].unique().tolist() == pytest.approx([0.0, 1 / 0.75])
+    kept = int((per_sample[:, 0] > 0).sum())
+    assert stats.binomtest(kept, len(x), 0.75).pvalue > 1e-3
+
+
+def test_dropout_is_refused_in_one_line_where_it_does_not_apply():
+    with pytest.raises(ValueError, match=r"model.network.path_dropout must be in \[0, 1\), got 1.0"):
+        _nb201(path_dropout=1.0)
+    with pytest.raises(RecipeError, match="path_dropout") as error:
+        _spos("nb101", NB101_TINY, network={"path_dropout": 0.1})
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_a_run_with_dropout_killed_mid_epoch_resumes_bit_identically(tmp_path):
+    """The tiny recipe with path and global dropout: SIGKILL after a checkpoint, ``--resume``, and the
+    weights, optimiser, generators, metrics and answer equal the uninterrupted run's (the masks come
+    from the network's stream, saved in the checkpoint)."""
+    import signal
+
+    from conftest import run_train
+    from test_strategies import KILL_BATCH, Finished, assert_same_values, strategy_arguments
+    from test_train_integration import checkpoint_step, train
+
+    arguments = strategy_arguments("spos") + [
+        "--model.init_args.network", "{C: 4, N: 1, affine: false, path_dropout: 0.3, global_dropout: 0.2}"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LNAS_PROBE_BATCHES", "1")
+        assert run_train(arguments + ["--run_dir", tmp_path / "whole"], tmp_path) == 0
+    whole = Finished(tmp_path / "whole")
+    assert "supernet.noise._extra_state" in whole.checkpoint["state_dict"]
+    kill_at = whole.steps[KILL_BATCH - 1]
+    killed = train(arguments + ["--run_dir", tmp_path / "run"], LNAS_PROBE_KILL_AT_STEP=str(kill_at))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert 0 < checkpoint_step(tmp_path / "run") < kill_at
+    assert run_train(["--resume", tmp_path / "run"], tmp_path) == 0
+    resumed = Finished(tmp_path / "run")
+    key = "supernet.noise._extra_state"  # the stream's state is a dict, not a tensor: compared on its own
+    assert_same_values(whole.checkpoint["state_dict"].pop(key), resumed.checkpoint["state_dict"].pop(key), key)
+    whole.assert_same(resumed)
