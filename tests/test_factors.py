@@ -151,3 +151,45 @@ def test_a_run_with_dropout_killed_mid_epoch_resumes_bit_identically(tmp_path):
     key = "supernet.noise._extra_state"  # the stream's state is a dict, not a tensor: compared on its own
     assert_same_values(whole.checkpoint["state_dict"].pop(key), resumed.checkpoint["state_dict"].pop(key), key)
     whole.assert_same(resumed)
+
+
+# ---------------------------------------------------------------------------------------------- low fidelity
+def test_budget_matching_prolongs_epochs_by_the_compute_saved():
+    """Yu et al. Sec. 4.4: half the channels -> twice the epochs; a quarter of the data on top -> x8."""
+    from jsonargparse import Namespace
+
+    from lightning_nas.run.fidelity import budget_factor, match_budget
+
+    assert budget_factor({"C": 8}, {"C": 16}) == 2.0
+    config = Namespace(trainer=Namespace(max_epochs=3), budget_match={"model.init_args.network.C": 16,
+                                                                      "data.init_args.train_portion": 1.0},
+                       model=Namespace(init_args=Namespace(network={"C": 8, "N": 1})),
+                       data=Namespace(init_args=Namespace(train_portion=0.25)))
+    match_budget(config)
+    assert config.trainer.max_epochs == 24 and config.budget_match is None
+    match_budget(config)  # applied once: a resumed run's recorded recipe is not prolonged again
+    assert config.trainer.max_epochs == 24
+    bad = Namespace(trainer=Namespace(max_epochs=3), budget_match={"model.init_args.network.C": 4},
+                    model=Namespace(init_args=Namespace(network={"C": 8})))
+    with pytest.raises(RecipeError, match=r"model.init_args.network.C: 4(\.0)? must be the full-fidelity value") as error:
+        match_budget(bad)
+    assert "\n" not in str(error.value)
+    with pytest.raises(RecipeError, match="budget_match names data.init_args.batch_size, which the recipe does not"):
+        match_budget(Namespace(trainer=Namespace(max_epochs=3), budget_match={"data.init_args.batch_size": 256},
+                               data=Namespace(init_args=Namespace())))
+
+
+def test_budget_match_and_sampling_reach_the_run_from_the_command_line(tmp_path):
+    """The tiny recipe (C=4) matched to C=8 trains twice its epochs; config.yaml records the prolonged run."""
+    import yaml
+
+    from conftest import TINY_RECIPE, run_train
+
+    run_dir = tmp_path / "run"
+    assert run_train(["--recipe", TINY_RECIPE, "--trainer.limit_train_batches", 1, "--trainer.limit_val_batches", 1,
+                      "--ranking.num_architectures", 0, "--selection.num_architectures", 1, "--selection.top_k", 1,
+                      "--budget_match", "{model.init_args.network.C: 8}", "--model.init_args.sampling", "architectures",
+                      "--run_dir", run_dir], tmp_path) == 0
+    recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert recorded["trainer"]["max_epochs"] == 2 and recorded["budget_match"] is None
+    assert recorded["model"]["init_args"]["sampling"] == "architectures"  # the SPOS option is a recipe key
