@@ -193,3 +193,49 @@ def test_budget_match_and_sampling_reach_the_run_from_the_command_line(tmp_path)
     recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert recorded["trainer"]["max_epochs"] == 2 and recorded["budget_match"] is None
     assert recorded["model"]["init_args"]["sampling"] == "architectures"  # the SPOS option is a recipe key
+
+
+# ---------------------------------------------------------------------------------------------- WSBN
+def test_wsbn_keeps_separate_statistics_per_parent_set_and_single_path_is_still_the_standalone_net():
+    """NAS-Bench-1Shot1 (tiny): a training forward of one path moves the running statistics of the BN
+    of its parent set only; in eval mode the path equals its stand-alone network."""
+    from lightning_nas.nn.nb1shot1 import NB1Shot1Network, WSBNConvBnRelu, parent_key
+
+    space = SPACES.get("nb1shot1")(**SPACES.get("nb1shot1").tiny_options)
+    torch.manual_seed(0)
+    net = NB1Shot1Network(space=space, num_classes=3, in_channels=1, **NB1Shot1Network.tiny_options, wsbn=True)
+    def block(b: int) -> WSBNConvBnRelu:
+        return next(iter(net.cells[0].ops[str(b)].values()))
+
+    gen = generator(1, "wsbn")
+    while True:  # a path whose computed blocks include one with several possible parent sets
+        arch = space.sample(gen)
+        live = [b for b in sorted(arch.live) if len(block(b).bns) > 1]
+        if live:
+            break
+    j = live[0]
+    module = block(j)
+    assert isinstance(module, WSBNConvBnRelu)
+    before = {k: bn.running_mean.clone() for k, bn in module.bns.items()}
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    net.train()(x, arch)
+    own = parent_key(arch.parents[j - 1])
+    for key, bn in module.bns.items():
+        assert torch.equal(bn.running_mean, before[key]) != (key == own), key
+    net.eval()
+    assert torch.equal(net(x, arch), net.standalone(arch).eval()(x))
+    plain = NB1Shot1Network(space=space, num_classes=3, in_channels=1, **NB1Shot1Network.tiny_options)
+    assert not any(".bns." in k for k in plain.state_dict())
+
+
+def test_wsbn_is_refused_in_one_line_where_it_does_not_apply():
+    from lightning_nas.nn.nb1shot1 import NB1Shot1Network
+
+    space = SPACES.get("nb1shot1")(**SPACES.get("nb1shot1").tiny_options)
+    net = NB1Shot1Network(space=space, num_classes=3, in_channels=1, **NB1Shot1Network.tiny_options, wsbn=True)
+    arch = space.sample(generator(1, "wsbn"))
+    with pytest.raises(ValueError, match="model.network.wsbn keys each BN by a block's chosen parent set; the relax"):
+        net.forward_weighted(torch.zeros(2, 1, 8, 8), space.one_hot(arch))
+    with pytest.raises(RecipeError, match="wsbn") as error:  # NB201's ops already own one BN per (edge, operation)
+        _spos("nb201", {}, network={"wsbn": True})
+    assert "\n" not in str(error.value)
