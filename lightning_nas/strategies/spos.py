@@ -25,7 +25,8 @@ class SPOS(SearchStrategy):
             decision) or ``architectures`` (Random-A: each valid architecture, one benchmark key,
             equally likely; Yu et al., Table 1).
         max_enumerate: the most decided architectures ``architectures`` lists for a space whose
-            benchmark key merges several decision combinations (NB101, NAS-Bench-1Shot1).
+            benchmark key merges several decision combinations (NB101, NAS-Bench-1Shot1); a cost
+            bound chosen here (listing and hashing happen once, at construction), not a paper's value.
         Other defaults are those of ``SearchStrategy``.
     """
 
