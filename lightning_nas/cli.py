@@ -44,6 +44,7 @@ from lightning_nas.run.lock import LOCK_FILE, is_launcher_process, lock_run_dire
 from lightning_nas.run.output import quiet_third_parties, wandb_logger
 from lightning_nas.run.progress import PlainProgress
 from lightning_nas.run.reproduce import report, reproduction_directory, use_recorded_threads
+from lightning_nas.run.fidelity import match_budget
 from lightning_nas.run.requirements import settle_requirements
 from lightning_nas.run.start import StartRecord, TrainingStarted
 from lightning_nas.run.summary import summarise
@@ -103,6 +104,10 @@ def add_run_options(parser: LightningArgumentParser) -> None:
                        help="csv writes RUN_DIR/metrics.csv; wandb logs through WandbLogger "
                             "(WANDB_MODE=offline works without a network).")
     group.add_argument("--wandb_project", type=str, default="lightning_nas")
+    group.add_argument("--budget_match", type=Optional[dict[str, float]], default=None,
+                       help="Full-fidelity values of the recipe's reduced keys ({model.init_args.network.C: 16}): "
+                            "trainer.max_epochs is prolonged by their product of ratios (Yu et al. 2021, Sec. 4.4; "
+                            "lightning_nas/run/fidelity.py).")
     experiment = parser.add_argument_group(
         "Experiments", "A recipe over seeds x a grid of values on Ray Tune, one run directory per trial "
                        "(docs/experiments.md).")
@@ -199,6 +204,7 @@ class NASCLI(LightningCLI):
             raise RecipeError("--resume and --reproduce cannot be combined")
         validate_trainer(config.get("trainer"), trains=model_trains(config.get("model")))
         settle_requirements(config)  # clipping in one place, the data splits the strategy needs
+        match_budget(config)  # low fidelity with the full budget: more epochs, recorded as such
         drop_missing_ground_truth(config)
         resume = config.get("resume")
         if resume and config.run_dir is not None and Path(config.run_dir).resolve() != Path(resume).resolve():

@@ -31,10 +31,20 @@ output weight, plus a 1x1 projection of the cell input scaled by the input's out
   feeding the output concatenated as zeros, loose ends not computed. It equals
   ``forward_weighted(x, space.one_hot(arch))`` bit for bit (one-hot weights multiply by exactly 1
   and add exact zeros).
+
+``wsbn`` (default off): weight-sharing batch normalisation (Luo et al. 2018, "Neural Architecture
+Optimization"; a factor of Yu et al., "How to Train Your Super-Net", Table 1 and Sec. 3.1:
+"independent running statistics and affine parameters for different incoming edges"): the conv
+operations of a choice block keep one BN (running statistics and affine parameters) per parent set
+the block can choose, since the block's input - the sum of its parents - has different statistics
+for each. Only the single path knows one parent set, so such a network runs ``forward`` (and its
+stand-alone copies) only; the relaxation is refused in one line.
 """
 from __future__ import annotations
 
 from typing import Callable, Literal, Mapping, Optional
+
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -66,13 +76,32 @@ class ReluConvBn(nn.Module):
         return self.bn(self.conv(F.relu(x)))
 
 
+def parent_key(parents: tuple[int, ...]) -> str:
+    """The ModuleDict key of a parent set (``0_2``: the cell input and block 2)."""
+    return "_".join(map(str, parents))
+
+
+class WSBNConvBnRelu(nn.Module):
+    """Conv -> BN -> ReLU: one shared conv, one BN per parent set of the block (WSBN, Luo et al. 2018)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, bn_momentum: float,
+                 parent_sets: list[tuple[int, ...]]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)
+        self.bns = nn.ModuleDict({parent_key(p): nn.BatchNorm2d(c_out, momentum=bn_momentum) for p in parent_sets})
+
+    def forward(self, x: torch.Tensor, parents: tuple[int, ...]) -> torch.Tensor:
+        return F.relu(self.bns[parent_key(parents)](self.conv(x)))
+
+
 class ChoiceBlockCell(nn.Module):
     """One cell; ``ops[j]`` holds the operations block j instantiates, ``proj[j]`` its input projection."""
 
     def __init__(self, c_in: int, width: int, space: NB1Shot1Space, arch: Optional[NB1Shot1Architecture],
-                 bn_momentum: float, partial_channels: int = 1) -> None:
+                 bn_momentum: float, partial_channels: int = 1, wsbn: bool = False) -> None:
         super().__init__()
         m = space.num_blocks
+        self.wsbn = wsbn
         op_width = width // partial_channels
         self.width, self.m = width, m
         blocks = range(1, m + 1) if arch is None else sorted(arch.live)
@@ -81,15 +110,21 @@ class ChoiceBlockCell(nn.Module):
         self.ops = nn.ModuleDict()
         for j in blocks:
             names = space.operations if arch is None else (arch.ops[j - 1],)
-            convs = {op: ConvBnRelu(op_width, op_width, 3 if op == CONV3X3 else 1, bn_momentum)
+            sets = (list(itertools.combinations(range(j), space.num_parents[j - 1])) if arch is None
+                    else [tuple(arch.parents[j - 1])])
+            convs = {op: (WSBNConvBnRelu(op_width, op_width, 3 if op == CONV3X3 else 1, bn_momentum, sets) if wsbn
+                          else ConvBnRelu(op_width, op_width, 3 if op == CONV3X3 else 1, bn_momentum))
                      for op in names if op != MAXPOOL3X3}
             if convs:
                 self.ops[str(j)] = nn.ModuleDict(convs)
         self.out_proj = (ConvBnRelu(c_in, width * m, 1, bn_momentum)
                          if arch is None or 0 in arch.parents[-1] else None)
 
-    def operation(self, j: int, op: str, h: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(h, 3, 1, 1) if op == MAXPOOL3X3 else self.ops[str(j)][op](h)
+    def operation(self, j: int, op: str, h: torch.Tensor, parents: Optional[tuple[int, ...]] = None) -> torch.Tensor:
+        """Operation ``op`` of block ``j`` on ``h``; ``parents``: the block's parent set (WSBN's BN)."""
+        if op == MAXPOOL3X3:
+            return F.max_pool2d(h, 3, 1, 1)
+        return self.ops[str(j)][op](h, tuple(parents)) if self.wsbn else self.ops[str(j)][op](h)
 
     def run(self, x: torch.Tensor, blocks, block_inputs: Callable[[int], list], block_op: Callable[[int, torch.Tensor], torch.Tensor],
             output_weight: Callable[[int], Optional[torch.Tensor]]) -> torch.Tensor:
@@ -128,6 +163,7 @@ class NB1Shot1Network(SuperNet):
     Small CPU configuration: ``C=4, num_stacks=1, cells_per_stack=1``. ``partial_channels`` (K > 1)
     builds the PC-DARTS one-shot model: each mixed operation sees 1/K of the block's channels
     (``nn.base.partial_mix``, Xu et al. 2020, Eq. 2); such a model runs the relaxation only.
+    ``wsbn``: one BN per parent set in every block's conv operations (module docstring; single path only).
     """
 
     supports_partial_channels = True
@@ -137,8 +173,12 @@ class NB1Shot1Network(SuperNet):
     def __init__(self, space: Optional[NB1Shot1Space] = None, num_classes: int = 10, in_channels: int = 3, C: int = 16,
                  num_stacks: int = 3, cells_per_stack: int = 3, macro: Macro = "oneshot1",
                  bn_momentum: Optional[float] = None, partial_channels: int = 1,
-                 arch: Optional[NB1Shot1Architecture] = None) -> None:
+                 arch: Optional[NB1Shot1Architecture] = None, wsbn: bool = False) -> None:
         super().__init__()
+        if wsbn and partial_channels > 1:
+            raise ValueError("model.network.wsbn keys each BN by a block's chosen parent set, which the PC-DARTS "
+                             "(partial_channels) model never has: set one of them")
+        self.wsbn = wsbn
         if macro not in MACROS:
             raise ValueError(f"model.network.macro must be one of {list(MACROS)} (the authors' one-shot model or "
                              f"NB101's macro), got {macro!r}")
@@ -161,7 +201,7 @@ class NB1Shot1Network(SuperNet):
             if s > 0:
                 width *= 2
             for i in range(cells_per_stack):
-                self.cells.append(ChoiceBlockCell(c_in, width, self.space, arch, bn_momentum, partial_channels))
+                self.cells.append(ChoiceBlockCell(c_in, width, self.space, arch, bn_momentum, partial_channels, wsbn))
                 self.downsample_before.append(s > 0 and i == 0)
                 c_in = width * m
         self.postprocess = ReluConvBn(c_in, width) if macro == "oneshot1" else ConvBnRelu(c_in, width, 1, bn_momentum)
@@ -185,12 +225,15 @@ class NB1Shot1Network(SuperNet):
 
         def cell_run(cell: ChoiceBlockCell, h: torch.Tensor) -> torch.Tensor:
             return cell.run(h, blocks, lambda j: [(i, None) for i in arch.parents[j - 1]],
-                            lambda j, t: cell.operation(j, arch.ops[j - 1], t),
+                            lambda j, t: cell.operation(j, arch.ops[j - 1], t, arch.parents[j - 1]),
                             lambda i: None if i in outputs else False)
 
         return self._run(x, cell_run)
 
     def forward_weighted(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor], active: Active = None) -> torch.Tensor:
+        if self.wsbn:
+            raise ValueError("model.network.wsbn keys each BN by a block's chosen parent set; the relaxation sums every "
+                             "candidate parent, so it runs without wsbn (use a single-path strategy with wsbn)")
         space = self.space
         ops, inputs, output = weights["ops"], weights["inputs"], weights["output"]
         names = space.operations

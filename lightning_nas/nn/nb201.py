@@ -4,18 +4,21 @@ Structure (Dong & Yang 2020, Sec. 2.1): 3x3 conv stem + BN; three stages of N ce
 and 4C channels separated by residual reduction blocks; BN + ReLU; global average pooling;
 linear classifier. ``NB201Network(arch=...)`` builds the benchmark network of one architecture
 (its parameter count is the benchmark's), ``NB201Network()`` the super-net holding every
-operation on every edge. Both share ``NB201Cell``, and the stand-alone state-dict keys are a
+operation on every edge. ``path_dropout`` and ``global_dropout`` (default off) are the dropout
+factors of Yu et al., "How to Train Your Super-Net" (Table 1), in training mode only, with masks
+from the network's seeded stream (``lightning_nas.nn.noise``). Both share ``NB201Cell``, and the stand-alone state-dict keys are a
 subset of the super-net's, so a super-net path *is* a stand-alone network with copied weights.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
 from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, mix, node_value, partial_mix,
                                    passes_through)
+from lightning_nas.nn.noise import NoiseStream, check_rate
 from lightning_nas.nn.ops import NB201_OPS, ReLUConvBN
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb201 import EDGES, NUM_NODES, NB201Architecture, NB201Space
@@ -85,6 +88,10 @@ class NB201Network(SuperNet):
     norms inside the cells (the benchmark trains stand-alone nets with both on; DARTS-style
     super-nets commonly use ``affine=False``). ``partial_channels`` (K) builds the PC-DARTS
     super-net whose operations see C/K channels (relaxed forward only); 1 leaves it untouched.
+    ``path_dropout``: each cell edge's output (single path or mixed) is dropped per sample with this
+    probability in training; ``global_dropout``: dropout on the pooled features before the
+    classifier; both 0 by default (the benchmark and SPOS train without). ``seed`` seeds their
+    masks (None: drawn from torch's seeded global generator after the parameters are initialised).
     """
 
     supports_partial_channels = True
@@ -92,7 +99,8 @@ class NB201Network(SuperNet):
 
     def __init__(self, space: Optional[NB201Space] = None, num_classes: int = 10, in_channels: int = 3, C: int = 16,
                  N: int = 5, arch: Optional[NB201Architecture] = None, affine: bool = True,
-                 track_running_stats: bool = True, partial_channels: int = 1) -> None:
+                 track_running_stats: bool = True, partial_channels: int = 1, path_dropout: float = 0.0,
+                 global_dropout: float = 0.0, seed: Optional[int] = None) -> None:
         super().__init__()
         if C < 1 or N < 1:
             raise ValueError(f"NB201 network needs C >= 1 and N >= 1, got C={C}, N={N}")
@@ -115,12 +123,46 @@ class NB201Network(SuperNet):
         self.head = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=False))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(channels, num_classes)
+        self.path_dropout = check_rate("path_dropout", path_dropout)
+        self.global_dropout = check_rate("global_dropout", global_dropout)
+        self.noise: Optional[NoiseStream] = None
+        if self.path_dropout or self.global_dropout:  # after the parameters: their initialisation is unchanged
+            self.noise = NoiseStream(seed)
+            self.config["seed"] = self.noise.seed  # a stand-alone copy draws from the same stream
+
+    # ------------------------------------------------------------------ dropout stream (None: no dropout)
+    def seed_rank_stream(self, rank: int) -> None:
+        if self.noise is not None:
+            self.noise.seed_rank(rank)
+
+    def noise_state(self) -> Any:
+        return None if self.noise is None else self.noise.generator.get_state()
+
+    def set_noise_state(self, state: Any) -> None:
+        if self.noise is not None and state is not None:
+            self.noise.generator.set_state(state)
+
+    def rank_state(self) -> Any:
+        return None if self.noise is None else self.noise.get_extra_state()
+
+    def load_rank_state(self, state: Any) -> None:
+        if self.noise is not None and state is not None:
+            self.noise.set_extra_state(state)
 
     def _run(self, x: torch.Tensor, edge: Callable[[NB201Cell, int, torch.Tensor], Optional[torch.Tensor]]) -> torch.Tensor:
+        noise = self.noise if self.training else None
+        if noise is not None and self.path_dropout:
+            inner, p = edge, self.path_dropout
+
+            def edge(cell: NB201Cell, e: int, h: torch.Tensor) -> Optional[torch.Tensor]:  # noqa: F811
+                out = inner(cell, e, h)
+                return None if out is None else noise.drop_path(out, p)
         x = self.stem(x)
         for layer in self.layers:
             x = layer.run(x, lambda e, h, cell=layer: edge(cell, e, h)) if isinstance(layer, NB201Cell) else layer(x)
         x = self.pool(self.head(x)).flatten(1)
+        if noise is not None:
+            x = noise.dropout(x, self.global_dropout)
         return self.classifier(x)
 
     def forward(self, x: torch.Tensor, arch: Optional[NB201Architecture] = None) -> torch.Tensor:
