@@ -98,10 +98,11 @@ def load(path: str | Path, allowed: Iterable[str] = NUMPY_GLOBALS | CONTAINER_GL
     """
     path = Path(path)
     try:
-        with path.open("rb") as handle:
-            return load_stream(handle, allowed, source=str(path), encoding=encoding, what=what)
+        handle = path.open("rb")
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file (expected a {what})") from None
+    with handle:
+        return load_stream(handle, allowed, source=str(path), encoding=encoding, what=what)
 
 
 #: what a damaged or foreign pickle (or its compressed / zipped container) can raise while loading
@@ -118,9 +119,7 @@ def load_stream(handle: IO[bytes], allowed: Iterable[str] = NUMPY_GLOBALS | CONT
     cls = unpickler or AllowListUnpickler
     try:
         return cls(handle, allowed=allowed, source=source, encoding=encoding, **kwargs).load()
-    except (UnsafePickleError, ForgottenObjectError):
-        raise
-    except FileNotFoundError:
+    except DatasetError:  # refusals (UnsafePickleError, ForgottenObjectError) are already one line
         raise
     except DAMAGE as error:
         raise DatasetError(f"{source} is not a readable {what} ({type(error).__name__}: {error})") from None
