@@ -208,16 +208,22 @@ def test_truncated_and_foreign_files_are_one_line_naming_them(files, tmp_path, s
 def test_keys_are_the_spaces_and_a_recipe_can_name_the_benchmark(files):
     bench = NB201Benchmark(str(files["nats"]))
     bench.check(NB201Space())  # every key parses and is canonical
-    from jsonargparse import ArgumentParser  # the parser LightningCLI builds recipes with
+    import yaml
+    from jsonargparse import ActionConfigFile, ArgumentParser  # what LightningCLI builds recipes with
 
     from lightning_nas.benchmarks import Benchmark
 
+    root = Path(__file__).resolve().parents[1]
+    recipe = files["root"] / "recipe.yaml"  # the benchmark section of the README's NB201 recipe (a CSV table)
+    recipe.write_text(yaml.safe_dump({"benchmark": yaml.safe_load((root / "recipes/nb201_spos.yaml").read_text())["benchmark"]}))
     parser = ArgumentParser()
+    parser.add_argument("--config", action=ActionConfigFile)
     parser.add_subclass_arguments(Benchmark, "benchmark", required=False)
-    config = parser.parse_args(["--benchmark", "lightning_nas.benchmarks.NB201Benchmark",
+    config = parser.parse_args(["--config", str(recipe), "--benchmark", str(root / "recipes/nb201_ground_truth/cifar10.yaml"),
                                 "--benchmark.init_args.path", str(files["nats"])])
-    benchmark = parser.instantiate_classes(config).benchmark
+    benchmark = parser.instantiate(config).benchmark
     assert isinstance(benchmark, NB201Benchmark) and (benchmark.dataset, benchmark.split) == ("cifar10", "ori-test")
+    assert benchmark.metric == "accuracy" and benchmark.epochs == 200 and benchmark.seed is None
     assert sorted(benchmark.table()) == sorted(ARCHS)
 
 
