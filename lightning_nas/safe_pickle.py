@@ -153,7 +153,7 @@ class StreamingUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # th
         self.source = source
         self.next_memo = 0                     # the next memo index (MEMOIZE), whatever was dropped
         self.dict_memo: dict[int, int] = {}    # id(dict) -> its memo index
-        self.forgotten: set[int] = set()
+        self.forgotten: list[tuple[int, int]] = []  # [start, end) ranges forget_since went over (one per record)
 
     def find_class(self, module: str, name: str) -> Any:
         dotted = canonical_global(module, name)
@@ -179,14 +179,13 @@ class StreamingUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # th
             value = memo.get(index)
             if value is not None and not keep(value):
                 del memo[index]
-                self.forgotten.add(index)
                 if type(value) is dict:
                     self.dict_memo.pop(id(value), None)
+        self.forgotten.append((start, self.next_memo))
 
     def _put(self, index: int) -> None:
         value = self.stack[-1]
         self.memo[index] = value
-        self.forgotten.discard(index)
         if type(value) is dict:
             self.dict_memo[id(value)] = index
         if index >= self.next_memo:
@@ -196,7 +195,7 @@ class StreamingUnpickler(pickle._Unpickler):  # type: ignore[name-defined]  # th
         try:
             self.append(self.memo[index])
         except KeyError:
-            if index in self.forgotten:
+            if any(start <= index < end for start, end in self.forgotten):
                 raise ForgottenObjectError(
                     f"{self.source}: object {index} is shared between records, which streaming cannot read; "
                     "load this file without streaming (stream: false)") from None

@@ -116,6 +116,8 @@ def test_streamed_whole_zip_and_nats_folder_read_the_same(files, tmp_path):
     zipped = synthetic.write_pth(tmp_path / "zip.pth", files["v11_dict"], zip_format=True)
     assert streamed == rows(zipped)
     assert sorted(streamed) == sorted(rows(files["nats"]))
+    single = synthetic.write_nats_file(tmp_path / "NATS-tss-v1_0-3ffb9.pickle.pbz2", ARCHS, seed=4)
+    assert sorted(streamed) == sorted(rows(single)) == sorted(rows(single, stream=False))
     arch_file = bz2.decompress((files["nats"] / "000000.pickle.pbz2").read_bytes())
     assert arch_file[:2] == b"\x80\x04" and b"numpy.core.multiarray" in arch_file  # the official files' form
     assert len(streamed) == sum(len(v[h]["all_results"]) for v in files["v11_dict"]["arch2infos"].values()

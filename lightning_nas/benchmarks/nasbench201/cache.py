@@ -42,7 +42,8 @@ def default_cache(source: Union[str, Path]) -> Path:
 
 
 def convert(source: Union[str, Path], cache: Union[str, Path, None] = None, stream: bool = True) -> Path:
-    """Convert ``source`` (a ``.pth`` or a NATS ``*-simple`` folder) into the ``cache`` .npz, unless it exists."""
+    """Convert ``source`` (a ``.pth``, NATS' ``.pickle.pbz2`` or ``*-simple`` folder) into the ``cache`` .npz,
+    unless it exists."""
     source = Path(source).expanduser()
     cache = Path(cache) if cache is not None else default_cache(source)
     if cache.exists():
@@ -92,8 +93,9 @@ class NB201Benchmark(TableBenchmark):
     """NAS-Bench-201 / NATS-Bench (topology) ground truth by nb201 architecture string.
 
     Args:
-        path: ``NAS-Bench-201-v1_0-e61699.pth``, ``NAS-Bench-201-v1_1-096897.pth``, the folder
-            ``NATS-tss-v1_0-3ffb9-simple`` or a cache .npz; an official file is converted once to ``cache``.
+        path: ``NAS-Bench-201-v1_0-e61699.pth``, ``NAS-Bench-201-v1_1-096897.pth``, NATS-Bench's
+            ``NATS-tss-v1_0-3ffb9.pickle.pbz2`` or its folder ``NATS-tss-v1_0-3ffb9-simple``, or a cache .npz;
+            an official file is converted once to ``cache``.
         dataset: ``cifar10-valid``, ``cifar10`` (default; trained on train+valid), ``cifar100``, ``ImageNet16-120``.
         split: ``train``, ``x-valid``, ``x-test`` or ``ori-test`` (default), as the benchmark's API names
             them; which exist depends on the data set (``records.SPLITS``).

@@ -8,6 +8,8 @@
 - ``NATS-tss-v1_0-3ffb9-simple/``: ``meta.pickle.pbz2`` (the same dictionary with ``arch2infos: None``)
   and one ``NNNNNN.pickle.pbz2`` per architecture (bz2-compressed pickle of ``{"12": record, "200":
   record}``; ``.pickle`` uncompressed is read too, as ``nats_bench.api_utils.pickle_load`` does).
+- ``NATS-tss-v1_0-3ffb9.pickle.pbz2``: the whole NATS-Bench dictionary in one bz2-compressed pickle
+  (``arch2infos``: index -> ``{"12": record, "200": record}``), streamed like a ``.pth``.
 
 Both are pickles: a tampered download would run code under ``pickle.load`` or
 ``torch.load(weights_only=False)``. Here every global a file names must be on an allow-list (numpy
@@ -40,9 +42,9 @@ Row = tuple  # (architecture string, data set, seed, budget, metrics)
 
 #: torch.save's legacy (non-zip) files begin with this number, pickled (torch/serialization.py)
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
-EXPECTED = ("an official NAS-Bench-201 file (NAS-Bench-201-v1_0-e61699.pth or NAS-Bench-201-v1_1-096897.pth) or "
-            "the NATS-Bench topology folder NATS-tss-v1_0-3ffb9-simple/ (meta.pickle.pbz2 and one NNNNNN.pickle.pbz2 "
-            "per architecture)")
+EXPECTED = ("an official NAS-Bench-201 file (NAS-Bench-201-v1_0-e61699.pth or NAS-Bench-201-v1_1-096897.pth), "
+            "NATS-Bench's topology file NATS-tss-v1_0-3ffb9.pickle.pbz2 or its folder NATS-tss-v1_0-3ffb9-simple/ "
+            "(meta.pickle.pbz2 and one NNNNNN.pickle.pbz2 per architecture)")
 ALLOWED = safe_pickle.NUMPY_GLOBALS | safe_pickle.CONTAINER_GLOBALS
 ARCH_FILE = re.compile(r"^(\d{6})\.pickle(\.pbz2)?$")
 
@@ -67,8 +69,9 @@ def _keep(value: Any) -> bool:
 
 
 class NB201Unpickler(safe_pickle.StreamingUnpickler):
-    """Streams a NAS-Bench-201 ``.pth``: every complete ``{"less": record, "full": record}`` goes to ``sink``
-    as rows and is emptied."""
+    """Streams a NAS-Bench-201 ``.pth`` (or NATS-Bench's single file): every complete dictionary of architecture
+    records (``{"less": record, "full": record}``; NATS: ``{"12": ..., "200": ...}``) goes to ``sink`` as rows and
+    is emptied."""
 
     def __init__(self, file: IO[bytes], *, sink: Callable[[Row], None], **kwargs: Any) -> None:
         super().__init__(file, substitutes=TENSOR_STANDINS, **kwargs)
@@ -76,9 +79,9 @@ class NB201Unpickler(safe_pickle.StreamingUnpickler):
         self.architectures = 0
 
     def filled(self, mapping: dict) -> None:
-        records = [v for v in mapping.values() if type(v) is dict and is_arch_record(v)]
-        if not records or "less" not in mapping or "full" not in mapping:
-            return
+        records = list(mapping.values())
+        if not all(type(v) is dict and is_arch_record(v) for v in records):
+            return  # not an architecture's {"less", "full"} (NATS: {"12", "200"}) dictionary
         for record in records:
             for row in arch_rows(record):
                 self.sink(row)
@@ -115,6 +118,13 @@ def _torch_pickle(path: Path) -> Iterator[IO[bytes]]:
         yield handle
 
 
+@contextlib.contextmanager
+def _bz2_stream(path: Path) -> Iterator[IO[bytes]]:
+    """NATS-Bench's single-file form (``NATS-tss-v1_0-3ffb9.pickle.pbz2``): one bz2-compressed pickle."""
+    with bz2.open(path, "rb") as handle:
+        yield handle
+
+
 def _check_top(path: Path, top: Any) -> dict:
     if not isinstance(top, dict) or "arch2infos" not in top:
         raise GroundTruthError(f"{path} holds no NAS-Bench-201 dictionary (no arch2infos): expected {EXPECTED}")
@@ -127,7 +137,8 @@ def read_pth(path: Path, sink: Callable[[Row], None], stream: bool = True) -> in
     """Send every row of a NAS-Bench-201 ``.pth`` to ``sink``; the number of architectures read."""
     if not stream:
         return _read_pth_whole(path, sink)
-    with _torch_pickle(path) as handle:
+    opened = _bz2_stream(path) if path.suffix == ".pbz2" else _torch_pickle(path)
+    with opened as handle:
         unpickler: list[NB201Unpickler] = []
 
         class _Bound(NB201Unpickler):
@@ -161,6 +172,8 @@ def _read_pth_whole(path: Path, sink: Callable[[Row], None]) -> int:
 
     import torch
 
+    if path.suffix == ".pbz2":  # NATS-Bench's single file: a plain pickle, read whole by the C unpickler
+        return _sink_all(_check_top(path, _load_small(path, "NATS-Bench file")), sink)
     try:
         with torch.serialization.safe_globals(_torch_safe_globals()):
             top = torch.load(path, map_location="cpu", weights_only=True)
@@ -173,7 +186,10 @@ def _read_pth_whole(path: Path, sink: Callable[[Row], None]) -> int:
     except (RuntimeError, EOFError, OSError, ValueError, struct.error, KeyError, TypeError) as error:
         raise DatasetError(f"{path} is not a readable torch.save file ({type(error).__name__}: "
                            f"{str(error).splitlines()[0] if str(error) else ''})") from None
-    top = _check_top(path, top)
+    return _sink_all(_check_top(path, top), sink)
+
+
+def _sink_all(top: dict, sink: Callable[[Row], None]) -> int:
     count = 0
     for value in top["arch2infos"].values():
         for record in (value or {}).values():

@@ -205,3 +205,12 @@ def _numpy1_protocol4(obj: Any) -> bytes:
     old, new = b"numpy._core.multiarray", b"numpy.core.multiarray"
     return buffer.getvalue().replace(pickle.SHORT_BINUNICODE + bytes([len(old)]) + old,
                                      pickle.SHORT_BINUNICODE + bytes([len(new)]) + new)
+
+
+def write_nats_file(path: Path, archs: Sequence[str], seed: int = 0, full_evals: bool = False) -> Path:
+    """NATS-Bench's single file (``NATS-tss-v1_0-3ffb9.pickle.pbz2``): the whole dictionary, records under "12"/"200"."""
+    source = benchmark_dict(archs, "v1_1", seed, full_evals)
+    infos = {i: {"12": info["less"], "200": info["full"]} for i, info in source["arch2infos"].items()}
+    data = {"meta_archs": list(archs), "total_archs": len(archs), "arch2infos": infos, "evaluated_indexes": set(infos)}
+    path.write_bytes(bz2.compress(_numpy1_protocol4(data)))
+    return path
