@@ -80,7 +80,7 @@ class NB201Unpickler(safe_pickle.StreamingUnpickler):
 
     def filled(self, mapping: dict) -> None:
         records = list(mapping.values())
-        if not all(type(v) is dict and is_arch_record(v) for v in records):
+        if not records or not all(type(v) is dict and is_arch_record(v) for v in records):
             return  # not an architecture's {"less", "full"} (NATS: {"12", "200"}) dictionary
         for record in records:
             for row in arch_rows(record):
