@@ -115,6 +115,11 @@ def test_streamed_whole_zip_and_nats_folder_read_the_same(files, tmp_path):
     assert streamed == rows(files["v11"], stream=False)
     zipped = synthetic.write_pth(tmp_path / "zip.pth", files["v11_dict"], zip_format=True)
     assert streamed == rows(zipped)
+    with_weights = synthetic.benchmark_dict(ARCHS, "v1_1", seed=4)  # a trial that kept its weights: never needed
+    with_weights["arch2infos"][1]["full"]["all_results"][("cifar10", 777)]["net_state_dict"] = {"w": torch.ones(3)}
+    for zip_format in (False, True):
+        path = synthetic.write_pth(tmp_path / f"weights{zip_format}.pth", with_weights, zip_format=zip_format)
+        assert rows(path) == streamed == rows(path, stream=False)
     assert sorted(streamed) == sorted(rows(files["nats"]))
     single = synthetic.write_nats_file(tmp_path / "NATS-tss-v1_0-3ffb9.pickle.pbz2", ARCHS, seed=4)
     assert sorted(streamed) == sorted(rows(single)) == sorted(rows(single, stream=False))

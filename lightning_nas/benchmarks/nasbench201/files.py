@@ -54,9 +54,12 @@ def _no_tensor(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-#: torch names a ``.pth`` holding a tensor uses; streamed, they build nothing (weights are never needed)
-TENSOR_STANDINS = {name: _no_tensor for name in ("torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2",
-                                                 "torch._utils._rebuild_parameter")}
+#: torch names a ``.pth`` holding a tensor uses (rebuilders; storage types inside persistent ids); streamed, they
+#: build nothing: the benchmark never needs stored weights (the v1.x files hold none: ``net_state_dict`` is None)
+TENSOR_STANDINS = {name: _no_tensor for name in (
+    "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+    "torch.storage.UntypedStorage", *(f"torch.{kind}Storage" for kind in (
+        "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")))}
 
 
 def _keep(value: Any) -> bool:
