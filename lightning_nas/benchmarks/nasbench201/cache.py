@@ -188,9 +188,16 @@ class NB201Benchmark(TableBenchmark):
         if i is None:
             raise GroundTruthError(f"{key} is not in {self.source} ({len(self.keys)} architectures)")
         d = self.data
-        rows = self.rows[d["arch"][self.rows] == i]
-        return {int(d["seed"][r]): float(d["metrics"][r, self.column]) for r in rows
+        return {int(d["seed"][r]): float(d["metrics"][r, self.column]) for r in self._rows_of.get(i, ())
                 if not math.isnan(d["metrics"][r, self.column])}
+
+    @cached_property
+    def _rows_of(self) -> dict[int, np.ndarray]:
+        """Architecture index -> this query's rows of it (grouped once, so a per-seed lookup is not a scan)."""
+        arch = self.data["arch"][self.rows]
+        order = np.argsort(arch, kind="stable")
+        groups = np.split(self.rows[order], np.flatnonzero(np.diff(arch[order])) + 1)
+        return {int(self.data["arch"][g[0]]): g for g in groups if len(g)}
 
     def record(self, key: str) -> dict[str, Any]:
         """Everything the cache holds for ``key``: data set -> budget -> seed -> metric -> value."""
