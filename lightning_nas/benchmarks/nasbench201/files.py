@@ -65,8 +65,8 @@ TENSOR_STANDINS = {name: _no_tensor for name in (
 def _keep(value: Any) -> bool:
     """Memo entries kept after an architecture is consumed: what later records may refer back to (field
     and data set names, architecture strings, numpy dtypes and the rebuild functions). What belongs to one
-    architecture is dropped: its containers, per-epoch keys (``x-valid@12``) and numpy scalars."""
-    if isinstance(value, (dict, list, tuple, set, np.generic, float)):
+    architecture is dropped: its containers, per-epoch keys (``x-valid@12``), numpy scalars and their bytes."""
+    if isinstance(value, (dict, list, tuple, set, np.generic, float, bytes, bytearray)):
         return False
     return not (isinstance(value, str) and "@" in value)
 
