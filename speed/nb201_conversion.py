@@ -6,7 +6,7 @@ For each ``num_archs`` (default 500 and 1500) writes a legacy ``torch.save`` fil
 ``NAS-Bench-201-v1_0-e61699.pth`` (``synthetic.write_pth_streamed``: 12 epochs on cifar10-valid, 200 epochs on
 all four data sets with 1-3 seeds, numpy 1 names), converts it in a child process (streamed; ``--whole``
 also with ``torch.load(weights_only=True)``) and reports wall time, the child's peak resident memory
-(``ru_maxrss``) beside that of a child that only imports the reader, and queries per second of
+(``VmHWM``) beside that of a child that only imports the reader, and queries per second of
 ``NB201Benchmark``. Extrapolation to the official 15,625 architectures is linear in the file size and is
 printed as such. A synthetic ``NATS-tss-v1_0-3ffb9-simple`` folder of ``--nats`` architectures is converted
 too. Synthetic files are deleted afterwards unless ``--keep``.
@@ -14,7 +14,6 @@ too. Synthetic files are deleted afterwards unless ``--keep``.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,15 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def child(code: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of ``python -c code``, alone in its process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """(wall seconds, peak RSS in MB) of ``python -c code``, alone in its process. The peak is the child's own
+    ``VmHWM`` (a new address space from exec; ``ru_maxrss`` of children would start from this process's size)."""
+    report = "; print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", code + report], check=True, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:  # ru_maxrss of children is the maximum over all children: run the larger ones last
-        print(f"  (peak RSS of this child not above earlier children's {before / 1024:.0f} MB)")
-    return wall, peak / 1024
+    return wall, int(out.stdout.split()[-1]) / 1024
 
 
 def main() -> None:
@@ -48,7 +45,7 @@ def main() -> None:
     parser.add_argument("--nats", type=int, default=200, help="architectures of the NATS-tss-simple folder measured")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(dir=args.dir))
-    _, base = child("import lightning_nas.benchmarks.nasbench201 as m; import torch")
+    _, base = child("import lightning_nas.benchmarks.nasbench201")
     print(f"baseline child (imports only): peak RSS {base:.0f} MB")
     for n in sorted(args.sizes):
         src = work / f"synthetic-{n}.pth"
