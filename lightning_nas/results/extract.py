@@ -249,6 +249,9 @@ def table_info(config: dict[str, Any]) -> tuple[dict[str, Any], Optional[RandomP
     args = benchmark.get("init_args") or {}
     if not args.get("path"):
         return {}, None
+    kind = str(benchmark.get("class_path", "")).rsplit(".", 1)[-1]
+    if kind not in ("TabulatedBenchmark", "CSVBenchmark", ""):  # official files (NB101, NB201, NDS): no CSV
+        return {"table": Path(str(args["path"])).name, "benchmark": kind, "complete": False}, None
     table = TabulatedBenchmark(args["path"], metric=args.get("metric", "test_accuracy_mean"),
                                higher_is_better=bool(args.get("higher_is_better", True)))
     complete = (table.sidecar.get("protocol") or {}).get("architectures") == "all"
