@@ -126,7 +126,7 @@ class ImageDataModule(SeededDataModule):
         rank, world = self._rank()
         self._train_batches = SeededBatches(self.data.train_images, self.data.train_labels,
                                             {n: self.splits[n] for n in names}, self.batch_size, self.seed, rank, world)
-        return self._train_batches
+        return self.continue_epochs(self._train_batches)
 
     def val_dataloader(self) -> EvalBatches:
         rank, world = self._rank()
