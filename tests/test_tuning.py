@@ -189,3 +189,20 @@ def test_regularisation_study_grids_parse_on_a_1shot1_recipe():
     assert validate(recipes, parse_grid(["data.init_args.cutout,model.init_args.optimizer.weight_decay=0,81e-4"]),
                     0) == 0
     assert "max_epochs: 100" in text
+
+
+def test_batches_start_at_the_fit_loops_epoch():
+    """A run resumed from an epoch-end checkpoint (a stopped trial) gets no loader state from Lightning:
+    its batches must still be those of the next epoch, not epoch 0's again (SeededDataModule.continue_epochs)."""
+    import torch
+
+    from lightning_nas.data.batches import SeededBatches
+
+    images, labels = torch.zeros(8, 1, 2, 2, dtype=torch.uint8), torch.arange(8)
+    batches = SeededBatches(images, labels, {"weights": torch.arange(8)}, 4, seed=0)
+    fresh = [b["weights"]["labels"].tolist() for b in batches]
+    assert next(iter(batches))["epoch"] == 1  # on its own, it counts the epochs it iterated
+    batches = SeededBatches(images, labels, {"weights": torch.arange(8)}, 4, seed=0)
+    batches.epoch_now = lambda: 1
+    resumed = list(batches)
+    assert resumed[0]["epoch"] == 1 and [b["weights"]["labels"].tolist() for b in resumed] != fresh
