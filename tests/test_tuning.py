@@ -99,7 +99,7 @@ def _tiny_darts(tmp_path: Path) -> list[str]:
     return ["--recipe", STRATEGIES, "--model", DARTS, "--trainer.max_epochs", "2", "--threads", "1",
             "--model.init_args.network.C", "4", "--data.init_args.dataset", "digits",
             "--ranking.num_architectures", "0", "--selection.num_architectures", "0",
-            "--trainer.enable_progress_bar", "false"]
+            "--decoding.every_n_epochs", "1", "--trainer.enable_progress_bar", "false"]
 
 
 @pytest.mark.slow
