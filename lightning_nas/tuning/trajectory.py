@@ -69,9 +69,12 @@ def summarise_tuning(root: Path, settings: dict[str, Any], overhead: dict[str, A
                 "trial_seconds_per_trial": search / len(trials) if trials else None,
                 "fraction_of_trial_time": tuner / search if search > 0 else None}
     times_known = all(e.get("train_seconds") is not None for e in evals)
+    times = settings["objective"].get("times")
+    from_table = bool(times) and Path(times).is_file()
     summary = {"settings": settings, "overhead": overhead, "evaluations": evals,
-               "t_train": "the table's training time of the answer" if times_known and settings["objective"].get("times")
-               else "the on-demand training time of the answer" if times_known else "unknown for some answers (0)",
+               "t_train": ("unknown for some answers (0)" if not times_known else
+                           f"the training time of the answer in {times}" if from_table else
+                           "the on-demand training time of the answer (objective.on_demand)"),
                "incumbent": None if best is None else {
                    key: best.get(key) for key in ("trial", "config", "epochs", "architecture", "valid", "test",
                                                   "test_regret", "answer_source", "valid_source", "train_seconds")}}
