@@ -186,8 +186,8 @@ def test_regularisation_study_grids_parse_on_a_1shot1_recipe():
     assert "--grid data.init_args.cutout=0,16" in text
     assert "--grid model.init_args.optimizer.weight_decay=1e-4,3e-4,9e-4,27e-4,81e-4" in text
     # the keys and the extreme values (each grid point parses the same way)
-    assert validate(recipes, parse_grid(["data.init_args.cutout,model.init_args.optimizer.weight_decay=0,81e-4"]),
-                    0) == 0
+    assert validate(recipes, parse_grid(["data.init_args.cutout=0,16",
+                                         "model.init_args.optimizer.weight_decay=1e-4,81e-4"]), 0) == 0
     assert "max_epochs: 100" in text
 
 
