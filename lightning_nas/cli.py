@@ -100,6 +100,10 @@ def add_run_options(parser: LightningArgumentParser) -> None:
     group.add_argument("--allow_thread_change", type=bool, default=False,
                        help="With --resume: accept a --threads other than the run started with (numbers after "
                             "the checkpoint will differ from an uninterrupted run).")
+    group.add_argument("--stop_at_epoch", type=Optional[PositiveInt], default=None,
+                       help="End this command after that many epochs in all (a checkpoint, the final selection), "
+                            "keeping trainer.max_epochs and so every schedule; --resume RUN_DIR continues as if "
+                            "the run had never stopped (tuning's fidelity, docs/tuning.md).")
     group.add_argument("--loggers", type=list[Literal["csv", "wandb"]], default=["csv"],
                        help="csv writes RUN_DIR/metrics.csv; wandb logs through WandbLogger "
                             "(WANDB_MODE=offline works without a network).")
@@ -116,6 +120,9 @@ def add_run_options(parser: LightningArgumentParser) -> None:
     experiment.add_argument("--grid", action="append", type=str, default=None, metavar="KEYS=V1,V2",
                             help="One factor: a recipe key and its values (ranking.bn_mode=batch,running); tied "
                                  "keys K1,K2=V1,V2 take each value together; repeat for a cartesian product.")
+    experiment.add_argument("--tune", type=Optional[str], default=None, metavar="TUNING.yaml",
+                            help="Tune the recipe on Ray Tune (BOHB, ASHA, Hyperband) with this tuning file "
+                                 "(configuration space, scheduler, fidelity, objective; docs/tuning.md).")
     experiment.add_argument("--experiment_dir", type=Optional[str], default=None,
                             help="Where the trials go (default: runs/experiments/<recipe name>).")
     experiment.add_argument("--ray_address", type=Optional[str], default=None,
@@ -194,10 +201,10 @@ class NASCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config
         seed = config.seed_everything
-        self.experiment = config.get("seeds") is not None or bool(config.get("grid"))
+        self.experiment = config.get("seeds") is not None or bool(config.get("grid")) or bool(config.get("tune"))
         if self.experiment:
             if config.get("resume") or config.get("reproduce"):
-                raise RecipeError("--seeds/--grid cannot be combined with --resume or --reproduce "
+                raise RecipeError("--seeds/--grid/--tune cannot be combined with --resume or --reproduce "
                                   "(rerun the experiment command to resume its unfinished trials)")
             return
         if config.get("resume") and config.get("reproduce"):
@@ -356,7 +363,8 @@ class NASCLI(LightningCLI):
             loggers.append(RunCSVLogger(str(self.run_dir), resume_from=self.checkpoint if config.get("resume") else None))
         if "wandb" in config.loggers:
             loggers.append(wandb_logger(config.wandb_project, self.run_dir))
-        checkpoint = RunCheckpoint(str(self.run_dir / "checkpoints"), config.checkpoint_every_n_steps)
+        checkpoint = RunCheckpoint(str(self.run_dir / "checkpoints"), config.checkpoint_every_n_steps,
+                                   stop_at_epoch=config.get("stop_at_epoch"))
         trainer_config = self._get(self.config_init, "trainer", default={})
         callbacks = list(trainer_config.get("callbacks") or []) + [checkpoint]
         if trainer_config.get("enable_progress_bar") is not False and not sys.stdout.isatty() \

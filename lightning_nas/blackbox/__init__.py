@@ -2,7 +2,7 @@
 REINFORCE driving a space's decisions, with simulated wall-clock from the table's training times and
 anytime trajectories in one record format (``trajectory.py``).
 
-``python -m lightning_nas.blackbox --recipe recipes/blackbox_nb201_digits_729.yaml --optimizer NAME``.
+``python -m lightning_nas.blackbox --recipe recipes/blackbox/nb201_digits_729.yaml --optimizer NAME``.
 """
 from lightning_nas.blackbox.expectation import random_search_regret
 from lightning_nas.blackbox.optimizers import (OPTIMIZERS, BlackBoxOptimizer, RandomSearch, RegularizedEvolution,

@@ -12,7 +12,7 @@ training by a look-up. A query of a cell returns
 Cells are found through the space (``space.key(arch)``), so one problem serves NB201 tables,
 ``lightning_nas.tabulate`` tables (the complete digits table), NAS-Bench-101 and NAS-Bench-1Shot1
 (through NAS-Bench-101). ``Tables`` subclasses say where the three numbers live; the command line
-names one by class path (``recipes/blackbox_nb201_digits_729.yaml``).
+names one by class path (``recipes/blackbox/nb201_digits_729.yaml``).
 """
 from __future__ import annotations
 

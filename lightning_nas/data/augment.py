@@ -18,6 +18,9 @@ class Augmentation:
     crop_padding: int = 4
     horizontal_flip: bool = True
     cutout: int = 0  # side of the square cut out, 0 = off
+    #: each image is cut out with this probability (NAS-Bench-1Shot1's "CO prob", App. F); at 1 every image
+    #: is, and no further random number is drawn (runs without it stay bit-identical)
+    cutout_prob: float = 1.0
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = images
@@ -45,6 +48,9 @@ class Augmentation:
             in_y = ((ys >= (cy[:, None] - half)) & (ys < (cy[:, None] - half + self.cutout)))
             in_x = ((xs >= (cx[:, None] - half)) & (xs < (cx[:, None] - half + self.cutout)))
             mask = in_y[:, None, :, None] & in_x[:, None, None, :]
+            if self.cutout_prob < 1.0:
+                chosen = torch.rand(n, generator=generator, device=device) < self.cutout_prob
+                mask = mask & chosen[:, None, None, None]
             x = x.masked_fill(mask, 0)
         return x.contiguous()
 

@@ -28,6 +28,18 @@ class SeededDataModule(LightningDataModule):
                              "set data.arch_split (e.g. 0.5 as in DARTS)")
         return ["weights", "arch"]
 
+    def continue_epochs(self, batches: SeededBatches) -> SeededBatches:
+        """Batches that start at the epoch the fit loop is at. Lightning restores the data position from
+        a checkpoint saved inside an epoch (``SeededBatches.load_state_dict``), but none from one saved at
+        an epoch's end (a finished run given more epochs, ``--stop_at_epoch``), and it creates that
+        resumed run's first iterator before it updates ``current_epoch``: without this the run would
+        draw epoch 0's order and augmentation again. The loop's count of processed epochs is right in
+        both cases (and equals the epoch index at every later epoch's start)."""
+        trainer = self.trainer
+        if trainer is not None:
+            batches.epoch_now = lambda: trainer.fit_loop.epoch_progress.current.processed
+        return batches
+
     def mark_consumed(self, batch: dict[str, Any]) -> None:
         """A training batch reached the model (Lightning prefetches one ahead, so iteration is too early)."""
         if self._train_batches is not None:

@@ -7,7 +7,7 @@ stores in the checkpoint through ``state_dict`` (the ``_Stateful`` protocol of i
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -36,6 +36,8 @@ class SeededBatches:
         self.epoch = -1  # the epoch being (or last) iterated
         self._next_index = 0  # first batch not yet consumed in self.epoch
         self._resume: tuple[int, int] | None = None
+        #: the trainer's epoch, where a trainer drives the batches (``SeededDataModule.continue_epochs``)
+        self.epoch_now: Callable[[], int] | None = None
 
     def __len__(self) -> int:
         return min(len(idx) // self.world_size // self.batch_size for idx in self.splits.values())
@@ -52,7 +54,7 @@ class SeededBatches:
             if start >= len(self) or epoch < 0:  # epoch finished, or saved before the first epoch began
                 epoch, start = epoch + 1, 0
         else:
-            epoch, start = self.epoch + 1, 0
+            epoch, start = (self.epoch_now() if self.epoch_now is not None else self.epoch + 1), 0
         self.epoch, self._next_index = epoch, start
         orders = {name: self._epoch_order(name, epoch) for name in self.splits}
         for i in range(start, len(self)):

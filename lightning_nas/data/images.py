@@ -58,7 +58,8 @@ class ImageDataModule(SeededDataModule):
             ``eval_batch_size`` is set (batch-statistics BN depends on it).
         val_split, arch_split: fraction of the training images or a count.
         train_portion: fraction of the weights split actually used (low-fidelity studies).
-        crop_padding, horizontal_flip, cutout: training augmentation.
+        crop_padding, horizontal_flip, cutout: training augmentation; cutout_prob: the probability that an
+            image is cut out (NAS-Bench-1Shot1, App. F; 1: every image, DeVries & Taylor 2017).
         split_file: an NAS-Bench-201 split file (``cifar-split.txt``, ``cifar100-test-split.txt``,
             ``imagenet-16-120-test-split.txt``); None (default): seeded splits of the training images.
         seed: the run seed (linked from ``seed_everything`` by the CLI).
@@ -67,7 +68,7 @@ class ImageDataModule(SeededDataModule):
     def __init__(self, dataset: str = "digits", data_dir: str = "data", download: bool = True,
                  image_size: int | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
                  val_split: Size = 0.2, arch_split: Size = 0, train_portion: float = 1.0,
-                 crop_padding: int = 4, horizontal_flip: bool = True, cutout: int = 0,
+                 crop_padding: int = 4, horizontal_flip: bool = True, cutout: int = 0, cutout_prob: float = 1.0,
                  split_file: str | None = None, seed: int = 0) -> None:
         super().__init__()
         IMAGE_SOURCES.get(dataset)  # fail early on an unknown name
@@ -76,6 +77,8 @@ class ImageDataModule(SeededDataModule):
         _check_int("data.image_size", image_size, 1, "pixels, or null: the dataset's own size")
         for key, value in (("crop_padding", crop_padding), ("cutout", cutout)):
             _check_int(f"data.{key}", value, 0, "pixels; 0 turns it off")
+        if not 0 <= cutout_prob <= 1:
+            raise RecipeError(f"data.cutout_prob must be a probability in [0, 1], got {cutout_prob}")
         if not 0 < train_portion <= 1:
             raise RecipeError(f"data.train_portion must be in (0, 1], got {train_portion}")
         for key, size in (("val_split", val_split), ("arch_split", arch_split)):
@@ -84,7 +87,7 @@ class ImageDataModule(SeededDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.val_split, self.arch_split, self.train_portion = val_split, arch_split, train_portion
-        self.augmentation = Augmentation(crop_padding, horizontal_flip, cutout)
+        self.augmentation = Augmentation(crop_padding, horizontal_flip, cutout, cutout_prob)
         self.seed = seed
         self.split_file = split_file
         self._official: OfficialSplit | None = read_split(split_file) if split_file else None
@@ -163,7 +166,7 @@ class ImageDataModule(SeededDataModule):
         rank, world = self._rank()
         self._train_batches = SeededBatches(self.data.train_images, self.data.train_labels,
                                             {n: self.splits[n] for n in names}, self.batch_size, self.seed, rank, world)
-        return self._train_batches
+        return self.continue_epochs(self._train_batches)
 
     def val_dataloader(self) -> EvalBatches:
         rank, world = self._rank()

@@ -397,7 +397,7 @@ class PTBDataModule(SeededDataModule):
             offset += len(spans)
         self._train_batches = SeededBatches(torch.stack(inputs), torch.stack(targets), splits, 1, self.seed,
                                             rank, world)
-        return self._train_batches
+        return self.continue_epochs(self._train_batches)
 
     def val_dataloader(self) -> WindowEvalBatches:
         rank, world = self._rank()

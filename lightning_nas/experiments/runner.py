@@ -48,7 +48,12 @@ def _now() -> str:
 
 def experiment_main(parser: Any, config: Any) -> int:
     """``train.py --seeds/--grid``: the parsed command (``parser``, ``config``: what ``lightning_nas.cli``
-    parsed, experiment options included); check every grid point parses, then run the pending trials."""
+    parsed, experiment options included); check every grid point parses, then run the pending trials.
+    ``--tune`` goes to the tuner (``lightning_nas.tuning``)."""
+    if config.get("tune"):
+        from lightning_nas.tuning.runner import tuning_main
+
+        return tuning_main(parser, config)
     if config.get("run_dir") is not None:
         raise ExperimentError("--run_dir: each trial gets its own run directory; use --experiment_dir with --seeds/--grid")
     seeds = parse_seeds(config.seeds) if config.get("seeds") is not None else None
@@ -251,7 +256,8 @@ def output_to(path: Path) -> Iterator[None]:
 
 
 def execute_trial(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one trial through train.py's own main: fresh, or resumed from its last checkpoint after a kill.
+    """Run one trial through train.py's own main: fresh, or resumed from its last checkpoint after a kill
+    (then with ``spec["then"]``, arguments for either case, e.g. tuning's ``--stop_at_epoch``).
 
     Never raises: a failure is written to ``trial.json`` (one line) and ``train.log`` (traceback).
     """
@@ -260,7 +266,7 @@ def execute_trial(spec: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     resume = any((run_dir / "checkpoints").glob("last*.ckpt"))
-    argv = ["--resume", str(run_dir)] if resume else list(spec["arguments"])
+    argv = (["--resume", str(run_dir)] if resume else list(spec["arguments"])) + list(spec.get("then", []))
     record = {key: spec[key] for key in ("name", "seed", "factors")}
     record.update(status="running", arguments=argv, resumed=resume, host=socket.gethostname(), started=_now())
     atomic_write_json(run_dir / TRIAL_RECORD, record)

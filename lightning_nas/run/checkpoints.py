@@ -209,10 +209,22 @@ class RunCheckpoint(ModelCheckpoint):
     on disk, and the rows after it are cut and logged again.
     """
 
-    def __init__(self, dirpath: str, every_n_train_steps: int) -> None:
+    def __init__(self, dirpath: str, every_n_train_steps: int, stop_at_epoch: int | None = None) -> None:
         super().__init__(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps,
                          enable_version_counter=False)
         self.stopped_at: int | None = None
+        self.stop_at_epoch = stop_at_epoch
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: Any) -> None:
+        """``--stop_at_epoch N``: after the N-th epoch (all of its hooks, the strategy's schedule step
+        included: checkpoint callbacks run last), save and end the fit, keeping ``trainer.max_epochs``
+        and so every schedule. The checkpoint is the one of an epoch's end, from which ``--resume``
+        goes on with the next epoch exactly as the run that never stopped (tuning's promoted trials,
+        ``lightning_nas.tuning``)."""
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.stop_at_epoch is not None and trainer.current_epoch + 1 >= self.stop_at_epoch:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))  # (after the schedule's step)
+            trainer.should_stop = True
 
     def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
         io = trainer.strategy.checkpoint_io

@@ -1,5 +1,5 @@
 """The options that say what kind of run a command is (``--resume``, ``--reproduce``, ``--seeds``,
-``--grid`` and the experiment options), shared by the CLI that parses them and the experiment runner
+``--grid``, ``--tune``, ``--stop_at_epoch`` and the experiment options), shared by the CLI that parses them and the experiment runner
 that writes each trial's recipe.
 
 They are never written to a run's ``config.yaml`` or an experiment's ``recipe.yaml``: a resolved
@@ -16,7 +16,8 @@ from jsonargparse import Namespace
 FRONT_OPTIONS: dict[str, Any] = {
     "resume": None, "reproduce": None, "seeds": None, "grid": None, "experiment_dir": None,
     "ray_address": None, "num_cpus": None, "gpus_per_trial": 0.0, "max_concurrent": 0,
-    "allow_thread_change": False}
+    "allow_thread_change": False,
+    "tune": None, "stop_at_epoch": None}
 
 
 def reset_front_options(config: Namespace, **also: Any) -> Namespace:
