@@ -66,8 +66,7 @@ class NB201Cell(nn.Module):
 
         def source(src: int, what: str) -> torch.Tensor:
             """Per source node, once: the operations' input (PC-DARTS: its first C/K channels, and the
-            others as ``bypass``), its ReLU (``relu``), or a parameter-free operation of it (by name:
-            the same function on every edge)."""
+            others as ``bypass``) and its ReLU (``relu``)."""
             key = (src, what)
             if key not in shared:
                 h = nodes[src]
@@ -76,10 +75,8 @@ class NB201Cell(nn.Module):
                     shared[(src, "input")], shared[(src, "bypass")] = h.split([part, h.shape[1] - part], dim=1)
                 elif what == "input":
                     shared[key] = h
-                elif what == "relu":
+                else:  # the ReLU in front of every convolution reading this node
                     shared[key] = torch.relu(source(src, "input"))
-                else:
-                    shared[key] = next(ops[what] for ops in self.edges if what in ops)(source(src, "input"))
             return shared[key]
 
         for terms, w, constant, bypass in plan:
@@ -87,11 +84,7 @@ class NB201Cell(nn.Module):
             for e, src, op in terms:
                 module = self.edges[e][op]
                 if isinstance(module, ReLUConvBN):
-                    outputs.append(module[2](module[1](source(src, "relu"))))
-                elif isinstance(module, nn.Identity):
-                    outputs.append(source(src, "input"))
-                elif next(module.parameters(), None) is None and next(module.buffers(), None) is None:
-                    outputs.append(source(src, op))
+                    outputs.append(module(source(src, "relu"), activated=True))
                 else:
                     outputs.append(module(source(src, "input")))
             if not outputs:
@@ -205,11 +198,10 @@ class NB201Network(SuperNet):
         follow the space's operations.
 
         A node is computed at once (``NB201Cell.run_mixed``): the outputs of every operation on
-        every incoming edge are stacked and contracted with the node's weights in one product,
-        parameter-free operations (pooling, skip) run once per source node, and the ReLU in front
-        of the convolutions once per source node; the edges' convolutions stay separate (their
-        weights differ). Summation over the edges is part of the contraction, so values agree with
-        the per-edge sum within float rounding; one-hot weights still give the path bit for bit."""
+        every incoming edge are stacked and contracted with the node's weights in one product, and
+        the ReLU in front of the convolutions runs once per source node (every edge still calls its
+        own operation modules). Summation over the edges is part of the contraction, so values
+        agree with the per-edge sum within float rounding; one-hot weights still give the path bit for bit."""
         ops, edge_weights = weights["ops"], weights.get("edges")
         names = self.operations
         k = self.partial_channels
