@@ -111,7 +111,8 @@ class NB201Cell(nn.Module):
             elif len(rests) == 1:
                 rest = betas[0] * rests[0]
             else:
-                rest = torch.tensordot(betas.to(x.dtype), torch.stack(rests), dims=1)
+                stacked_rests = torch.stack(rests)
+                rest = torch.tensordot(betas.to(stacked_rests.dtype), stacked_rests, dims=1)
             groups = [mixed] + list(rest.split(part, dim=1))
             nodes.append(torch.stack(groups, dim=2).reshape(mixed.shape[0], part * k, *mixed.shape[2:]))
         return nodes[-1]
