@@ -45,6 +45,29 @@ STRATEGIES = {
 }
 
 
+MATRIX_PRODUCTS = ("mm", "bmm", "addmm", "baddbmm", "addbmm", "matmul", "dot", "mv", "addmv", "linear")
+
+
+def kernel_counter():
+    """A ``TorchDispatchMode`` counting the operators that compute something (views and aliases
+    launch no kernel) in ``count``, and the matrix products among them in ``products``."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class KernelCount(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = self.products = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            if not func.is_view and name not in ("detach", "alias", "lift_fresh"):
+                self.count += 1
+                self.products += name in MATRIX_PRODUCTS
+            return func(*args, **(kwargs or {}))
+
+    return KernelCount()
+
+
 def _class(label: str) -> str:
     return {"DARTS": "DARTS", "PC-DARTS": "PCDARTS"}.get(label.split(" ")[0], label.split(" ")[0])
 
@@ -103,29 +126,15 @@ def measure(label: str, args: argparse.Namespace) -> dict:
     batches = SameBatch()
     cuda = torch.cuda.is_available()
 
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class KernelCount(TorchDispatchMode):
-        """Operators that compute something (views and aliases launch no kernel)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.count = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if not func.is_view and func.__name__.split(".")[0] not in ("detach", "alias", "lift_fresh"):
-                self.count += 1
-            return func(*args, **(kwargs or {}))
-
     class Timer(Callback):
         def __init__(self) -> None:
             self.times: list[float] = []
-            self.kernels = 0
-            self.mode: KernelCount | None = None
+            self.kernels = self.products = 0
+            self.mode = None
 
         def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
             if batch_idx == 1:  # one counted step after the warm-up step, then the timed ones
-                self.mode = KernelCount()
+                self.mode = kernel_counter()
                 self.mode.__enter__()
                 return
             if cuda:
@@ -135,7 +144,7 @@ def measure(label: str, args: argparse.Namespace) -> dict:
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
             if self.mode is not None:
                 self.mode.__exit__(None, None, None)
-                self.kernels, self.mode = self.mode.count, None
+                self.kernels, self.products, self.mode = self.mode.count, self.mode.products, None
                 return
             if cuda:
                 torch.cuda.synchronize()
@@ -154,7 +163,7 @@ def measure(label: str, args: argparse.Namespace) -> dict:
     else:
         memory, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before, "peak RSS - RSS before fit"
     return {"label": label, "median_s": statistics.median(timer.times[1:]), "memory_bytes": memory, "memory": how,
-            "kernels": timer.kernels}
+            "kernels": timer.kernels, "products": timer.products}
 
 
 def main() -> None:
@@ -188,14 +197,14 @@ def main() -> None:
              f"network {network_options(args)}, batch {args.batch} x 3 x {args.image}^2")
     print(f"{args.space} super-net, {shape}, {args.threads} thread(s), median of {args.steps} steps; "
           f"memory: {spos['memory']}")
-    print("| strategy | step time (ms) | time / SPOS | kernels / step | kernels / SPOS | peak memory (MiB) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| strategy | step time (ms) | time / SPOS | kernels / step | kernels / SPOS | matrix products | peak memory (MiB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if "unsupported" in r:
-            print(f"| {r['label']} | unsupported: {r['unsupported']} | | | | |")
+            print(f"| {r['label']} | unsupported: {r['unsupported']} | | | | | |")
             continue
         print(f"| {r['label']} | {1000 * r['median_s']:.1f} | {r['median_s'] / spos['median_s']:.2f} | "
-              f"{r['kernels']} | {r['kernels'] / spos['kernels']:.2f} | {r['memory_bytes'] / 2 ** 20:.1f} |")
+              f"{r['kernels']} | {r['kernels'] / spos['kernels']:.2f} | {r['products']} | {r['memory_bytes'] / 2 ** 20:.1f} |")
 
 
 if __name__ == "__main__":

@@ -239,3 +239,25 @@ def test_wsbn_is_refused_in_one_line_where_it_does_not_apply():
     with pytest.raises(RecipeError, match="wsbn") as error:  # NB201's ops already own one BN per (edge, operation)
         _spos("nb201", {}, network={"wsbn": True})
     assert "\n" not in str(error.value)
+
+
+def test_relaxed_forward_drops_whole_edges_like_the_single_path():
+    """Path and global dropout act in the relaxation too: with one-hot weights (and no ``none`` edge,
+    whose single path draws no mask) the relaxed forward draws the same masks as the single path and
+    gives the same output bit for bit; without the masks it would differ."""
+    from lightning_nas.nn.nb201 import NB201Network
+    from lightning_nas.spaces.nb201 import NB201Space
+
+    space = NB201Space(operations=["skip_connect", "nor_conv_3x3", "avg_pool_3x3"])
+    net = NB201Network(space, C=4, N=1, num_classes=10, in_channels=3, path_dropout=0.5, global_dropout=0.2, seed=3)
+    net.train()
+    arch = space.sample(torch.Generator().manual_seed(0))
+    x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    state = net.noise_state()
+    path = net(x, arch)
+    net.set_noise_state(state)
+    relaxed = net.forward_weighted(x, space.one_hot(arch))
+    assert torch.equal(path, relaxed)
+    net.set_noise_state(state)
+    net.path_dropout = net.global_dropout = 0.0
+    assert not torch.equal(net.forward_weighted(x, space.one_hot(arch)), path)

@@ -52,7 +52,7 @@ from typing import Any, Iterator, Literal, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import Active, SuperNet, active_options, mix, node_value, passes_through
+from lightning_nas.nn.base import Active, SuperNet, passes_through
 from lightning_nas.nn.rnn_regularisation import (activation_regularisation, dropout_mask, embedded_dropout,
                                                  locked_dropout, temporal_activation_regularisation)
 from lightning_nas.registry import NETWORKS
@@ -158,38 +158,76 @@ class DartsRNNCell(nn.Module):
         s_i = sum_{j<i} sum_{o in active} weights[(i,j), o] * (s_j + c_ij * (o(h_ij) - s_j)), rows in
         ``rnn_edges`` order, ``none`` adding nothing; the weights are used as given (the strategy
         normalises them). ``output: loose_ends``: a node is a loose end when no edge leaving it
-        carries a non-zero weight on an active activation (one-hot weights: the path's loose ends)."""
+        carries a non-zero weight on an active activation (one-hot weights: the path's loose ends).
+
+        Computed per node as DARTS' search cell does (``rnn/model_search.py``): the node's
+        predecessors are stacked and go through one batched matrix product, then every activation
+        runs once over the stack. With W_j = sum_o w_jo and the edge mixture
+        sum_o w_jo (s_j + c_j (o(h_j) - s_j)) = W_j s_j + c_j (sum_o w_jo o(h_j) - W_j s_j),
+        a node costs one product, one contraction over the activations and a few element-wise
+        operations whatever its number of inputs: a fixed count of kernels per node instead of one
+        product, one sigmoid and a mixture per edge. Numerically the mixture is summed in another
+        order than the authors' loop (a few float32 ulps; tests/test_rnn_fused_cell.py states the
+        tolerance). One-hot weights still give the path bit for bit: the batched product of each
+        predecessor is the path's product (``bmm`` runs one GEMM per stacked input; node sharing
+        expands its one matrix), and multiplying by exact 1 and 0 and adding zeros change nothing.
+        GDAS' active options mask the weights; its straight-through constants (``passthrough``)
+        are added once per node."""
         edges = rnn_edges(self.num_nodes)
         if tuple(weights.shape) != (len(edges), len(operations)):
             raise ValueError(f"mixture weights must have shape {(len(edges), len(operations))}, "
                              f"got {tuple(weights.shape)}")
-        matrices = [self.matrix(i, j) for i, j in edges]
-        functions = [None if o == "none" else ACTIVATION_FUNCTIONS[o] for o in operations]
-        options = [active_options(active, "ops", e, len(operations)) for e in range(len(edges))]
-        passthrough = passes_through(active, "ops")
+        columns = [o for o, name in enumerate(operations) if name != "none"]
+        functions = [ACTIVATION_FUNCTIONS[operations[o]] for o in columns]
+        restricted = active is not None and "ops" in active.indices
+        if restricted:
+            chosen = torch.zeros(weights.shape, dtype=torch.bool, device=weights.device)
+            chosen.scatter_(1, active.indices["ops"].to(weights.device).reshape(len(edges), -1), True)
         if self.output == "mean":
             outputs_of = list(range(1, self.num_nodes + 1))
         else:
-            used = {j for e, (_, j) in enumerate(edges)
-                    if any(functions[o] is not None and bool(weights[e, o] != 0) for o in options[e])}
+            live = weights != 0
+            if restricted:
+                live = live & chosen
+            used = {j for e, (_, j) in enumerate(edges) if bool(live[e, columns].any())}
             outputs_of = [i for i in range(1, self.num_nodes + 1) if i not in used]
+        mixing = weights[:, columns] if columns else weights.new_zeros(len(edges), 0)
+        if restricted:
+            mixing = mixing * chosen[:, columns].to(weights.dtype)  # inactive options add nothing
+        constants = None
+        if passes_through(active, "ops"):  # GDAS reference: the inactive weights as constants, per edge
+            constants = (weights * (~chosen).to(weights.dtype)).sum(dim=1)
+        # per node, once per forward: its rows of the mixture, their sums, its stacked matrices
+        plan, first = [], 0
+        for i in range(1, self.num_nodes + 1):
+            rows = slice(first, first + i)
+            w = mixing[rows]
+            if self.weight_sharing == "node":
+                stacked = self.matrix(i, 0).expand(i, -1, -1)
+            else:
+                stacked = torch.stack([self.matrix(i, j) for j in range(i)])
+            constant = None if constants is None else constants[rows].sum()
+            plan.append((w.unsqueeze(1), w.sum(dim=1).view(i, 1, 1), stacked, constant))
+            first += i
 
         def step(s0: torch.Tensor, h_mask) -> list[torch.Tensor]:
             states = [s0]
-            e = 0
-            for i in range(1, self.num_nodes + 1):
-                total = None
-                for j in range(i):
-                    s = states[j]
-                    c, h = ((s if h_mask is None else s * h_mask) @ matrices[e]).chunk(2, dim=-1)
-                    c = torch.sigmoid(c)
-                    out = mix(weights[e], options[e],
-                              lambda o, s=s, c=c, h=h: None if functions[o] is None else s + c * (functions[o](h) - s),
-                              passthrough)
-                    if out is not None:
-                        total = out if total is None else total + out
-                    e += 1
-                states.append(self._norm(node_value(total, s0), "nodes"))
+            for i, (w, total_weight, stacked, constant) in enumerate(plan, start=1):
+                s = torch.stack(states)  # (i, B, H): the node's predecessors
+                ch = torch.bmm(s if h_mask is None else s * h_mask, stacked)
+                if not functions:  # only ``none``: the node is zero (plus GDAS' constants)
+                    node = torch.zeros_like(s0) if constant is None else torch.zeros_like(s0) + constant
+                    states.append(self._norm(node, "nodes"))
+                    continue
+                c, h = ch.chunk(2, dim=-1)
+                c = torch.sigmoid(c)
+                outs = torch.stack([f(h) for f in functions], dim=1)  # (i, K, B, H)
+                mixed = torch.bmm(w, outs.view(i, len(functions), -1)).view_as(s)  # sum_o w_jo o(h_j)
+                kept = total_weight * s  # W_j s_j
+                node = (kept + c * (mixed - kept)).sum(dim=0)
+                if constant is not None:
+                    node = node + constant
+                states.append(self._norm(node, "nodes"))
             return states[1:]
 
         return self._run(x, step, outputs_of, h0, masks)

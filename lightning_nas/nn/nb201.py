@@ -16,8 +16,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, mix, node_value, partial_mix,
-                                   passes_through)
+from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, node_value, passes_through)
 from lightning_nas.nn.noise import NoiseStream, check_rate
 from lightning_nas.nn.ops import NB201_OPS, ReLUConvBN
 from lightning_nas.registry import NETWORKS
@@ -43,7 +42,7 @@ class NB201Cell(nn.Module):
             for ops in candidates
         )
         #: For each node 1..3, the (edge index, source node) pairs that feed it.
-        self.inputs = [[(e, src) for e, (tgt, src) in enumerate(EDGES) if tgt == node] for node in range(1, NUM_NODES)]
+        self.inputs = self.node_inputs()
 
     def run(self, x: torch.Tensor, edge: Edge) -> torch.Tensor:
         """Node j = sum of ``edge(e, node_i)`` over its incoming edges (None: the edge adds nothing)."""
@@ -55,6 +54,78 @@ class NB201Cell(nn.Module):
                 if out is not None:
                     total = out if total is None else total + out
             nodes.append(node_value(total, x))
+        return nodes[-1]
+
+    @staticmethod
+    def node_inputs() -> list[list[tuple[int, int]]]:
+        """For each node 1..3, the (edge index, source node) pairs that feed it."""
+        return [[(e, src) for e, (tgt, src) in enumerate(EDGES) if tgt == node] for node in range(1, NUM_NODES)]
+
+    def run_mixed(self, x: torch.Tensor, plan, k: int = 1,
+                  drop_path: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+        """The relaxed cell, one node at a time (``NB201Network.forward_weighted``): ``plan`` holds per
+        node its (edge, source, op) terms, their weights, GDAS' constant and, with partial channels
+        (PC-DARTS, K = ``k``), the edge weights of the sources' bypass channels. ``drop_path`` (path
+        dropout in training) gives a sample's keep mask; one mask per edge scales all of its
+        operations' outputs, so a dropped edge is dropped whole, as on the single path."""
+        nodes, shared, masks = [x], {}, {}
+
+        def source(src: int, what: str) -> torch.Tensor:
+            """Per source node, once: the operations' input (PC-DARTS: its first C/K channels, and the
+            others as ``bypass``) and its ReLU (``relu``)."""
+            key = (src, what)
+            if key not in shared:
+                h = nodes[src]
+                if what in ("input", "bypass") and k > 1:  # one split per source: one gradient cat, not two slices
+                    part = h.shape[1] // k
+                    shared[(src, "input")], shared[(src, "bypass")] = h.split([part, h.shape[1] - part], dim=1)
+                elif what == "input":
+                    shared[key] = h
+                else:  # the ReLU in front of every convolution reading this node
+                    shared[key] = torch.relu(source(src, "input"))
+            return shared[key]
+
+        for terms, w, constant, bypass in plan:
+            outputs = []
+            for e, src, op in terms:
+                module = self.edges[e][op]
+                if isinstance(module, ReLUConvBN):
+                    out = module(source(src, "relu"), activated=True)
+                else:
+                    out = module(source(src, "input"))
+                if drop_path is not None:
+                    if e not in masks:
+                        masks[e] = drop_path(out)
+                    out = out * masks[e]
+                outputs.append(out)
+            if not outputs:
+                total = None
+            elif len(outputs) == 1:
+                total = w[0] * outputs[0]
+            else:
+                stacked = torch.stack(outputs)
+                total = torch.tensordot(w.to(stacked.dtype), stacked, dims=1)
+            if constant is not None:
+                total = constant if total is None else total + constant
+            if bypass is None:
+                nodes.append(node_value(total, x))
+                continue
+            # PC-DARTS: shuffle(cat(sum_e mixed_e, sum_e beta_e bypass_e)) = the sum of the edges' shuffles
+            part = x.shape[1] // k
+            mixed = node_value(total, x[:, :part])
+            sources, betas = bypass
+            rests = [source(src, "bypass") for src in sources]
+            if betas is None:
+                rest = rests[0]
+                for term in rests[1:]:
+                    rest = rest + term
+            elif len(rests) == 1:
+                rest = betas[0] * rests[0]
+            else:
+                stacked_rests = torch.stack(rests)
+                rest = torch.tensordot(betas.to(stacked_rests.dtype), stacked_rests, dims=1)
+            groups = [mixed] + list(rest.split(part, dim=1))
+            nodes.append(torch.stack(groups, dim=2).reshape(mixed.shape[0], part * k, *mixed.shape[2:]))
         return nodes[-1]
 
     def operation(self, e: int, op: str, h: torch.Tensor) -> Optional[torch.Tensor]:
@@ -173,19 +244,51 @@ class NB201Network(SuperNet):
 
     def forward_weighted(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor], active: Active = None) -> torch.Tensor:
         """Edge e returns ``edges[e] * sum_{o in active} ops[e, o] * op_o(h)`` (DARTS Eq. 2; with
-        partial channels PC-DARTS Eq. 2 and 4). ``ops`` columns follow the space's operations."""
+        partial channels PC-DARTS Eq. 2 and 4: the edge weight scales the whole partial-channel
+        output, bypass included, as in the authors' ``weights2[j] * MixedOp(h)``). ``ops`` columns
+        follow the space's operations.
+
+        A node is computed at once (``NB201Cell.run_mixed``): the outputs of every operation on
+        every incoming edge are stacked and contracted with the node's weights in one product, and
+        the ReLU in front of the convolutions runs once per source node (every edge still calls its
+        own operation modules). Summation over the edges is part of the contraction, so values
+        agree with the per-edge sum within float rounding; one-hot weights still give the path bit for bit."""
         ops, edge_weights = weights["ops"], weights.get("edges")
-        if edge_weights is not None:  # edges[e] * sum_o w[e, o] op_o = sum_o (edges[e] w[e, o]) op_o: one product per forward
-            ops = ops * edge_weights[:, None]
         names = self.operations
         k = self.partial_channels
-        options = [active_options(active, "ops", e, len(names)) for e in range(len(EDGES))]
-        passthrough = passes_through(active, "ops")
+        rows = [list(active_options(active, "ops", e, len(names))) for e in range(len(EDGES))]
+        if edge_weights is not None:  # edges[e] * sum_o w[e, o] op_o = sum_o (edges[e] w[e, o]) op_o: one product
+            ops = ops * edge_weights[:, None]
+        constants = None
+        if passes_through(active, "ops"):  # GDAS reference: inactive weights as constants (edge-scaled as before)
+            inactive = torch.ones_like(ops, dtype=torch.bool)
+            for e, options in enumerate(rows):
+                inactive[e, options] = False
+            constants = (ops * inactive.to(ops.dtype)).sum(dim=1)
+        plan = []  # per node: the (edge, source, op name) terms, their weights, the constant, the bypass scales
+        for inputs in NB201Cell.node_inputs():
+            terms = [(e, src, names[o]) for e, src in inputs for o in rows[e] if names[o] != "none"]
+            index = [(e, o) for e, _ in inputs for o in rows[e] if names[o] != "none"]
+            w = ops[[e for e, _ in index], [o for _, o in index]] if index else None
+            constant = constants[[e for e, _ in inputs]].sum() if constants is not None else None
+            bypass = None
+            if k > 1:  # the sources of the node's bypass channels and their edge weights (None: 1 each)
+                bypass = ([src for _, src in inputs],
+                          None if edge_weights is None else edge_weights[[e for e, _ in inputs]])
+            plan.append((terms, w, constant, bypass))
+        return self._run_mixed(x, plan)
 
-        def edge(cell: NB201Cell, e: int, h: torch.Tensor) -> Optional[torch.Tensor]:
-            if k > 1:
-                return partial_mix(h, k, ops[e], options[e], lambda o, part: cell.operation(e, names[o], part),
-                                   passthrough)
-            return mix(ops[e], options[e], lambda o: cell.operation(e, names[o], h), passthrough)
-
-        return self._run(x, edge)
+    def _run_mixed(self, x: torch.Tensor, plan) -> torch.Tensor:
+        noise = self.noise if self.training else None
+        drop = None
+        if noise is not None and self.path_dropout:
+            def drop(out: torch.Tensor) -> torch.Tensor:
+                return noise.drop_path(torch.ones((out.shape[0],) + (1,) * (out.dim() - 1), dtype=out.dtype,
+                                                  device=out.device), self.path_dropout)
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer.run_mixed(x, plan, self.partial_channels, drop) if isinstance(layer, NB201Cell) else layer(x)
+        x = self.pool(self.head(x)).flatten(1)
+        if noise is not None:
+            x = noise.dropout(x, self.global_dropout)
+        return self.classifier(x)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
 from lightning_nas.registry import Registry
@@ -23,6 +24,11 @@ class ReLUConvBN(nn.Sequential):
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
         )
+
+    def forward(self, x: torch.Tensor, activated: bool = False) -> torch.Tensor:
+        """``activated``: ``x`` is already ReLU'd (a relaxed cell computes the ReLU of a node once for
+        all the convolutions that read it); the result is the same."""
+        return self[2](self[1](x if activated else self[0](x)))
 
 
 OpBuilder = Callable[[int, bool, bool], nn.Module]

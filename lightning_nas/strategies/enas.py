@@ -56,6 +56,7 @@ class Controller(nn.Module):
         self.embedding = nn.Embedding(self.offsets[-1], hidden)
         self.lstm = nn.LSTM(hidden, hidden, num_layers=layers)
         self.head = nn.Linear(hidden, widest)
+        self._masks: dict[tuple, torch.Tensor] = {}
         gen = generator(seed, "controller-init")
         with torch.no_grad():  # uniform in [-0.1, 0.1] (Pham et al., appendix "Parameters Initialization")
             for p in self.parameters():
@@ -72,22 +73,33 @@ class Controller(nn.Module):
         with torch.autocast(device_type=self.start.device.type, enabled=False):
             return self._policy(generator, picks, greedy)
 
+    def _disallowed(self, allowed: list[bool], device: torch.device) -> torch.Tensor:
+        """The boolean mask of the options a token may not take (cached per pattern)."""
+        key = (tuple(allowed), str(device))
+        if key not in self._masks:
+            self._masks[key] = ~torch.tensor(allowed, device=device)
+        return self._masks[key]
+
     def _policy(self, generator: Optional[torch.Generator], picks: Optional[Sequence[Sequence[int]]],
                 greedy: bool) -> tuple[tuple[tuple[int, ...], ...], torch.Tensor, torch.Tensor]:
         inputs, state = self.start, None
         chosen: list[tuple[int, ...]] = []
-        log_prob = self.start.new_zeros(())
-        entropy = self.start.new_zeros(())
+        widest = self.head.out_features
+        steps: list[torch.Tensor] = []  # each token's log-probabilities over the allowed options
+        allowed_rows: list[list[bool]] = []
+        actions: list[int] = []
         for c, choice in enumerate(self.choices):
             taken: list[int] = []
             for k in range(choice.pick):
                 out, state = self.lstm(inputs.unsqueeze(0), state)
                 logits = self.head(out.squeeze(0)).squeeze(0)
                 logits = self.tanh_constant * torch.tanh(logits / self.temperature)
-                allowed = torch.zeros_like(logits, dtype=torch.bool)
-                allowed[:len(choice)] = True
-                allowed[taken] = False
-                log_p = F.log_softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
+                allowed = [o < len(choice) and o not in taken for o in range(widest)]
+                if all(allowed):
+                    log_p = F.log_softmax(logits, dim=-1)
+                else:
+                    log_p = F.log_softmax(logits.masked_fill(self._disallowed(allowed, logits.device), float("-inf")),
+                                          dim=-1)
                 if picks is not None:
                     action = sorted(picks[c])[k]
                 elif greedy:
@@ -95,11 +107,17 @@ class Controller(nn.Module):
                 else:
                     action = int(torch.multinomial(log_p.detach().exp().cpu().double(), 1, generator=generator))
                 taken.append(action)
-                log_prob = log_prob + log_p[action]
-                p = log_p.exp()
-                entropy = entropy - (p[allowed] * log_p[allowed]).sum()
+                steps.append(log_p)
+                allowed_rows.append(allowed)
+                actions.append(action)
                 inputs = self.embedding.weight[self.offsets[c] + action].unsqueeze(0)
             chosen.append(tuple(sorted(taken)))
+        # the sums over tokens at once (not an add per token): log pi(a) and the policy's entropy
+        log_ps = torch.stack(steps)  # (tokens, widest), -inf where not allowed
+        rows = torch.arange(len(steps), device=log_ps.device)
+        log_prob = log_ps[rows, torch.tensor(actions, device=log_ps.device)].sum()
+        allowed_mask = torch.tensor(allowed_rows, device=log_ps.device)
+        entropy = -(log_ps.exp() * log_ps.masked_fill(~allowed_mask, 0.0)).sum()  # no 0 * -inf, in value or gradient
         return tuple(chosen), log_prob, entropy
 
 

@@ -1,0 +1,109 @@
+"""The NB201 relaxed training step of this version against another version's ``nn/nb201.py``,
+interleaved in one process (same weights, same batch): operators per step and the time ratio.
+
+    OMP_NUM_THREADS=1 python speed/relaxed_before_after.py --before OLD/lightning_nas/nn/nb201.py \\
+        [--C 16 --N 1 --batch 64 --image 32 --rounds 5 --threads 1]
+
+One step: softmax of the architecture logits, ``forward_weighted`` on the batch, cross-entropy,
+backward into weights and alphas, an SGD step on the weights: DARTS (first order's weight half) and
+PC-DARTS (K = 4, edge weights). Each round runs every side once, in rotating order; the ratio is
+the median over rounds of this version's time over the other's (machine load hits both alike).
+Operators are counted with ``strategy_step_time.kernel_counter`` (views excluded).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "speed"))
+
+from lightning_nas.nn.nb201 import NB201Network  # noqa: E402
+from strategy_step_time import kernel_counter  # noqa: E402
+
+
+def load_before(path: Path):
+    """The network class of another version of ``nb201.py``, without registering it twice."""
+    from lightning_nas import registry
+
+    spec = importlib.util.spec_from_file_location("nb201_before", path)
+    module = importlib.util.module_from_spec(spec)
+    original = registry.Registry.register
+    registry.Registry.register = lambda self, name: (lambda obj: obj)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        registry.Registry.register = original
+    return module.NB201Network
+
+
+def make_step(net, k: int, x: torch.Tensor, y: torch.Tensor):
+    gen = torch.Generator().manual_seed(1)
+    alpha = (1e-3 * torch.randn(6, len(net.operations), generator=gen)).requires_grad_()
+    beta = (1e-3 * torch.randn(6, generator=gen)).requires_grad_()
+    sgd = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+
+    def step() -> None:
+        sgd.zero_grad()
+        weights = {"ops": F.softmax(alpha, dim=-1)}
+        if k > 1:
+            weights["edges"] = F.softmax(beta, dim=0)
+        F.cross_entropy(net.forward_weighted(x, weights), y).backward()
+        sgd.step()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, required=True, help="another version's lightning_nas/nn/nb201.py")
+    parser.add_argument("--C", type=int, default=16)
+    parser.add_argument("--N", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--image", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    before_cls = load_before(args.before)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, args.image, args.image, generator=gen)
+    y = torch.randint(10, (args.batch,), generator=gen)
+    print(f"NB201 super-net C={args.C}, N={args.N}, affine=False, batch {args.batch} x 3 x {args.image}^2, "
+          f"{args.threads} thread(s), {args.rounds} interleaved rounds; torch {torch.__version__}")
+    print("| relaxed step | operators before | operators after | time after / before (median of rounds) |")
+    print("|---|---:|---:|---:|")
+    for label, k in (("DARTS", 1), ("PC-DARTS (K=4)", 4)):
+        torch.manual_seed(0)
+        after = NB201Network(C=args.C, N=args.N, affine=False, partial_channels=k)
+        torch.manual_seed(0)
+        before = before_cls(C=args.C, N=args.N, affine=False, partial_channels=k)
+        before.load_state_dict(after.state_dict())
+        steps = {"after": make_step(after, k, x, y), "before": make_step(before, k, x, y)}
+        counts = {}
+        for name, step in steps.items():
+            step()
+            counter = kernel_counter()
+            with counter:
+                step()
+            counts[name] = counter.count
+        times: dict[str, list[float]] = {name: [] for name in steps}
+        for r in range(args.rounds):
+            for name in (("after", "before") if r % 2 == 0 else ("before", "after")):
+                start = time.perf_counter()
+                steps[name]()
+                times[name].append(time.perf_counter() - start)
+        ratio = statistics.median(a / b for a, b in zip(times["after"], times["before"], strict=True))
+        print(f"| {label} | {counts['before']:,} | {counts['after']:,} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
