@@ -176,13 +176,13 @@ def test_tiny_bohb_experiment_optimises_the_tables_validation_metric_of_the_answ
 
 
 def test_regularisation_study_grids_parse_on_a_1shot1_recipe():
-    """The cutout and L2 grids of NAS-Bench-1Shot1 Sec. 5.3 (recipes/nb1shot1_regularisation.yaml) parse
+    """The cutout and L2 grids of NAS-Bench-1Shot1 Sec. 5.3 (recipes/overlays/nb1shot1_regularisation.yaml) parse
     at every grid point, layered on the DARTS 1Shot1 recipe, with its 100 search epochs."""
     from lightning_nas.experiments.design import parse_grid
 
     recipes = ["--recipe", str(ROOT / "recipes" / "nb1shot1_darts.yaml"),
-               "--recipe", str(ROOT / "recipes" / "nb1shot1_regularisation.yaml")]
-    text = (ROOT / "recipes" / "nb1shot1_regularisation.yaml").read_text()
+               "--recipe", str(ROOT / "recipes" / "overlays" / "nb1shot1_regularisation.yaml")]
+    text = (ROOT / "recipes" / "overlays" / "nb1shot1_regularisation.yaml").read_text()
     assert "--grid data.init_args.cutout=0,16" in text
     assert "--grid model.init_args.optimizer.weight_decay=1e-4,3e-4,9e-4,27e-4,81e-4" in text
     # the keys and the extreme values (each grid point parses the same way)

@@ -35,9 +35,9 @@ class SeededDataModule(LightningDataModule):
         resumed run's first iterator before it updates ``current_epoch``: without this the run would
         draw epoch 0's order and augmentation again. The loop's count of processed epochs is right in
         both cases (and equals the epoch index at every later epoch's start)."""
-        trainer = self.trainer
-        if trainer is not None:
-            batches.epoch_now = lambda: trainer.fit_loop.epoch_progress.current.processed
+        loop = getattr(self.trainer, "fit_loop", None)  # None outside a Trainer (a DataModule used on its own)
+        if loop is not None:
+            batches.epoch_now = lambda: loop.epoch_progress.current.processed
         return batches
 
     def mark_consumed(self, batch: dict[str, Any]) -> None:
