@@ -334,3 +334,22 @@ def test_table_statistics_come_from_the_table_itself(tmp_path):
     assert by_count["| 2"] == "| 2 | - | 85.00 (1) | 71.00 (1) |"  # conv x2: cell 3; skip x2: cell 1
     assert "89.00 (1)" in by_count["| 3"]  # conv x3: cell 4
     assert reliability(path).splitlines()[2].startswith("| 4 (0-3) | 1.000 |")  # halves agree perfectly
+
+
+def test_factor_table_pairs_levels_by_seed(shipped):
+    """The one-factor table pairs the two levels' trials by seed: its ground-truth difference is the
+    mean of the per-seed differences, and its interval verdict follows the interval."""
+    from lightning_nas.results.tables import factor_table
+
+    _, folder = shipped
+    records = Records.load(folder)
+    by = {}
+    for t in records.trials:
+        by.setdefault(next(iter(t["factors"].values())), {})[t["seed"]] = t["answer"]["ground_truth"]
+    first, second = list(by)[0], list(by)[1]
+    expected = np.mean([by[second][s] - by[first][s] for s in (0, 1, 2)])
+    rows = [line for line in factor_table(records).splitlines() if "answer's ground truth" in line]
+    assert len(rows) == 1
+    cells = rows[0].split(" | ")
+    assert cells[1] == "3" and cells[5].startswith(f"{expected:+.2f}")
+    assert cells[-1].rstrip(" |") in ("above 0", "below 0", "inconclusive (contains 0)")

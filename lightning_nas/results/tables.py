@@ -224,6 +224,53 @@ def paired_difference(a: list[float], b: list[float]) -> dict[str, float]:
     return out
 
 
+def factor_table(records: Records) -> str:
+    """A one-factor experiment, paired by seed: for each level after the first, the difference to the
+    first level (level - first) in the answer's ground truth and in the final ranking's sparse Kendall
+    tau and Kendall tau (by the score the runs ranked with), with the paired 95 % t interval, paired t
+    and Wilcoxon p, and what the interval allows: "above 0" / "below 0" (it excludes 0) or
+    "inconclusive" (it contains 0). "How to Train Your Super-Net" states each factor's direction, so a
+    verdict reads against the direction the docs name for the factor."""
+    by_level: dict[str, dict[int, dict]] = {}
+    for trial in records.trials:
+        level = ", ".join(f"{k}={v}" for k, v in sorted((trial.get("factors") or {}).items()))
+        by_level.setdefault(level, {})[int(trial["seed"])] = trial
+    levels = list(by_level)
+    lines = ["| level - baseline | pairs (seeds) | metric | baseline | level | difference [95 % CI] | paired t p | "
+             "Wilcoxon p | interval |", "|---|---|---|---|---|---|---|---|---|"]
+    if len(levels) < 2:
+        return "\n".join(lines + ["| (one level only) | - | - | - | - | - | - | - | - |"])
+
+    def metric_value(trial: dict, metric: str) -> Optional[float]:
+        if metric == "ground_truth":
+            return (trial.get("answer") or {}).get("ground_truth")
+        last = final_epoch(trial)
+        key = "by_loss" if (trial.get("ranking") or {}).get("score") == "loss" else "by_accuracy"
+        return (last.get(key) or {}).get(metric)
+
+    base = levels[0]
+    for level in levels[1:]:
+        seeds = sorted(set(by_level[base]) & set(by_level[level]))
+        for metric, name in (("ground_truth", "answer's ground truth"), ("sparse_kendall_tau", "sparse Kendall tau"),
+                             ("kendall_tau", "Kendall tau")):
+            pairs = [(metric_value(by_level[base][s], metric), metric_value(by_level[level][s], metric)) for s in seeds]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            if not pairs:
+                continue
+            a, b = [float(x) for x, _ in pairs], [float(y) for _, y in pairs]
+            diff = paired_difference(a, b)
+            finite = math.isfinite(diff["low"])
+            verdict = ("above 0" if finite and diff["low"] > 0 else "below 0" if finite and diff["high"] < 0
+                       else "inconclusive (contains 0)")
+            decimals = 2 if metric == "ground_truth" else 3
+            ci = f"{diff['mean']:+.{decimals}f}" + (f" [{diff['low']:+.{decimals}f}, {diff['high']:+.{decimals}f}]"
+                                                    if finite else "")
+            lines.append(f"| {level} - {base} | {len(pairs)} | {name} | {_f(float(np.mean(a)), decimals)} | "
+                         f"{_f(float(np.mean(b)), decimals)} | {ci} | {_p(diff['p_t'])} | {_p(diff['p_wilcoxon'])} | "
+                         f"{verdict} |")
+    return "\n".join(lines)
+
+
 def score_study_table(records: Records) -> str:
     """Accuracy vs loss as the shared-weight score, per group, on the final ranking epoch; and the
     ties in each score (distinct values among the ranked architectures)."""
@@ -379,6 +426,7 @@ TABLES: dict[str, Callable[[Records], str]] = {
     "comparison": comparison_table,
     "random_policy": random_policy_table,
     "score_study": score_study_table,
+    "factor": factor_table,
     "sparse_variants": sparse_variants_table,
     "tie_sensitivity": tie_sensitivity_table,
     "trials": trials_table,
