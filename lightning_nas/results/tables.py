@@ -145,6 +145,12 @@ def final_epoch(trial: dict) -> dict:
     return epochs[-1] if epochs else {}
 
 
+def own_score_agreement(trial: dict) -> dict:
+    """The final ranking's correlations by the score the run itself ranked with (``ranking.score``)."""
+    key = "by_loss" if (trial.get("ranking") or {}).get("score") == "loss" else "by_accuracy"
+    return final_epoch(trial).get(key) or {}
+
+
 def _goodness(records: Records, values: list[float]) -> list[float]:
     higher = (records.experiment.get("benchmark") or {}).get("higher_is_better", True)
     return values if higher else [-v for v in values]
@@ -244,9 +250,7 @@ def factor_table(records: Records) -> str:
     def metric_value(trial: dict, metric: str) -> Optional[float]:
         if metric == "ground_truth":
             return (trial.get("answer") or {}).get("ground_truth")
-        last = final_epoch(trial)
-        key = "by_loss" if (trial.get("ranking") or {}).get("score") == "loss" else "by_accuracy"
-        return (last.get(key) or {}).get(metric)
+        return own_score_agreement(trial).get(metric)
 
     base = levels[0]
     for level in levels[1:]:
@@ -383,15 +387,16 @@ def headline_table(records: Records) -> str:
     the answer's rank and ground truth, and the environment that makes them bit-identical."""
     from lightning_nas.run_record import cpu_kind_key
 
-    lines = ["| run | epochs | Kendall tau | sparse Kendall tau | answer's rank | answer's ground truth | "
-             "p(beat random) | torch / CPU kind / threads |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | epochs | score | Kendall tau | sparse Kendall tau | answer's rank | answer's ground truth | "
+             "P(answer > random draw) | torch / CPU kind / threads |", "|---|---|---|---|---|---|---|---|---|"]
     size = (records.experiment.get("benchmark") or {}).get("size")
     for trials in records.groups().values():
         for t in trials:
             last = final_epoch(t)
-            agreement = last.get("by_accuracy") or {}
+            agreement = own_score_agreement(t)
             env = t.get("environment") or {}
-            lines.append(f"| {t['trial']} | {last.get('epoch', '-')} | {_f(agreement.get('kendall_tau'), 3)} | "
+            lines.append(f"| {t['trial']} | {last.get('epoch', '-')} | {t.get('ranking', {}).get('score', '-')} | "
+                         f"{_f(agreement.get('kendall_tau'), 3)} | "
                          f"{_f(agreement.get('sparse_kendall_tau'), 3)} | {t['answer'].get('rank', '-')} of {size} | "
                          f"{_f(t['answer'].get('ground_truth'), 2)} | {_f(t['answer'].get('p_beat_random'), 3)} | "
                          f"{env.get('torch')} / {cpu_kind_key(env.get('cpu')) or 'not recorded'} / "
