@@ -83,9 +83,13 @@ def _legend(plt, tint: str) -> list:
 
 
 def ranking_figure(records: Records, metric: str, path: Path) -> Optional[Path]:
-    """``metric`` of the shared-weight ranking (by super-net accuracy) over epochs, a panel per group."""
+    """``metric`` of the shared-weight ranking over epochs, a panel per group, each run ranked by the
+    score it used (``ranking.score``: super-net accuracy or loss)."""
+    def key(trial: dict) -> str:
+        return "by_loss" if trial.get("ranking", {}).get("score") == "loss" else "by_accuracy"
+
     groups = {k: v for k, v in records.groups().items()
-              if any((e.get("by_accuracy") or {}).get(metric) is not None
+              if any((e.get(key(t)) or {}).get(metric) is not None
                      for t in v for e in t.get("ranking", {}).get("epochs", []))}
     if not groups:
         return None
@@ -93,17 +97,19 @@ def ranking_figure(records: Records, metric: str, path: Path) -> Optional[Path]:
     fig, axes = _grid(plt, len(groups))
 
     def series(trial: dict) -> dict[int, float]:
-        return {e["epoch"]: float(e["by_accuracy"][metric]) for e in trial["ranking"]["epochs"]
-                if (e.get("by_accuracy") or {}).get(metric) is not None}
+        return {e["epoch"]: float(e[key(trial)][metric]) for e in trial["ranking"]["epochs"]
+                if (e.get(key(trial)) or {}).get(metric) is not None}
 
+    scores = sorted({key(t)[3:] for v in groups.values() for t in v})
     for index, (ax, (label, trials)) in enumerate(zip(axes.flat, groups.items(), strict=False)):  # _grid hides its spare cells
         epochs, curves = _curves(trials, series)
         _panel(ax, epochs, curves, colour(index))
         ax.axhline(0.0, color="#999999", linewidth=0.6, zorder=0)
-        ax.set_title(f"{label}, {_seeds(len(trials))}")
+        ax.set_title(f"{label}, {_seeds(len(trials))}", fontsize=9)
         ax.set_xticks(epochs[1::2] if len(epochs) > 6 else epochs)
     _label_axes(fig, axes, len(groups), "epochs trained", METRIC_LABELS[metric])
-    fig.suptitle(f"{METRIC_LABELS[metric]} of the shared-weight ranking (by super-net accuracy)", fontsize=10)
+    fig.suptitle(f"{METRIC_LABELS[metric]} of the shared-weight ranking (by super-net {' or '.join(scores)})",
+                 fontsize=10)
     fig.legend(handles=_legend(plt, colour(0)), loc="outside lower center", ncol=2, frameon=False)
     return _save(fig, path)
 
@@ -126,7 +132,7 @@ def regret_figure(records: Records, path: Path) -> Optional[Path]:
         _panel(ax, epochs, curves, colour(index))
         if policy is not None:
             ax.axhline(policy.expected_regret(1), **RANDOM_STYLE, zorder=0)
-        ax.set_title(f"{label}, {_seeds(len(trials))}")
+        ax.set_title(f"{label}, {_seeds(len(trials))}", fontsize=9)
     top = max([policy.expected_regret(1) if policy is not None else 0.0]
               + [d["regret"] for v in groups.values() for t in v for d in t["decoding"] if d.get("regret") is not None])
     axes.flat[0].set_ylim(0, 1.08 * top if top > 0 else 1.0)
