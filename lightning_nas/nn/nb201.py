@@ -70,9 +70,10 @@ class NB201Cell(nn.Module):
         operations' outputs, so a dropped edge is dropped whole, as on the single path."""
         nodes, shared, masks = [x], {}, {}
 
-        def source(src: int, what: str) -> torch.Tensor:
+        def source(src: int, what: str, activation: Optional[nn.Module] = None) -> torch.Tensor:
             """Per source node, once: the operations' input (PC-DARTS: its first C/K channels, and the
-            others as ``bypass``) and its ReLU (``relu``)."""
+            others as ``bypass``) and its activation (``relu``: computed by the first convolution unit
+            that reads the node with its own activation module, so a swapped activation is honoured)."""
             key = (src, what)
             if key not in shared:
                 h = nodes[src]
@@ -82,7 +83,7 @@ class NB201Cell(nn.Module):
                 elif what == "input":
                     shared[key] = h
                 else:  # the ReLU in front of every convolution reading this node
-                    shared[key] = torch.relu(source(src, "input"))
+                    shared[key] = activation(source(src, "input"))
             return shared[key]
 
         for terms, w, constant, bypass in plan:
@@ -90,7 +91,7 @@ class NB201Cell(nn.Module):
             for e, src, op in terms:
                 module = self.edges[e][op]
                 if isinstance(module, ReLUConvBN):
-                    out = module(source(src, "relu"), activated=True)
+                    out = module(source(src, "relu", module[0]), activated=True)
                 else:
                     out = module(source(src, "input"))
                 if drop_path is not None:
