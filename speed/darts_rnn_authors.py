@@ -33,7 +33,6 @@ are built on the CPU.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import statistics
 import sys
@@ -50,6 +49,7 @@ sys.path.insert(0, str(ROOT / "speed"))
 from lightning_nas.nn.darts_rnn import DartsRNNNetwork  # noqa: E402
 from lightning_nas.spaces.darts_rnn import OPERATIONS, DartsRNNSpace  # noqa: E402
 from strategy_step_time import kernel_counter  # noqa: E402
+from versions import load_unregistered  # noqa: E402
 
 RECIPE = dict(weight_sharing="node", batchnorm="nodes", output="mean", init_range=0.04, tie_weights=True,
               dropout=0.75, dropout_h=0.25, dropout_x=0.75, dropout_input=0.2, dropout_embedding=0.0, tar=1e-3)
@@ -79,18 +79,8 @@ def load_authors(darts: Path):
 
 
 def load_before(path: Path):
-    """The network class of another version of ``darts_rnn.py``, without registering it twice."""
-    from lightning_nas import registry
-
-    spec = importlib.util.spec_from_file_location("darts_rnn_before", path)
-    module = importlib.util.module_from_spec(spec)
-    original = registry.Registry.register
-    registry.Registry.register = lambda self, name: (lambda obj: obj)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        registry.Registry.register = original
-    return module.DartsRNNNetwork
+    """The network class of another version of its file, without registering it twice."""
+    return load_unregistered(path, "darts_rnn_before", "DartsRNNNetwork")
 
 
 def build(args, model_search, before_cls, dropout: bool):

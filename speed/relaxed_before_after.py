@@ -13,7 +13,6 @@ Operators are counted with ``strategy_step_time.kernel_counter`` (views excluded
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
@@ -28,21 +27,12 @@ sys.path.insert(0, str(ROOT / "speed"))
 
 from lightning_nas.nn.nb201 import NB201Network  # noqa: E402
 from strategy_step_time import kernel_counter  # noqa: E402
+from versions import load_unregistered  # noqa: E402
 
 
 def load_before(path: Path):
-    """The network class of another version of ``nb201.py``, without registering it twice."""
-    from lightning_nas import registry
-
-    spec = importlib.util.spec_from_file_location("nb201_before", path)
-    module = importlib.util.module_from_spec(spec)
-    original = registry.Registry.register
-    registry.Registry.register = lambda self, name: (lambda obj: obj)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        registry.Registry.register = original
-    return module.NB201Network
+    """The network class of another version of its file, without registering it twice."""
+    return load_unregistered(path, "nb201_before", "NB201Network")
 
 
 def make_step(net, k: int, x: torch.Tensor, y: torch.Tensor):

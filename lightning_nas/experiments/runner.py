@@ -153,6 +153,19 @@ def run_experiment(trials: list[Trial], argv: list[str], root: Path, factors: li
     return 1 if failed else 0
 
 
+def start_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Start (or join, with ``address``) a Ray cluster whose workers import this checkout; False when
+    Ray was already running in this process (the caller then leaves it running)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}}, logging_level="WARNING")
+    return True
+
+
 def run_with_ray(specs: list[dict[str, Any]], root: Path, address: str | None, num_cpus: int | None,
                  gpus_per_trial: float, max_concurrent: int) -> dict[str, tuple[str, str]]:
     """Hand the trials to Ray Tune (a private local cluster unless ``address``); name -> (status, error)."""
@@ -163,12 +176,7 @@ def run_with_ray(specs: list[dict[str, Any]], root: Path, address: str | None, n
         raise ExperimentError("--seeds/--grid run trials on Ray Tune, which is not installed: "
                               "pip install 'ray[tune]' (or pip install -e '.[experiments]')") from None
 
-    started = False
-    if not ray.is_initialized():
-        path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": path}}, logging_level="WARNING")
-        started = True
+    started = start_ray(address, num_cpus)
     try:
         resources = {"cpu": 1, **({"gpu": gpus_per_trial} if gpus_per_trial else {})}
         tuner = tune.Tuner(

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lightning_nas.experiments.runner import (PROJECT_ROOT, _now, execute_trial, resolved_recipe, validate,
+from lightning_nas.experiments.runner import (_now, execute_trial, resolved_recipe, start_ray, validate,
                                               write_recipe)
 from lightning_nas.io import atomic_write_json
 from lightning_nas.run_record import EXPERIMENT_RECORD
@@ -173,12 +173,7 @@ def run_tuning(tuning: Tuning, argv: list[str], root: Path, rungs: list[int], *,
     searcher, scheduler = searcher_and_scheduler(tuning, rungs, timer)
     print(f"[lightning_nas] tuning {root}: {method}, {tuning.num_samples} configurations of {tuning.space.path}, "
           f"search epochs {rungs} (eta {tuning.eta})", flush=True)
-    started = False
-    if not ray.is_initialized():
-        path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": path}}, logging_level="WARNING")
-        started = True
+    started = start_ray(address, num_cpus)
     wall = time.monotonic()
     try:
         resources = {"cpu": 1, **({"gpu": gpus_per_trial} if gpus_per_trial else {})}
