@@ -53,20 +53,28 @@ def _missing_message(folder: Path, missing: list[str], why: str) -> str:
 
 
 def _read_batches(folder: Path, names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = [], []
-    for name in names:
-        path = folder / name
-        entry = safe_pickle.load(path, encoding="bytes", what="CIFAR-10 python batch")
-        try:
-            data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-            target = np.asarray(entry[b"labels"], dtype=np.int64)
-        except (KeyError, ValueError, TypeError, IndexError) as error:  # a readable pickle of another layout
-            raise DatasetError(f"{path} is not a CIFAR-10 python batch ({error!r})") from None
-        if len(data) != len(target):
-            raise DatasetError(f"{path}: {len(data)} images but {len(target)} labels")
-        images.append(torch.from_numpy(data))
-        labels.append(torch.from_numpy(target))
-    return torch.cat(images), torch.cat(labels)
+    parts = [read_python_batch(folder / name, b"labels", 10, "CIFAR-10 python batch") for name in names]
+    return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+
+
+def read_python_batch(path: Path, label_key: bytes, num_classes: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, 32, 32) uint8 and labels of one CIFAR python file (Python 2 pickle of ``data`` and
+    ``label_key``: ``labels`` for CIFAR-10, ``fine_labels`` for CIFAR-100), read through the allow-list
+    unpickler; a file of another layout, a count mismatch or a label outside 0..num_classes-1 is one
+    error naming the file."""
+    entry = safe_pickle.load(path, encoding="bytes", what=what)
+    try:
+        data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry[label_key], dtype=np.int64)
+    except (KeyError, ValueError, TypeError, IndexError) as error:  # a readable pickle of another layout
+        raise DatasetError(f"{path} is not a {what} ({error!r}; expected data and "
+                           f"{label_key.decode()})") from None
+    if len(data) != len(labels):
+        raise DatasetError(f"{path}: {len(data)} images but {len(labels)} labels")
+    if labels.size and not (0 <= labels.min() and labels.max() < num_classes):
+        raise DatasetError(f"{path}: {label_key.decode()} must lie in 0..{num_classes - 1}, "
+                           f"found {labels.min()}..{labels.max()}")
+    return torch.from_numpy(data), torch.from_numpy(labels)
 
 
 def md5sum(path: Path) -> str:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from lightning_nas import safe_pickle
-from lightning_nas.data.cifar10 import DatasetNotFoundError, fetch_and_extract
-from lightning_nas.errors import DatasetError
+from lightning_nas.data.cifar10 import DatasetNotFoundError, fetch_and_extract, read_python_batch
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
@@ -45,14 +42,4 @@ def read_cifar100(data_dir: Path, download: bool = True, url: str = URL, md5: st
 
 
 def _read(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    entry = safe_pickle.load(path, encoding="bytes", what="CIFAR-100 python file")
-    try:
-        data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(entry[b"fine_labels"], dtype=np.int64)
-    except (KeyError, ValueError, TypeError, IndexError) as error:  # a readable pickle of another layout
-        raise DatasetError(f"{path} is not a CIFAR-100 python file ({error!r}; expected data and fine_labels)") from None
-    if len(data) != len(labels):
-        raise DatasetError(f"{path}: {len(data)} images but {len(labels)} labels")
-    if labels.size and not (0 <= labels.min() and labels.max() < NUM_CLASSES):
-        raise DatasetError(f"{path}: fine labels must lie in 0..{NUM_CLASSES - 1}, found {labels.min()}..{labels.max()}")
-    return torch.from_numpy(data), torch.from_numpy(labels)
+    return read_python_batch(path, b"fine_labels", NUM_CLASSES, "CIFAR-100 python file")
