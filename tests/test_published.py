@@ -353,3 +353,25 @@ def test_factor_table_pairs_levels_by_seed(shipped):
     cells = rows[0].split(" | ")
     assert cells[1] == "3" and cells[5].startswith(f"{expected:+.2f}")
     assert cells[-1].rstrip(" |") in ("above 0", "below 0", "inconclusive (contains 0)")
+
+
+def test_factor_figure_and_level_names(shipped, tmp_path):
+    """The factor-influence figure (Figure 10's layout) is drawn from the paired effects, nothing is drawn
+    without a factor experiment, and a mapping-valued level is named by what it changes."""
+    from lightning_nas.results.factors import Effect, factor_effects, factor_figure
+
+    _, folder = shipped
+    records = Records.load(folder)
+    effects = factor_effects(records)
+    assert {e.metric for e in effects} >= {"ground_truth", "sparse_kendall_tau"} and all(e.n == 3 for e in effects)
+    for e in effects:  # the verdict is what the interval allows
+        assert (e.verdict == "above 0") == (math.isfinite(e.low) and e.low > 0)
+    assert factor_figure([records], tmp_path / "f.png").stat().st_size > 1000
+    assert factor_figure([], tmp_path / "g.png") is None and not (tmp_path / "g.png").exists()
+    channels = Effect("findings_channels", "network", "network={C: 8, N: 1, affine: false}",
+                      "network={C: 4, N: 1, affine: false}", "ground_truth", 85.0, 84.0, 10, -1.0, -2.0, 0.0,
+                      0.05, 0.06)
+    from lightning_nas.results.factors import _short_level
+
+    assert _short_level(channels) == "network C: 8 → 4" and channels.category == "Low fidelity"
+    assert channels.verdict == "inconclusive (contains 0)"

@@ -9,7 +9,8 @@ generated block
 
 with ``tables.TABLES[TABLE]`` computed from ``results/EXPERIMENT/``, or, where EXPERIMENT is a shipped
 table file (``nb201_digits_729.csv``), a statistic of that table (``ground_truth.py``) (text outside the
-markers is never touched), and draws the figures of every shipped experiment to ``docs/figures/EXPERIMENT_*.png``.
+markers is never touched), and draws the figures of every shipped experiment to ``docs/figures/EXPERIMENT_*.png`` (and the factor
+experiments, ``results/findings_*``, together to ``docs/figures/findings_factors.png``).
 ``--check`` writes nothing and exits 1 listing the blocks whose text differs (the drift test runs it).
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ from lightning_nas.results.tables import TABLES, Records
 BLOCK = re.compile(r"<!-- generated:(?P<name>[\w.-]+/[\w.-]+) -->\n(?P<body>.*?)<!-- /generated:(?P=name) -->",
                    re.DOTALL)
 ROOT = Path(__file__).resolve().parent.parent.parent
+#: shipped experiments named so are one-factor experiments, drawn together in docs/figures/findings_factors.png
+FACTOR_PREFIX = "findings_"
 
 
 def documents(root: Path) -> list[Path]:
@@ -75,7 +78,13 @@ def render(root: Path = ROOT, results: Path | None = None, check: bool = False,
     if figures and not check and results.is_dir():
         from lightning_nas.results.figures import draw_all
 
-        for folder in sorted(p for p in results.iterdir()
-                             if (p / "trials.jsonl").is_file() or (p / "trajectories.jsonl").is_file()):
-            draw_all(cache.get(folder.name) or Records.load(folder), root / "docs" / "figures")
+        from lightning_nas.results.factors import factor_figure
+
+        loaded = [cache.get(folder.name) or Records.load(folder) for folder in sorted(
+            p for p in results.iterdir() if (p / "trials.jsonl").is_file() or (p / "trajectories.jsonl").is_file())]
+        for records in loaded:
+            draw_all(records, root / "docs" / "figures")
+        # the factor experiments together, in the layout of "How to Train Your Super-Net", Figure 10
+        factor_figure([r for r in loaded if r.name.startswith(FACTOR_PREFIX)],
+                      root / "docs" / "figures" / "findings_factors.png")
     return drift

@@ -30,6 +30,7 @@ from lightning_nas.metrics.random_baseline import (
     one_sample_t,
 )
 from lightning_nas.report.common import ReportError
+from lightning_nas.results.factors import METRICS, factor_effects, paired_difference
 from lightning_nas.results.names import order_key
 
 
@@ -214,64 +215,25 @@ def paired_scores(trials: list[dict], metric: str) -> tuple[list[float], list[fl
     return acc, loss
 
 
-def paired_difference(a: list[float], b: list[float]) -> dict[str, float]:
-    """mean(b - a), its 95 % t interval, paired t p and Wilcoxon p (nan where undefined)."""
-    from scipy import stats
-
-    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    out = {"n": len(d), "mean": float(d.mean()) if len(d) else math.nan, "low": math.nan, "high": math.nan,
-           "p_t": math.nan, "p_wilcoxon": math.nan}
-    if len(d) >= 2 and np.ptp(d) > 0:
-        result = stats.ttest_rel(b, a)
-        interval = result.confidence_interval(0.95)
-        out.update(low=float(interval.low), high=float(interval.high), p_t=float(result.pvalue))
-    if len(d) >= 2 and np.any(d != 0):
-        out["p_wilcoxon"] = float(stats.wilcoxon(d).pvalue)
-    return out
-
-
 def factor_table(records: Records) -> str:
-    """A one-factor experiment, paired by seed: for each level after the first, the difference to the
-    first level (level - first) in the answer's ground truth and in the final ranking's sparse Kendall
-    tau and Kendall tau (by the score the runs ranked with), with the paired 95 % t interval, paired t
-    and Wilcoxon p, and what the interval allows: "above 0" / "below 0" (it excludes 0) or
-    "inconclusive" (it contains 0). "How to Train Your Super-Net" states each factor's direction, so a
-    verdict reads against the direction the docs name for the factor."""
-    by_level: dict[str, dict[int, dict]] = {}
-    for trial in records.trials:
-        level = ", ".join(f"{k}={v}" for k, v in sorted((trial.get("factors") or {}).items()))
-        by_level.setdefault(level, {})[int(trial["seed"])] = trial
-    levels = list(by_level)
+    """A one-factor experiment, paired by seed (``factors.factor_effects``): for each level after the
+    first, the difference to the first level (level - first) in the answer's ground truth and in the
+    final ranking's sparse Kendall tau and Kendall tau (by the score the runs ranked with), with the
+    paired 95 % t interval, paired t and Wilcoxon p, and what the interval allows: "above 0" / "below 0"
+    (it excludes 0) or "inconclusive" (it contains 0). "How to Train Your Super-Net" states each
+    factor's direction, so a verdict reads against the direction the docs name for the factor."""
+
     lines = ["| level - baseline | pairs (seeds) | metric | baseline | level | difference [95 % CI] | paired t p | "
              "Wilcoxon p | interval |", "|---|---|---|---|---|---|---|---|---|"]
-    if len(levels) < 2:
+    effects = factor_effects(records)
+    if not effects:
         return "\n".join(lines + ["| (one level only) | - | - | - | - | - | - | - | - |"])
-
-    def metric_value(trial: dict, metric: str) -> Optional[float]:
-        if metric == "ground_truth":
-            return (trial.get("answer") or {}).get("ground_truth")
-        return own_score_agreement(trial).get(metric)
-
-    base = levels[0]
-    for level in levels[1:]:
-        seeds = sorted(set(by_level[base]) & set(by_level[level]))
-        for metric, name in (("ground_truth", "answer's ground truth"), ("sparse_kendall_tau", "sparse Kendall tau"),
-                             ("kendall_tau", "Kendall tau")):
-            pairs = [(metric_value(by_level[base][s], metric), metric_value(by_level[level][s], metric)) for s in seeds]
-            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-            if not pairs:
-                continue
-            a, b = [float(x) for x, _ in pairs], [float(y) for _, y in pairs]
-            diff = paired_difference(a, b)
-            finite = math.isfinite(diff["low"])
-            verdict = ("above 0" if finite and diff["low"] > 0 else "below 0" if finite and diff["high"] < 0
-                       else "inconclusive (contains 0)")
-            decimals = 2 if metric == "ground_truth" else 3
-            ci = f"{diff['mean']:+.{decimals}f}" + (f" [{diff['low']:+.{decimals}f}, {diff['high']:+.{decimals}f}]"
-                                                    if finite else "")
-            lines.append(f"| {level} - {base} | {len(pairs)} | {name} | {_f(float(np.mean(a)), decimals)} | "
-                         f"{_f(float(np.mean(b)), decimals)} | {ci} | {_p(diff['p_t'])} | {_p(diff['p_wilcoxon'])} | "
-                         f"{verdict} |")
+    for e in effects:
+        decimals = 2 if e.metric == "ground_truth" else 3
+        ci = f"{e.mean:+.{decimals}f}" + (f" [{e.low:+.{decimals}f}, {e.high:+.{decimals}f}]"
+                                          if math.isfinite(e.low) else "")
+        lines.append(f"| {e.level} - {e.baseline} | {e.n} | {METRICS[e.metric]} | {_f(e.baseline_mean, decimals)} | "
+                     f"{_f(e.level_mean, decimals)} | {ci} | {_p(e.p_t)} | {_p(e.p_wilcoxon)} | {e.verdict} |")
     return "\n".join(lines)
 
 
