@@ -375,3 +375,24 @@ def test_factor_figure_and_level_names(shipped, tmp_path):
 
     assert _short_level(channels) == "network C: 8 → 4" and channels.category == "Low fidelity"
     assert channels.verdict == "inconclusive (contains 0)"
+
+
+def test_power_table_states_what_the_seeds_allow(shipped):
+    """Per group: the effect against the exact random mean, the seeds it needs for power 0.8, and the
+    seeds for a +-0.05 interval of sparse Kendall tau, all from the group's own records."""
+    from scipy import stats
+
+    from lightning_nas.report.statistics import seeds_needed
+    from lightning_nas.results.tables import own_score_agreement, power_table
+
+    _, folder = shipped
+    records = Records.load(folder)
+    policy = records.policy()
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in power_table(records).splitlines()[2:]}
+    for label, trials in records.groups().items():
+        truth = [t["answer"]["ground_truth"] for t in trials]
+        d = (np.mean(truth) - policy.mean()) / np.std(truth, ddof=1)
+        assert rows[label][2] == f"{d:.2f}" and rows[label][4] == f"{seeds_needed(d, paired=True):.0f}"
+        sparse = [own_score_agreement(t)["sparse_kendall_tau"] for t in trials]
+        half = stats.t.ppf(0.975, len(sparse) - 1) * np.std(sparse, ddof=1) / math.sqrt(len(sparse))
+        assert rows[label][6] == f"{half:.3f}"

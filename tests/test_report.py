@@ -225,6 +225,8 @@ def test_effect_sizes_and_seeds_needed():
     assert seeds_needed(0.5, paired=True) == 34 and seeds_needed(-0.2, paired=True) == 199
     assert power(0.5, 34, paired=True) >= 0.8 > power(0.5, 33, paired=True)
     assert seeds_needed(0.0, paired=True) == math.inf and math.isnan(seeds_needed(float("nan"), paired=True))
+    # a large effect: scipy's noncentral t returns nan for the far tail, which must not make the power nan
+    assert 0.99 < power(2.8, 12, paired=True) <= 1.0 and power(-0.5, 34, paired=True) == power(0.5, 34, paired=True)
 
 
 def test_report_without_matplotlib_writes_tables_and_exits_0(experiment: Path, monkeypatch, capsys):

@@ -115,9 +115,12 @@ def power(effect: float, n: int, paired: bool, alpha: float = ALPHA) -> float:
 
     if n < 2:
         return NAN
+    effect = abs(effect)  # the two-sided power is symmetric in the effect's sign
     df, ncp = (n - 1, effect * math.sqrt(n)) if paired else (2 * n - 2, effect * math.sqrt(n / 2))
     crit = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+    # the far tail (rejecting on the wrong side) underflows to nan in scipy's noncentral t for large ncp
+    wrong_side = float(stats.nct.cdf(-crit, df, ncp))
+    return float(stats.nct.sf(crit, df, ncp)) + (0.0 if math.isnan(wrong_side) else wrong_side)
 
 
 def seeds_needed(effect: float, paired: bool, alpha: float = ALPHA, target: float = POWER,

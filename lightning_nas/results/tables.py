@@ -184,7 +184,7 @@ def comparison_table(records: Records) -> str:
         truth = _values(trials, lambda t: t["answer"]["ground_truth"])
         ranks = [r for r in _values(trials, lambda t: t["answer"]["rank"]) if math.isfinite(r)]
         regret = _values(trials, lambda t: t["answer"]["regret"])
-        sparse = _values(trials, lambda t: final_epoch(t)["by_accuracy"]["sparse_kendall_tau"])
+        sparse = _values(trials, lambda t: own_score_agreement(t)["sparse_kendall_tau"])
         if policy is not None:
             goodness = _goodness(records, truth)
             rank_test = exact_rank_test(goodness, policy)
@@ -201,6 +201,43 @@ def comparison_table(records: Records) -> str:
         lines.append(f"| random policy (exact, {size} cells) | - | {_f(policy.mean(), 2)} | "
                      f"{(size + 1) / 2:.0f} (expected) | {_f(policy.expected_regret(), 2)} | 0.50 | - | - | - |")
     return "\n".join(lines)
+
+
+def power_table(records: Records) -> str:
+    """How far each group's seeds go (issue 19: "the power stated"). Against the exact random mean: the
+    observed effect d = (mean - random mean) / sd of the answers' ground truth, the power of the
+    one-sample t-test at these seeds for that d, and the seeds it would need for power 0.8 (alpha 0.05,
+    noncentral t; ``report.statistics.seeds_needed``). For the final sparse Kendall tau: the half-width
+    of its 95 % t interval now, and the seeds for a half-width of 0.05 at the observed sd."""
+    from scipy import stats
+
+    from lightning_nas.report.statistics import power, seeds_needed
+
+    policy = records.policy()
+    lines = ["| strategy | seeds | d vs exact random mean | power now | seeds for power 0.8 | "
+             "sparse Kendall tau: sd | 95 % CI half-width now | seeds for +-0.05 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, trials in records.groups().items():
+        truth = [v for v in _goodness(records, _values(trials, lambda t: t["answer"]["ground_truth"]))
+                 if math.isfinite(v)]
+        sparse = [v for v in _values(trials, lambda t: own_score_agreement(t)["sparse_kendall_tau"]) if math.isfinite(v)]
+        d = now = need = math.nan
+        if policy is not None and len(truth) >= 2 and np.std(truth, ddof=1) > 0:
+            d = (float(np.mean(truth)) - policy.mean()) / float(np.std(truth, ddof=1))
+            now, need = power(d, len(truth), paired=True), seeds_needed(d, paired=True)
+        sd = half = need_k = math.nan
+        if len(sparse) >= 2:
+            sd = float(np.std(sparse, ddof=1))
+            half = float(stats.t.ppf(0.975, len(sparse) - 1) * sd / math.sqrt(len(sparse)))
+            need_k = next((n for n in range(2, 10_000)
+                           if stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) <= 0.05), math.inf)
+        lines.append(f"| {label} | {len(trials)} | {_f(d, 2)} | {_f(now, 2)} | {_count(need)} | {_f(sd, 3)} | "
+                     f"{_f(half, 3)} | {_count(need_k)} |")
+    return "\n".join(lines)
+
+
+def _count(n: float) -> str:
+    return "-" if n is None or (isinstance(n, float) and math.isnan(n)) else ("> 10,000" if math.isinf(n) else f"{n:.0f}")
 
 
 def paired_scores(trials: list[dict], metric: str) -> tuple[list[float], list[float]]:
@@ -391,6 +428,7 @@ def anytime_table(records: Records) -> str:
 
 TABLES: dict[str, Callable[[Records], str]] = {
     "comparison": comparison_table,
+    "power": power_table,
     "random_policy": random_policy_table,
     "score_study": score_study_table,
     "factor": factor_table,
