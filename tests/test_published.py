@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import re
 from pathlib import Path
 
 import numpy as np
@@ -396,3 +397,113 @@ def test_power_table_states_what_the_seeds_allow(shipped):
         sparse = [own_score_agreement(t)["sparse_kendall_tau"] for t in trials]
         half = stats.t.ppf(0.975, len(sparse) - 1) * np.std(sparse, ddof=1) / math.sqrt(len(sparse))
         assert rows[label][6] == f"{half:.3f}"
+
+
+# ------------------------------------------------------------------ no hand-written measured numbers
+#: Published numbers are outputs (issue 19): in README.md and docs/*.md a number that looks measured
+#: (a quantity with a unit of time, speed, size or a ratio; a percentage; a decimal with two or more
+#: places; a count written with thousands separators) must sit in a generated block, a code block or
+#: span, or a region marked ``<!-- paper-values: SOURCE -->`` / ``<!-- worked-example: TEST -->`` ...
+#: ``<!-- /NAME -->``, or be allowed below as a fact from a paper or benchmark, a setting, or arithmetic.
+#: A new hand-written measurement therefore fails here: render it from a record, or name the command.
+MEASURED = re.compile(r"(?<![\w.\-/~^])(?:\d[\d,]*(?:\.\d+)?\s?(?:ms|s|min|minutes|seconds|hours|h|images/s|records/s|"
+                      r"MB|GB|kB|KB|B|%)(?![\w/])|\d+(?:\.\d+)?[x×](?!\w)|\d+\.\d{2,}|\d{1,3}(?:,\d{3})+)")
+GENERATED = re.compile(r"<!-- generated:(?P<n>[\w.-]+/[\w.-]+) -->\n.*?<!-- /generated:(?P=n) -->", re.DOTALL)
+MARKED = re.compile(r"<!-- (?P<n>paper-values|worked-example): \S[^>]*-->.*?<!-- /(?P=n) -->", re.DOTALL)
+FENCED = re.compile(r"^\s*```.*?^\s*```", re.DOTALL | re.MULTILINE)
+#: pages whose numbers other work converts (listed so the exception is visible, not silent):
+#: docs/benchmarks.md (issue 25's benchmark records), docs/strategies.md (the lead's comparison)
+PENDING = {"docs/benchmarks.md", "docs/strategies.md"}
+#: settings that recur on many pages: confidence level, significance level, chance level of a quartile,
+#: the papers' learning rates, betas and momenta, versions (Python 3.10, torch 2.13)
+SETTINGS = {"95 %", "0.05", "25 %", "0.25", "0.025", "0.001", "0.999", "0.997", "0.003", "3.10", "2.13"}
+ALLOWED: dict[str, set[str]] = {
+    # 5^6 NB201 cells (arithmetic)
+    "README.md": {"15,625"},
+    # NAS-Bench-201's listed sizes of its smallest and largest network
+    "docs/architecture.md": {"0.073 MB", "1.531 MB"},
+    # file sizes as the benchmarks' authors list them
+    "docs/benchmark_files.md": {"2.2 GB", "4.7 GB", "499 MB", "2.0 GB"},
+    # |S| = (180 x 7^8)^2 (arithmetic); DARTS' released log's parameter count; DARTS' hyperparameters;
+    # CIFAR-10's 50,000 training images and DARTS' 25,000 / 25,000 split
+    "docs/darts_cnn.md": {"1.08", "3,349,342", "25,000", "50,000"},
+    # issue 19's reported rerun (Kendall tau 0.444 on the reporters' machines); chance accuracy of a
+    # broken cell on 10 classes; the plot's tolerance for drawing two equal curves once
+    "docs/experiments.md": {"0.444", "10 %", "0.005"},
+    # the digits split (1,078 training images; 3 x 360 = 1,080 test images); the noise std 0.2 x 255
+    "docs/ground_truth.md": {"15,625", "1,078", "1,080", "0.2 x"},
+    # Yu et al. (2020) Table 3: NB101 size, best ranks and p; the paper's 0.1 % threshold
+    "docs/metrics.md": {"0.1 %", "10 %", "423,624", "57,079", "19,552", "96,939", "0.24", "0.62", "0.07"},
+    # Zela et al.'s best test accuracies per space (their released data)
+    "docs/nb101.md": {"0.9455128312", "0.9424078465", "0.9466145635"},
+    # NDS' 5,000 sampled DARTS cells (Radosavovic et al.); CIFAR's 50,000 training images
+    "docs/nds.md": {"5,000", "50,000"},
+    # AWD-LSTM's window probability 0.95; ENAS' init range 0.04; Li & Talwalkar's candidate counts
+    "docs/rnn_space.md": {"0.95", "0.04", "0.75", "2,000", "1,000"},
+    # the plain progress line's interval (a setting)
+    "docs/run_directory.md": {"10 seconds"},
+}
+
+
+def hand_written_numbers(text: str) -> list[tuple[int, str]]:
+    """(line, token) of every measured-looking number outside generated blocks, marked regions,
+    fenced and indented code, and inline code spans."""
+    blank = lambda m: "\n" * m.group(0).count("\n")  # noqa: E731 - keeps line numbers
+    text = FENCED.sub(blank, MARKED.sub(blank, GENERATED.sub(blank, text)))
+    found, previous_blank, in_code = [], True, False
+    for number, line in enumerate(text.splitlines(), start=1):
+        in_code = line.startswith("    ") and (previous_blank or in_code) and not line.lstrip().startswith(("-", "|"))
+        previous_blank = not line.strip()
+        if in_code:
+            continue
+        found += [(number, m.group(0)) for m in MEASURED.finditer(re.sub(r"`[^`\n]*`", "``", line))]
+    return found
+
+
+def test_the_guard_finds_hand_written_measurements():
+    """The scan flags what a measurement looks like and skips what the rule exempts."""
+    text = ("Step time 83 ms, 14x faster, 9,900 records/s, tau 0.475, 38 % of pairs.\n"
+            "Settings: 8 seeds, lr 0.1, `0.475 in code`.\n"
+            "<!-- generated:x/y -->\n| 0.123 |\n<!-- /generated:x/y -->\n"
+            "<!-- paper-values: DARTS -->\n| 0.75 |\n<!-- /paper-values -->\n"
+            "```\ntime 12.5 s\n```\n\n    indented 3.14159\n")
+    assert [t for _, t in hand_written_numbers(text)] == ["83 ms", "14x", "9,900 records/s", "0.475", "38 %"]
+    assert hand_written_numbers("<!-- paper-values -->\n0.75\n<!-- /paper-values -->\n") == [(2, "0.75")]  # no source
+
+
+def test_docs_hand_write_no_measured_numbers():
+    """README.md and docs/*.md: every measured-looking number outside generated blocks is allowed
+    above with its reason (a paper's fact, a setting, arithmetic). A failure names the file, line and
+    number: render it from a shipped record (`results/`, `lightning_nas/results/properties.py`), or
+    withdraw it and name the command that measures it."""
+    from lightning_nas.results.render import documents
+
+    offending = []
+    for path in documents(ROOT):
+        name = str(path.relative_to(ROOT))
+        if name in PENDING:
+            continue
+        allowed = SETTINGS | ALLOWED.get(name, set())
+        offending += [f"{name}:{line}: {token}" for line, token in hand_written_numbers(path.read_text())
+                      if token not in allowed]
+    assert offending == [], "hand-written measured-looking numbers:\n" + "\n".join(offending)
+
+
+def test_code_blocks_are_computed_from_the_code(tmp_path):
+    """``code/NAME`` blocks are properties computed at render time: the sizes of NB101Space and the
+    parameter count of an NB201 network built the ordinary way; an unknown name is one error."""
+    from lightning_nas.nn.nb201 import NB201Network
+    from lightning_nas.results.render import render_text
+    from lightning_nas.spaces.nb101 import NB101Space
+    from lightning_nas.spaces.nb201 import NB201Architecture
+
+    text, changed = render_text("<!-- generated:code/nb101_space_sizes -->\n<!-- /generated:code/nb101_space_sizes -->\n"
+                                "<!-- generated:code/nb201_parameters -->\n<!-- /generated:code/nb201_parameters -->\n",
+                                tmp_path, {})
+    assert changed == ["code/nb101_space_sizes", "code/nb201_parameters"]
+    for n in (3, 7):
+        assert f"| {n} |" in text and f"| {NB101Space(num_vertices=n).size:,} |" in text
+    largest = NB201Network(num_classes=10, C=16, N=5, arch=NB201Architecture(("nor_conv_3x3",) * 6))
+    assert f"| `nor_conv_3x3` | {sum(p.numel() for p in largest.parameters()):,} |" in text
+    with pytest.raises(ReportError, match="no property 'nonsense'"):
+        render_text("<!-- generated:code/nonsense -->\n<!-- /generated:code/nonsense -->\n", tmp_path, {})

@@ -111,8 +111,23 @@ def cost(path: Path) -> str:
     return "\n".join(lines)
 
 
+def random_policy(path: Path) -> str:
+    """The exact random policy of the table's seed means (``test_accuracy_mean``): one uniform draw and
+    the best of 5 and 10 (Yu et al. 2020, Eq. 1; ``metrics/random_baseline.py``)."""
+    import csv
+
+    from lightning_nas.metrics.random_baseline import RandomPolicy
+
+    with path.open(newline="") as handle:
+        policy = RandomPolicy.from_table([float(r["test_accuracy_mean"]) for r in csv.DictReader(handle)])
+    lines = ["| draws n | mean of the best | sd | expected regret |", "|---|---|---|---|"]
+    lines += [f"| {n} | {policy.mean(n):.2f} | {policy.sd(n):.2f} | {policy.expected_regret(n):.2f} |" for n in (1, 5, 10)]
+    return "\n".join(lines)
+
+
 TABLE_STATISTICS: dict[str, Callable[[Path], str]] = {"reliability": reliability, "spread": spread,
-                                                      "operations": operations, "cost": cost}
+                                                      "operations": operations, "cost": cost,
+                                                      "random_policy": random_policy}
 
 
 def table_block(table_file: str, statistic: str) -> str:

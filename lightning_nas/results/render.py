@@ -8,9 +8,11 @@ generated block
     <!-- /generated:EXPERIMENT/TABLE -->
 
 with ``tables.TABLES[TABLE]`` computed from ``results/EXPERIMENT/``, or, where EXPERIMENT is a shipped
-table file (``nb201_digits_729.csv``), a statistic of that table (``ground_truth.py``) (text outside the
-markers is never touched), and draws the figures of every shipped experiment to ``docs/figures/EXPERIMENT_*.png`` (and the factor
-experiments, ``results/findings_*``, together to ``docs/figures/findings_factors.png``).
+table file (``nb201_digits_729.csv``), a statistic of that table (``ground_truth.py``), or, where
+EXPERIMENT is ``code``, a deterministic property of the code such as a parameter count
+(``properties.py``) (text outside the markers is never touched), and draws the figures of every shipped
+experiment to ``docs/figures/EXPERIMENT_*.png`` (and the factor experiments, ``results/findings_*``,
+together to ``docs/figures/findings_factors.png``).
 ``--check`` writes nothing and exits 1 listing the blocks whose text differs (the drift test runs it).
 """
 from __future__ import annotations
@@ -34,6 +36,12 @@ def documents(root: Path) -> list[Path]:
 
 def block_text(name: str, results: Path, cache: dict[str, Records]) -> str:
     experiment, table = name.split("/", 1)
+    if experiment == "code":  # parameter counts, space sizes: computed from the code (results/properties.py)
+        from lightning_nas.results.properties import PROPERTIES
+
+        if table not in PROPERTIES:
+            raise ReportError(f"generated block {name!r}: no property {table!r} (properties: {', '.join(PROPERTIES)})")
+        return PROPERTIES[table]().rstrip("\n") + "\n"
     if experiment.endswith(".csv"):  # statistics of a shipped ground-truth table (results/ground_truth.py)
         from lightning_nas.results.ground_truth import table_block
 
