@@ -104,7 +104,8 @@ def _record_experiment(out: Path, tables: Tables, problem: Any, config: Any, met
     if experiment.get("tables") not in (None, spec):
         raise ValueError(f"{path}: its methods were run on another benchmark ({experiment['tables']}); "
                          "choose another --out")
-    settings = build_optimizer(config.optimizer, problem.space, generator(0), dict(config.optimizer_options)).settings()
+    settings = build_optimizer(config.optimizer, problem.space, generator(0), dict(config.optimizer_options),
+                               problem.budgets).settings()
     sources = [{"file": p.name, "sha256": _sha256(p)} for p in tables.sources()]
     experiment.update(name=out.name, kind="blackbox", tables=spec, sources=sources, problem=problem.describe(),
                       complete=len(problem.test) == problem.space.size)
