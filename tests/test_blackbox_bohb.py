@@ -154,3 +154,36 @@ def test_bohb_options_are_checked_in_one_line(tmp_path) -> None:
         build_optimizer("bohb", problem.space, generator(0), {"eta": 1}, problem.budgets)
     with pytest.raises(ValueError, match="optimizer_options.budgets: unknown option of bohb"):
         build_optimizer("bohb", problem.space, generator(0), {"budgets": [1]}, problem.budgets)
+
+
+def test_tuning_objective_looks_up_nb101_validation_of_a_1shot1_answer(nb101_file, tmp_path) -> None:
+    """NAS-Bench-1Shot1's tuning objective: the answer (a 1Shot1 cell's text) is parsed by the space,
+    keyed by its NB101 hash, and its 108-epoch validation accuracy and training time come from the
+    table (never its test accuracy); a mode against the metric, a cell outside the space and a tuning
+    file naming no class are one line each."""
+    from lightning_nas.tuning.objective import Validation
+    from lightning_nas.tuning.settings import Objective, TuningError, load_tuning
+
+    path, values = nb101_file
+    options = dict(SPACES.get("nb1shot1").tiny_options)
+    benchmark = {"class_path": "lightning_nas.blackbox.NB101Tables",
+                 "init_args": {"path": str(path), "space": "nb1shot1", "space_options": options}}
+    validation = Validation(Objective(benchmark=benchmark), tmp_path)
+    space = SPACES.get("nb1shot1")(**options)
+    for arch in list(space.enumerate())[:5]:
+        valid, _, seconds = values[(space.key(arch), 108)]
+        result = validation(str(arch))
+        assert result["valid"] == pytest.approx(valid) and result["train_seconds"] == pytest.approx(seconds)
+    with pytest.raises(TuningError, match="objective.mode min: the benchmark's validation metric is higher is better"):
+        Validation(Objective(benchmark=benchmark, mode="min"), tmp_path)
+    other = SPACES.get("nb1shot1")(search_space=2, operations=options["operations"])
+    with pytest.raises(TuningError, match="objective.benchmark: "):
+        validation(str(next(iter(other.enumerate()))))
+    tuning = tmp_path / "tune.yaml"
+    cs1 = Path(__file__).parents[1] / "recipes" / "tuning" / "cs1.yaml"
+    tuning.write_text(f"space: {cs1}\nobjective: {{benchmark: {{class_path: lightning_nas.blackbox.NB101Tables, "
+                      f"init_args: {{path: {path}}}}}}}\n")
+    assert load_tuning(tuning).objective.benchmark["init_args"]["path"] == str(path)
+    tuning.write_text(f"space: {cs1}\nobjective: {{benchmark: nb101}}\n")
+    with pytest.raises(TuningError, match="objective.benchmark must be"):
+        load_tuning(tuning)

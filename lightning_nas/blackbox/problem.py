@@ -274,3 +274,19 @@ class NB101Tables(Tables):
 
     def sources(self) -> list[Path]:
         return [Path(self.path)]
+
+
+def build_tables(spec: Mapping[str, Any]) -> Tables:
+    """A ``Tables`` from ``{class_path, init_args}`` (what a recipe's ``benchmark`` holds; the tuning
+    objective's ``benchmark``); a class that is not a ``Tables`` is one line naming it."""
+    import importlib
+
+    path = str(spec.get("class_path", ""))
+    module, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, Tables)):
+        raise ValueError(f"class_path {path!r} is not a lightning_nas.blackbox Tables class (CSVTables, NB101Tables)")
+    return cls(**dict(spec.get("init_args") or {}))
