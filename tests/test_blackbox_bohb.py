@@ -14,6 +14,7 @@ import pytest
 from lightning_nas.blackbox import OPTIMIZERS, NB101Tables, run
 from lightning_nas.blackbox.bohb import bracket_sizes
 from lightning_nas.blackbox.optimizers import build_optimizer
+from lightning_nas.blackbox.search import compact
 from lightning_nas.seeding import generator
 from lightning_nas.spaces import SPACES
 
@@ -113,7 +114,8 @@ def test_every_optimiser_searches_nb101_and_1shot1_sub_spaces(nb101_file, space)
     for name in OPTIMIZERS.names():
         test_options = OPTIMIZERS.get(name).test_options
         first = run(problem, name, 1, 0, max_queries=15, options=test_options)
-        assert first == run(problem, name, 1, 0, max_queries=15, options=test_options)
+        every = run(problem, name, 1, 0, max_queries=15, options=test_options, every_query=True)
+        assert first == compact(every) and len(every) == 15  # what the command line writes
         assert all(r["test_regret"] >= 0 for r in first) and first[-1]["t_sim"] > 0
 
 
@@ -187,3 +189,23 @@ def test_tuning_objective_looks_up_nb101_validation_of_a_1shot1_answer(nb101_fil
     tuning.write_text(f"space: {cs1}\nobjective: {{benchmark: nb101}}\n")
     with pytest.raises(TuningError, match="objective.benchmark must be"):
         load_tuning(tuning)
+
+
+def test_command_line_runs_bohb_on_nb101_and_records_its_budgets_and_cost(nb101_file, tmp_path) -> None:
+    import json
+
+    from lightning_nas.blackbox import trajectory
+    from lightning_nas.blackbox.cli import main
+
+    path, _ = nb101_file
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(json.dumps({"benchmark": {"class_path": "lightning_nas.blackbox.NB101Tables",
+                                                "init_args": {"path": str(path), "space_options": {"num_vertices": 4}}}}))
+    out = tmp_path / "bb"
+    assert main(["--recipe", str(recipe), "--optimizer", "bohb", "--optimizer_options", "{num_samples: 8, min_budget: 12}",
+                 "--repetitions", "2", "--budget_s", "400", "--out", str(out)]) == 0
+    method = json.loads((out / "experiment.json").read_text())["methods"]["bohb"]
+    assert method["settings"]["budgets"] == [12, 36, 108] and method["settings"]["eta"] == 3
+    assert method["cpu_seconds_per_query"] > 0
+    records = trajectory.read(out / "trajectories.jsonl")
+    assert {r["repetition"] for r in records} == {0, 1} and all(r["t_sim"] > 0 for r in records)

@@ -50,6 +50,13 @@ def run(problem: TableProblem, optimizer: str, seed: int, repetition: int, budge
     return out
 
 
+def compact(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One repetition's every-query records as ``run`` writes them without ``every_query``: the queries
+    that changed the incumbent (a strictly better validation value) and the last one."""
+    return [r for i, r in enumerate(records)
+            if i == 0 or i == len(records) - 1 or r["valid"] != records[i - 1]["valid"]]
+
+
 def final_regrets(records: list[dict[str, Any]]) -> dict[str, list[float]]:
     """method -> the last test regret of each repetition."""
     from lightning_nas.blackbox.trajectory import runs
