@@ -209,3 +209,61 @@ def test_command_line_runs_bohb_on_nb101_and_records_its_budgets_and_cost(nb101_
     assert method["cpu_seconds_per_query"] > 0
     records = trajectory.read(out / "trajectories.jsonl")
     assert {r["repetition"] for r in records} == {0, 1} and all(r["t_sim"] > 0 for r in records)
+
+
+def _tuning_experiment(folder: Path, seed: int, regrets: list[float], scheduler: str = "bohb") -> Path:
+    """What a finished --tune experiment leaves for the anytime comparison: tuning.json (settings,
+    overhead) and trajectories.jsonl (the incumbent after each evaluation)."""
+    import json
+
+    folder.mkdir(parents=True)
+    settings = {"scheduler": scheduler, "num_samples": 4, "rungs": [4, 8], "seed": seed, "method": "BOHB-darts"}
+    (folder / "tuning.json").write_text(json.dumps({"settings": settings, "overhead": {"per_evaluation_seconds": 0.5}}))
+    lines = [{"method": "BOHB-darts", "repetition": 0, "t_sim": 10.0 * (i + 1), "valid": 80.0 + i, "test": 80.0,
+              "test_regret": r} for i, r in enumerate(regrets)]
+    (folder / "trajectories.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return folder
+
+
+def test_tuning_repetitions_join_the_anytime_comparison_with_an_interval(tmp_path) -> None:
+    """Two tuning seeds become repetitions 0 and 1 of one method beside the black-box optimisers; the
+    anytime table gives their mean final regret and bootstrap interval; a repeated seed or settings
+    that differ beyond the seed are one line each; rejoining replaces the method's lines."""
+    import json
+
+    from lightning_nas.blackbox import trajectory
+    from lightning_nas.blackbox.cli import main as blackbox
+    from lightning_nas.results.anytime import anytime_table
+    from lightning_nas.results.tables import Records
+    from lightning_nas.tuning.__main__ import main as tuning
+
+    tables = write_table(tmp_path)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(json.dumps({"benchmark": {"class_path": "lightning_nas.blackbox.CSVTables", "init_args": vars(tables)}}))
+    out = tmp_path / "results" / "bb"
+    assert blackbox(["--recipe", str(recipe), "--repetitions", "2", "--max_queries", "5", "--out", str(out)]) == 0
+    a = _tuning_experiment(tmp_path / "t0", 0, [3.0, 1.0])
+    b = _tuning_experiment(tmp_path / "t1", 1, [2.0, 2.0, 0.0])
+    assert tuning(["join", str(a), str(b), "--to", str(out)]) == 0
+    records = trajectory.read(out / "trajectories.jsonl")
+    tuned = [r for r in records if r["method"] == "BOHB-darts"]
+    assert {r["repetition"] for r in tuned} == {0, 1} and len(tuned) == 5
+    assert "| BOHB-darts | 2 | - |" in anytime_table(Records.load(out))
+    assert "| 0.500 [0.000, 1.000] |" in anytime_table(Records.load(out))  # finals 1 and 0
+    experiment = json.loads((out / "experiment.json").read_text())
+    assert experiment["methods"]["BOHB-darts"]["seeds"] == [0, 1] and "random_search" in experiment["methods"]
+    assert tuning(["join", str(a), str(b), "--to", str(out)]) == 0  # again: replaced, not added
+    assert len(trajectory.read(out / "trajectories.jsonl")) == len(records)
+    assert tuning(["join", str(a), str(a), "--to", str(out)]) == 2
+    c = _tuning_experiment(tmp_path / "t2", 2, [1.0], scheduler="asha")
+    assert tuning(["join", str(a), str(c), "--to", str(out)]) == 2
+
+
+def test_tuning_trajectory_never_goes_back_in_time() -> None:
+    """An incumbent whose answer trains faster than its predecessor's is placed no earlier than it."""
+    from lightning_nas.tuning.trajectory import trajectory
+
+    evals = [{"search_seconds": 10.0, "valid": 80.0, "test": 79.0, "test_regret": 2.0, "train_seconds": 50.0},
+             {"search_seconds": 10.0, "valid": 81.0, "test": 80.0, "test_regret": 1.0, "train_seconds": 5.0}]
+    lines = trajectory(evals, "max", "m", 0)
+    assert [line["t_sim"] for line in lines] == [60.0, 60.0] and lines[-1]["test_regret"] == 1.0
