@@ -87,8 +87,9 @@ class BOHB(BlackBoxOptimizer):
         eta: successive halving keeps the best 1/eta of a stage for the next budget (3: Ying et al.,
             1Shot1's HB/BOHB baselines; the NB101 budgets 4, 12, 36, 108 grow by 3).
         top_n_percent, num_samples, random_fraction, bandwidth_factor, min_bandwidth,
-            min_points_in_model: hpbandster's BOHB model, its defaults (15, 64, 1/3, 3, 1e-3, and the
-            number of decisions + 1), which Ying et al. and 1Shot1 kept.
+            min_points_in_model: hpbandster's BOHB model with hpbandster's defaults (15, 64, 1/3, 3,
+            1e-3, and the number of hyperparameters + 1); 1Shot1's HB baseline (``run_hyperband.py``)
+            likewise sets only the budgets and eta.
     """
 
     test_options = {"num_samples": 16}
@@ -136,7 +137,8 @@ class BOHB(BlackBoxOptimizer):
         self.invalid = 0                              # proposals the space rejected (told as failed)
 
     def settings(self) -> dict[str, Any]:
-        return {"budgets": list(self.rungs), "eta": self.eta, **self.options}
+        return {"budgets": list(self.rungs), "eta": self.eta,
+                **self.options, "min_points_in_model": self.model.min_points_in_model}
 
     @contextmanager
     def _own_numpy_stream(self) -> Iterator[None]:
