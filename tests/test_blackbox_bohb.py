@@ -267,3 +267,12 @@ def test_tuning_trajectory_never_goes_back_in_time() -> None:
              {"search_seconds": 10.0, "valid": 81.0, "test": 80.0, "test_regret": 1.0, "train_seconds": 5.0}]
     lines = trajectory(evals, "max", "m", 0)
     assert [line["t_sim"] for line in lines] == [60.0, 60.0] and lines[-1]["test_regret"] == 1.0
+
+
+def test_the_1shot1_tuning_file_has_the_papers_fidelities_and_the_nb101_objective() -> None:
+    from lightning_nas.tuning.settings import load_tuning
+
+    tuning = load_tuning(Path(__file__).parents[1] / "recipes" / "tuning" / "nb1shot1_darts_cs2.yaml")
+    assert tuning.rungs(100) == [25, 50, 100] and tuning.scheduler == "bohb"
+    assert sum(sum(b[:1]) for b in (bracket_sizes(2, 2) * 22)[:64]) == 193  # 64 iterations' configurations
+    assert tuning.objective.benchmark["init_args"]["space"] == "nb1shot1" and tuning.objective.mode == "max"
