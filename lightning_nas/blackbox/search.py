@@ -51,10 +51,13 @@ def run(problem: TableProblem, optimizer: str, seed: int, repetition: int, budge
 
 
 def compact(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One repetition's every-query records as ``run`` writes them without ``every_query``: the queries
-    that changed the incumbent (a strictly better validation value) and the last one."""
+    """One repetition's every-query records as ``run`` writes them without ``every_query``: the records
+    whose incumbent differs from the previous one's, and the last (the same curve)."""
+    def incumbent(r: dict[str, Any]) -> tuple:
+        return r["valid"], r["test"], r["test_regret"]
+
     return [r for i, r in enumerate(records)
-            if i == 0 or i == len(records) - 1 or r["valid"] != records[i - 1]["valid"]]
+            if i == 0 or i == len(records) - 1 or incumbent(r) != incumbent(records[i - 1])]
 
 
 def final_regrets(records: list[dict[str, Any]]) -> dict[str, list[float]]:
