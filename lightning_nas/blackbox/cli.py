@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,9 +30,9 @@ def build_parser() -> ArgumentParser:
                         help="Where the validation, test and training-time values live: "
                              "{class_path: lightning_nas.blackbox.CSVTables | NB101Tables, init_args: {...}}.")
     parser.add_argument("--optimizer", type=str, default="random_search",
-                        help="random_search, regularized_evolution or reinforce (lightning_nas.blackbox.OPTIMIZERS).")
+                        help="random_search, regularized_evolution, reinforce or bohb (lightning_nas.blackbox.OPTIMIZERS).")
     parser.add_argument("--optimizer_options", type=dict, default={},
-                        help="Keyword arguments of the optimiser (population, sample_size, lr, ...).")
+                        help="Keyword arguments of the optimiser (population, sample_size, lr, min_budget, eta, ...).")
     parser.add_argument("--method", type=Optional[str], default=None,
                         help="The method's name in the records (default: the optimiser's).")
     parser.add_argument("--seed", type=int, default=0, help="Repetition r draws from generator(seed, 'blackbox', optimizer, r).")
@@ -79,9 +80,13 @@ def run(tables: Tables, config: Any, argv: list[str]) -> Path:
     problem = tables.build()
     method = config.method or config.optimizer
     records: list[dict[str, Any]] = []
+    cpu, queries = time.process_time(), 0
     for repetition in range(config.repetitions):
-        records += search.run(problem, config.optimizer, config.seed, repetition, config.budget_s,
-                              config.max_queries, dict(config.optimizer_options), method)
+        run_records = search.run(problem, config.optimizer, config.seed, repetition, config.budget_s,
+                                 config.max_queries, dict(config.optimizer_options), method, every_query=True)
+        queries += len(run_records)
+        records += search.compact(run_records)
+    cpu = time.process_time() - cpu
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     file = out / "trajectories.jsonl"
@@ -89,11 +94,12 @@ def run(tables: Tables, config: Any, argv: list[str]) -> Path:
     order = list(dict.fromkeys([r["method"] for r in earlier] + [method]))  # a rerun method keeps its place
     combined = [r for r in earlier if r["method"] != method] + records
     trajectory.write(file, sorted(combined, key=lambda r: order.index(r["method"])))  # stable within a method
-    _record_experiment(out, tables, problem, config, method, argv)
+    _record_experiment(out, tables, problem, config, method, argv, cpu / max(queries, 1))
     return file
 
 
-def _record_experiment(out: Path, tables: Tables, problem: Any, config: Any, method: str, argv: list[str]) -> None:
+def _record_experiment(out: Path, tables: Tables, problem: Any, config: Any, method: str, argv: list[str],
+                       cpu_per_query: float) -> None:
     from lightning_nas.blackbox.optimizers import build_optimizer
     from lightning_nas.io import atomic_write_json
     from lightning_nas.seeding import generator
@@ -104,7 +110,8 @@ def _record_experiment(out: Path, tables: Tables, problem: Any, config: Any, met
     if experiment.get("tables") not in (None, spec):
         raise ValueError(f"{path}: its methods were run on another benchmark ({experiment['tables']}); "
                          "choose another --out")
-    settings = build_optimizer(config.optimizer, problem.space, generator(0), dict(config.optimizer_options)).settings()
+    settings = build_optimizer(config.optimizer, problem.space, generator(0), dict(config.optimizer_options),
+                               problem.budgets).settings()
     sources = [{"file": p.name, "sha256": _sha256(p)} for p in tables.sources()]
     experiment.update(name=out.name, kind="blackbox", tables=spec, sources=sources, problem=problem.describe(),
                       complete=len(problem.test) == problem.space.size)
@@ -117,5 +124,7 @@ def _record_experiment(out: Path, tables: Tables, problem: Any, config: Any, met
     methods[method] = {"optimizer": config.optimizer, "settings": settings, "seed": config.seed,
                        "repetitions": config.repetitions, "budget_s": config.budget_s,
                        "max_queries": config.max_queries,
-                       "command": ["python", "-m", "lightning_nas.blackbox", *argv]}
+                       "command": ["python", "-m", "lightning_nas.blackbox", *argv],
+                       # the search's own cost (optimiser and look-ups), not simulated: BOHB's overhead per query
+                       "cpu_seconds_per_query": round(cpu_per_query, 6)}
     atomic_write_json(path, experiment)

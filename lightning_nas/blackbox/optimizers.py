@@ -37,6 +37,9 @@ class BlackBoxOptimizer(ABC):
 
     #: settings of a small, fast instance (the registry test runs every optimiser with them)
     test_options: ClassVar[dict[str, Any]] = {}
+    #: the epoch budget at which to query what ``ask`` returned (None: the problem's final budget); a
+    #: multi-fidelity optimiser sets it in ``ask`` and takes the problem's budgets as ``budgets``
+    fidelity: Optional[int] = None
 
     def __init__(self, space: Any, generator: torch.Generator) -> None:
         self.space = space
@@ -236,16 +239,21 @@ class Reinforce(BlackBoxOptimizer):
         self.last = None
 
 
-def build_optimizer(name: str, space: Any, generator: torch.Generator, options: dict[str, Any] | None = None) -> BlackBoxOptimizer:
-    """``OPTIMIZERS.get(name)(space, generator, **options)``; a bad option is one line naming it."""
+def build_optimizer(name: str, space: Any, generator: torch.Generator, options: dict[str, Any] | None = None,
+                    budgets: Sequence[Optional[int]] = (None,)) -> BlackBoxOptimizer:
+    """``OPTIMIZERS.get(name)(space, generator, **options)``, plus the problem's epoch ``budgets``
+    (``TableProblem.budgets``) for an optimiser that takes them; a bad option is one line naming it."""
     import inspect
 
     cls = OPTIMIZERS.get(name)
     options = dict(options or {})
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "space", "generator")]
+    parameters = inspect.signature(cls.__init__).parameters
+    allowed = [p for p in parameters if p not in ("self", "space", "generator", "budgets")]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"optimizer_options.{unknown[0]}: unknown option of {name}; valid: {', '.join(allowed) or 'none'}")
+    if "budgets" in parameters:
+        options["budgets"] = tuple(budgets)
     return cls(space, generator, **options)
 
 

@@ -21,7 +21,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from lightning_nas.benchmarks import Benchmark, GroundTruthError, TableBenchmark
 from lightning_nas.benchmarks.tabulated import resolve_table
@@ -29,12 +29,14 @@ from lightning_nas.benchmarks.tabulated import resolve_table
 
 @dataclass(frozen=True)
 class Query:
-    """One look-up: the cell's key, validation and test metric, and training seconds."""
+    """One look-up: the cell's key, validation and test metric, training seconds, and the epoch budget
+    the validation metric and the seconds are of (None: the table's only one)."""
 
     key: str
     valid: float
     test: float
     seconds: float
+    epochs: Optional[int] = None
 
 
 class ColumnMean(TableBenchmark):
@@ -86,10 +88,18 @@ class TableProblem:
         seconds: training seconds per cell (a benchmark of them, or one number for every cell).
         scale: the metric's full scale (100 for percent, 1 for fractions): REINFORCE's reward is
             ``valid / scale`` so that its learning rate means what it meant on NAS-Bench-101.
+        epochs: the epoch budget of ``valid``, ``test`` and ``seconds`` (the largest fidelity), where the
+            table has several; None for a table of one training protocol.
+        fidelities: lower epoch budgets -> (their validation benchmark, their training seconds), for
+            multi-fidelity optimisers (BOHB). A query at a lower budget returns that budget's
+            validation and seconds but the test metric of ``epochs``, as Ying et al.'s released
+            NAS-Bench-101 wrappers (``record_valid`` of automl/nas_benchmarks): the incumbent is chosen
+            by validation over all budgets, its test regret is that of the final budget.
     """
 
     def __init__(self, space: Any, valid: Benchmark, test: TableBenchmark, seconds: Union[Benchmark, float],
-                 scale: float = 100.0) -> None:
+                 scale: float = 100.0, epochs: Optional[int] = None,
+                 fidelities: Optional[Mapping[int, tuple[Benchmark, Union[Benchmark, float]]]] = None) -> None:
         same_column = (getattr(valid, "metric", None) == getattr(test, "metric", object())
                        and getattr(valid, "path", None) == getattr(test, "path", object()))
         if valid is test or same_column:
@@ -97,14 +107,34 @@ class TableProblem:
                                    "chosen by validation, never by test")
         self.space, self.valid, self.test, self.seconds, self.scale = space, valid, test, seconds, float(scale)
         self.higher_is_better = bool(test.higher_is_better)
+        self.epochs = epochs
+        self.fidelities = dict(fidelities or {})
+        if self.fidelities and (epochs is None or any(e >= epochs for e in self.fidelities)):
+            raise GroundTruthError(f"benchmark: lower fidelities {sorted(self.fidelities)} must lie below the final "
+                                   f"budget, got epochs={epochs}")
+
+    @property
+    def budgets(self) -> tuple[Optional[int], ...]:
+        """The epoch budgets a query may ask for, ascending, the last the final one; ``(None,)`` for a
+        table of one training protocol (a single fidelity)."""
+        return (*sorted(self.fidelities), self.epochs)
 
     def key(self, arch: Any) -> str:
         return self.space.key(arch)
 
-    def query(self, arch: Any) -> Query:
+    def query(self, arch: Any, epochs: Optional[int] = None) -> Query:
+        """The cell's numbers at ``epochs`` (default: the final budget); an epoch budget the problem
+        does not have is one line naming the ones it has."""
         key = self.key(arch)
-        seconds = self.seconds if isinstance(self.seconds, (int, float)) else self.seconds.query(key)
-        return Query(key, float(self.valid.query(key)), float(self.test.query(key)), float(seconds))
+        valid, seconds = self.valid, self.seconds
+        if epochs is not None and epochs != self.epochs:
+            if epochs not in self.fidelities:
+                raise GroundTruthError(f"benchmark: no epoch budget {epochs}; this problem has "
+                                       f"{[b for b in self.budgets if b is not None] or 'one fidelity'}")
+            valid, seconds = self.fidelities[epochs]
+        seconds = seconds if isinstance(seconds, (int, float)) else seconds.query(key)
+        return Query(key, float(valid.query(key)), float(self.test.query(key)), float(seconds),
+                     self.epochs if epochs is None else epochs)
 
     def fitness(self, valid: float) -> float:
         """The validation metric as a reward: higher is better, on a 0-1 scale for accuracies."""
@@ -126,9 +156,12 @@ class TableProblem:
             return b if isinstance(b, (int, float)) else {"source": Path(str(getattr(b, "source", b))).name,
                                                           "metric": getattr(b, "metric", None)}
 
-        return {"space": getattr(self.space, "name", str(self.space)), "size": len(self.test),
-                "valid": name(self.valid), "test": name(self.test), "seconds": name(self.seconds),
-                "higher_is_better": self.higher_is_better, "best_test": self.best_test()}
+        out = {"space": getattr(self.space, "name", str(self.space)), "size": len(self.test),
+               "valid": name(self.valid), "test": name(self.test), "seconds": name(self.seconds),
+               "higher_is_better": self.higher_is_better, "best_test": self.best_test()}
+        if self.fidelities:
+            out["budgets"] = list(self.budgets)
+        return out
 
 
 class Tables(ABC):
@@ -208,12 +241,18 @@ class CSVTables(Tables):
 class NB101Tables(Tables):
     """NAS-Bench-101 (Ying et al. 2019): the validation and test accuracy (mean over the repeats) and
     the training time at ``epochs`` of every cell; space ``nb101`` or ``nb1shot1`` (NAS-Bench-1Shot1's
-    spaces 1-3 through NAS-Bench-101, ``space_options: {space: 1}``), whose best cell defines regret
-    where ``best`` is given (``docs/nb101.md`` lists them)."""
+    spaces 1-3 through NAS-Bench-101, ``space_options: {search_space: 1}``), whose best cell defines
+    regret where ``best`` is given (``docs/nb101.md`` lists them).
+
+    ``budgets``: the lower epoch budgets a multi-fidelity optimiser (BOHB) may query, each with its own
+    validation accuracy and training time (Ying et al. Sec. 5: 4, 12 and 36 epochs below 108).
+    Default: every budget below ``epochs`` that the file holds (``nasbench_full.tfrecord``: 4, 12, 36;
+    ``nasbench_only108.tfrecord``: none, a single fidelity); ``[]`` for none."""
 
     def __init__(self, path: str, space: str = "nb101", space_options: Optional[dict] = None, epochs: int = 108,
-                 best: Optional[float] = None) -> None:
+                 best: Optional[float] = None, budgets: Optional[list[int]] = None) -> None:
         self.path, self.space, self.space_options, self.epochs, self.best = path, space, dict(space_options or {}), epochs, best
+        self.budgets = None if budgets is None else [int(b) for b in budgets]
 
     def build(self) -> TableProblem:
         from lightning_nas.benchmarks import NB101Benchmark
@@ -224,7 +263,30 @@ class NB101Tables(Tables):
         test.check(space)
         valid = NB101Benchmark(self.path, "validation_accuracy", self.epochs)
         seconds = NB101Benchmark(self.path, "training_time", self.epochs)
-        return TableProblem(space, valid, test, seconds, scale=1.0)
+        lower = [b for b in test.budgets if b < self.epochs] if self.budgets is None else self.budgets
+        wrong = [b for b in lower if b >= self.epochs or b not in test.budgets]
+        if wrong:
+            raise GroundTruthError(f"benchmark.budgets: {wrong[0]} is not an epoch budget below {self.epochs} of "
+                                   f"{self.path} (it holds {list(test.budgets)})")
+        fidelities = {b: (NB101Benchmark(self.path, "validation_accuracy", b), NB101Benchmark(self.path, "training_time", b))
+                      for b in sorted(set(lower))}
+        return TableProblem(space, valid, test, seconds, scale=1.0, epochs=self.epochs, fidelities=fidelities)
 
     def sources(self) -> list[Path]:
         return [Path(self.path)]
+
+
+def build_tables(spec: Mapping[str, Any]) -> Tables:
+    """A ``Tables`` from ``{class_path, init_args}`` (what a recipe's ``benchmark`` holds; the tuning
+    objective's ``benchmark``); a class that is not a ``Tables`` is one line naming it."""
+    import importlib
+
+    path = str(spec.get("class_path", ""))
+    module, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, Tables)):
+        raise ValueError(f"class_path {path!r} is not a lightning_nas.blackbox Tables class (CSVTables, NB101Tables)")
+    return cls(**dict(spec.get("init_args") or {}))

@@ -2,7 +2,9 @@
 
 The optimiser sees only the validation fitness (``TableProblem.fitness``); the incumbent is the
 queried cell with the best validation value so far (the first of equals), and only its test metric is
-reported. t_sim adds the training time of every query, repeated cells included (each query is a
+reported. A multi-fidelity optimiser (BOHB) queries at its ``fidelity``: the validation value and
+seconds of that epoch budget, the test metric of the final one; the incumbent is the best validation
+over all budgets, as in Ying et al.'s released NAS-Bench-101 wrappers (automl/nas_benchmarks). t_sim adds the training time of every query, repeated cells included (each query is a
 training in the world the table stands for; NAS-Bench-1Shot1 Sec. 5.4).
 """
 from __future__ import annotations
@@ -26,13 +28,13 @@ def run(problem: TableProblem, optimizer: str, seed: int, repetition: int, budge
     if budget_s is None and max_queries is None:
         raise ValueError("budget_s or max_queries must be set: a search needs a budget")
     stream = generator(seed, "blackbox", optimizer, repetition)
-    search = build_optimizer(optimizer, problem.space, stream, options)
+    search = build_optimizer(optimizer, problem.space, stream, options, problem.budgets)
     label = method or optimizer
     out: list[dict[str, Any]] = []
     t_sim, incumbent, queries, changed = 0.0, None, 0, False
     while (max_queries is None or queries < max_queries) and (budget_s is None or t_sim < budget_s):
         arch = search.ask()
-        query = problem.query(arch)
+        query = problem.query(arch, search.fidelity)
         search.tell(arch, problem.fitness(query.valid))  # validation only: the test metric stays here
         queries += 1
         t_sim += query.seconds
@@ -46,6 +48,16 @@ def run(problem: TableProblem, optimizer: str, seed: int, repetition: int, budge
         out.append(record(label, repetition, t_sim, incumbent.valid, incumbent.test,
                           problem.test_regret(incumbent.test)))
     return out
+
+
+def compact(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One repetition's every-query records as ``run`` writes them without ``every_query``: the records
+    whose incumbent differs from the previous one's, and the last (the same curve)."""
+    def incumbent(r: dict[str, Any]) -> tuple:
+        return r["valid"], r["test"], r["test_regret"]
+
+    return [r for i, r in enumerate(records)
+            if i == 0 or i == len(records) - 1 or incumbent(r) != incumbent(records[i - 1])]
 
 
 def final_regrets(records: list[dict[str, Any]]) -> dict[str, list[float]]:

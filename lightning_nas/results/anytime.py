@@ -27,7 +27,7 @@ from lightning_nas.report.statistics import bootstrap_mean_ci
 from lightning_nas.results.tables import Records
 
 DISPLAY = {"random_search": "Random search", "regularized_evolution": "Regularised evolution",
-           "reinforce": "REINFORCE"}
+           "reinforce": "REINFORCE", "bohb": "BOHB"}
 #: regret drawn at least this large on the log axis (accuracy points; 0 is drawn here)
 FLOOR = 0.01
 

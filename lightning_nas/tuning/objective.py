@@ -64,9 +64,23 @@ class Validation:
         self.times: dict[str, dict[str, str]] = {}
         if objective.times is not None and Path(objective.times).is_file():
             self.times = _table_rows(Path(objective.times))
+        self.problem = None
+        if objective.benchmark is not None:
+            from lightning_nas.blackbox.problem import build_tables
+            from lightning_nas.errors import GroundTruthError
+
+            try:
+                self.problem = build_tables(objective.benchmark).build()
+            except (GroundTruthError, ValueError, TypeError, LookupError) as error:
+                raise TuningError(f"objective.benchmark: {' '.join(str(error).split())}") from None
+            if self.problem.higher_is_better != (objective.mode == "max"):
+                raise TuningError(f"objective.mode {objective.mode}: the benchmark's validation metric is "
+                                  f"{'higher' if self.problem.higher_is_better else 'lower'} is better")
 
     def __call__(self, architecture: str) -> dict[str, Any]:
         """{valid, train_seconds, valid_source} of one architecture."""
+        if self.problem is not None:
+            return self._from_problem(architecture)
         row = self.rows.get(architecture)
         seconds = self._seconds(architecture)
         if row is not None and row.get(self.objective.metric) not in (None, ""):
@@ -80,6 +94,19 @@ class Validation:
             cached = self._train(architecture)
         return {"valid": cached["value"], "valid_source": f"trained on demand ({self.objective.on_demand})",
                 "train_seconds": seconds if seconds is not None else cached["seconds"]}
+
+    def _from_problem(self, architecture: str) -> dict[str, Any]:
+        """The benchmark problem's validation metric and training time of the answer (its final budget)."""
+        from lightning_nas.errors import ArchitectureError, GroundTruthError
+
+        problem = self.problem
+        try:
+            query = problem.query(problem.space.parse(architecture))
+        except (ArchitectureError, GroundTruthError) as error:
+            raise TuningError(f"objective.benchmark: {' '.join(str(error).split())}") from None
+        valid = problem.valid
+        return {"valid": query.valid, "train_seconds": query.seconds,
+                "valid_source": f"{Path(str(getattr(valid, 'source', valid))).name}: {getattr(valid, 'metric', '')}"}
 
     def _seconds(self, architecture: str) -> Optional[float]:
         row = self.times.get(architecture)

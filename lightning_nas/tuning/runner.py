@@ -222,6 +222,12 @@ def absolute_paths(objective: Objective) -> dict[str, Any]:
     for key in ("table", "on_demand", "times"):
         if values[key] is not None and Path(values[key]).exists():
             values[key] = str(Path(values[key]).resolve())
+    if values.get("benchmark"):
+        init = dict(values["benchmark"].get("init_args") or {})
+        for key in ("path", "table", "valid_table", "times"):
+            if isinstance(init.get(key), str) and Path(init[key]).exists():
+                init[key] = str(Path(init[key]).resolve())
+        values["benchmark"] = {**values["benchmark"], "init_args": init}
     return values
 
 

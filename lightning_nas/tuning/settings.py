@@ -123,6 +123,11 @@ class Objective:
         in ``EXPERIMENT_DIR/validation_cache.jsonl``.
     times: a CSV with each architecture's training time (``train_seconds_mean``), for the simulated
         wall-clock (t_sim = t_search + t_train, Sec. 5.4); without it, the on-demand training time.
+    benchmark: instead of a CSV, a black-box problem's tables (``{class_path:
+        lightning_nas.blackbox.NB101Tables, init_args: {path, space, space_options}}``): the answer is
+        parsed by that space and looked up by its key, its validation metric and training time are the
+        problem's (NAS-Bench-1Shot1's objective: NB101's validation accuracy at 108 epochs, mean over
+        the repeats, of the 1Shot1 cell each search returns); ``metric`` is then the problem's own.
     """
 
     table: Optional[str] = None
@@ -130,6 +135,7 @@ class Objective:
     mode: str = "max"
     on_demand: Optional[str] = None
     times: Optional[str] = None
+    benchmark: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -270,16 +276,19 @@ def load_tuning(path: str | Path) -> Tuning:
         numbers[key] = value
     objective = data.get("objective") or {}
     if not isinstance(objective, dict):
-        raise TuningError(f"{path}: 'objective' must be a mapping (table, metric, mode, on_demand, times)")
-    _unknown(f"{path}: objective", objective, ("table", "metric", "mode", "on_demand", "times"))
+        raise TuningError(f"{path}: 'objective' must be a mapping (table, metric, mode, on_demand, times, benchmark)")
+    _unknown(f"{path}: objective", objective, ("table", "metric", "mode", "on_demand", "times", "benchmark"))
     goal = Objective(**objective)
     if goal.metric.startswith("test"):
         raise TuningError(f"{path}: objective.metric {goal.metric} is a test metric; tuning optimises the "
                           "benchmark's validation metric (NAS-Bench-1Shot1 Sec. 5.4), e.g. val_accuracy_mean")
     if goal.mode not in ("max", "min"):
         raise TuningError(f"{path}: objective.mode must be max or min, got {goal.mode!r}")
-    if goal.table is None and goal.on_demand is None:
-        raise TuningError(f"{path}: objective needs a validation table or an on_demand tabulation recipe")
+    if goal.table is None and goal.on_demand is None and goal.benchmark is None:
+        raise TuningError(f"{path}: objective needs a validation table or an on_demand tabulation recipe (or a benchmark)")
+    if goal.benchmark is not None and (not isinstance(goal.benchmark, dict) or "class_path" not in goal.benchmark):
+        raise TuningError(f"{path}: objective.benchmark must be {{class_path: lightning_nas.blackbox.NB101Tables, "
+                          f"init_args: {{...}}}}, got {goal.benchmark!r}")
     return Tuning(str(path), space, goal, scheduler, fidelity=fidelity, **numbers)
 
 

@@ -40,13 +40,17 @@ def _better(a: float, b: Optional[float], mode: str) -> bool:
 
 
 def trajectory(evals: list[dict[str, Any]], mode: str, method: str, repetition: int) -> list[dict[str, Any]]:
-    lines, best, spent = [], None, 0.0
+    """The incumbent after each evaluation. t_sim never goes back: an incumbent whose answer trains
+    faster than its predecessor's is placed no earlier than its predecessor (the record format keeps
+    a repetition's lines in time order; the curve only waits longer)."""
+    lines, best, spent, last = [], None, 0.0, 0.0
     for evaluation in evals:
         spent += float(evaluation["search_seconds"])
         if _better(float(evaluation["valid"]), best["valid"] if best else None, mode):
             best = evaluation
         t_train = best.get("train_seconds") or 0.0
-        lines.append({"method": method, "repetition": repetition, "t_sim": round(spent + float(t_train), 6),
+        last = max(last, round(spent + float(t_train), 6))
+        lines.append({"method": method, "repetition": repetition, "t_sim": last,
                       "valid": best["valid"], "test": best["test"], "test_regret": best["test_regret"]})
     return lines
 
@@ -109,3 +113,63 @@ def export(experiment_dir: str | Path, name: Optional[str] = None, out: str | Pa
     for file in ("tuning.json", TRAJECTORIES):
         shutil.copyfile(source / file, folder / file)
     return folder
+
+
+#: settings that may differ between the repetitions of one tuned method (everything else must agree)
+PER_REPETITION = ("seed", "tuning_file")
+
+
+def join(sources: list[str | Path], out: str | Path, method: Optional[str] = None) -> Path:
+    """Add finished tuning experiments (or their ``export`` folders) to the results folder ``out`` as
+    the repetitions of one method, beside the black-box optimisers' (``results/<name>/trajectories.jsonl``):
+    the anytime figure and table then show its mean and bootstrap interval over repetitions (NAS-Bench-1Shot1
+    Fig. 5 and App. F: tuned one-shot methods against the discrete baselines). A repetition is a
+    tuning seed; two sources with the same seed, or with other settings that differ, are one line of error.
+    The method's earlier lines in ``out`` are replaced; its sources, seeds and overhead go into
+    ``out/experiment.json``."""
+    from lightning_nas.blackbox import trajectory as records_format
+    from lightning_nas.tuning.settings import TuningError
+
+    if not sources:
+        raise TuningError("join: name at least one tuning experiment directory")
+    lines: list[dict[str, Any]] = []
+    common: Optional[dict[str, Any]] = None
+    seeds, overheads, names = [], [], set()
+    for source in map(Path, sources):
+        try:
+            summary = json.loads((source / "tuning.json").read_text())
+        except (OSError, ValueError):
+            raise TuningError(f"join: {source} has no readable tuning.json; is it a finished --tune experiment "
+                              "or its export?") from None
+        settings = summary.get("settings") or {}
+        shared = {k: v for k, v in settings.items() if k not in PER_REPETITION}
+        if common is None:
+            common = shared
+        elif shared != common:
+            key = sorted(k for k in set(shared) | set(common) if shared.get(k) != common.get(k))[0]
+            raise TuningError(f"join: {source} differs from {sources[0]} in {key} ({shared.get(key)!r} against "
+                              f"{common.get(key)!r}); repetitions of one method differ only in their seed")
+        seed = int(settings.get("seed", 0))
+        if seed in seeds:
+            raise TuningError(f"join: two experiments with tuning seed {seed} ({source}); a repetition is a seed")
+        seeds.append(seed)
+        overheads.append((summary.get("overhead") or {}).get("per_evaluation_seconds"))
+        for line in records_format.read(source / TRAJECTORIES):
+            names.add(line["method"])
+            lines.append({**line, "repetition": seed})
+    name = method or (names.pop() if len(names) == 1 else None)
+    if name is None:
+        raise TuningError(f"join: the experiments name several methods ({', '.join(sorted(names))}); set --method")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    file = out / TRAJECTORIES
+    earlier = records_format.read(file) if file.is_file() else []
+    ours = [{**line, "method": name} for line in sorted(lines, key=lambda r: r["repetition"])]
+    records_format.write(file, [r for r in earlier if r["method"] != name] + ours)
+    path = out / "experiment.json"
+    experiment = json.loads(path.read_text()) if path.is_file() else {"name": out.name, "kind": "tuning"}
+    experiment.setdefault("methods", {})[name] = {
+        "kind": "tuning", "sources": [str(Path(s)) for s in sources], "seeds": seeds, "repetitions": len(seeds),
+        "settings": common, "overhead_per_evaluation_seconds": overheads}
+    atomic_write_json(path, experiment)
+    return file
