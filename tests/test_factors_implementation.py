@@ -107,3 +107,78 @@ def test_ofa_kernel_is_refused_in_one_line_where_no_family_has_two_sizes():
     with pytest.raises(RecipeError, match="ofa_kernel") as error:  # NB201's network takes no such key
         _spos("nb201", {"ofa_kernel": True})
     assert "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------- op on node
+def _tied_edge_copy(node_net: torch.nn.Module, edge_net: torch.nn.Module, cells: str) -> None:
+    """Load a node-owned network's weights into the edge-owned one, every edge a copy of its owner's."""
+    state = edge_net.state_dict()
+    for i, cell in enumerate(getattr(node_net, cells)):
+        if not hasattr(cell, "edges"):
+            continue
+        owner = cell.owner if hasattr(cell, "owner") else {e: r[next(iter(r))][0] for e, r in cell.routes.items()}
+        for e in range(len(owner)):
+            for key, value in cell.edges[owner[e] if isinstance(cell.edges, torch.nn.ModuleList)
+                                         else str(owner[e])].state_dict().items():
+                state[f"{cells}.{i}.edges.{e}.{key}"] = value
+    for key, value in node_net.state_dict().items():
+        if ".edges." not in key:
+            state[key] = value
+    edge_net.load_state_dict(state)
+
+
+def test_ops_on_node_nb201_shares_a_nodes_operations_among_its_edges():
+    """A node-owned cell computes what the benchmark cell computes when every edge into a node carries
+    the same weights; the parameter count drops from six operation sets per cell to three."""
+    from lightning_nas.nn.nb201 import NB201Network
+    from lightning_nas.spaces.nb201 import NB201Architecture
+
+    def build(ops_on: str) -> NB201Network:
+        torch.manual_seed(0)
+        return NB201Network(num_classes=3, in_channels=1, C=4, N=1, ops_on=ops_on).eval()
+
+    node, edge = build("node"), build("edge")
+    per_set = [sum(p.numel() for p in layer.edges[0].parameters()) for layer in edge.layers if hasattr(layer, "owner")]
+    assert len(per_set) == 3
+    assert sum(p.numel() for p in edge.parameters()) - sum(p.numel() for p in node.parameters()) == 3 * sum(per_set)
+    assert node.layers[0].owner == [0, 1, 1, 2, 2, 2]
+    arch = NB201Architecture(("nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_1x1",
+                              "nor_conv_1x1"))
+    path = node(X, arch)
+    assert not torch.allclose(edge(X, arch), path)
+    _tied_edge_copy(node, edge, "layers")
+    assert torch.allclose(edge(X, arch), path, atol=1e-6)
+    assert torch.allclose(node.forward_weighted(X, node.space.one_hot(arch)), path, atol=1e-6)
+    assert torch.equal(node.standalone(arch).eval()(X), path)
+    node.train()(X, arch).sum().backward()
+    shared = node.layers[0].edges[1]["nor_conv_3x3"]  # node 2's conv, run by both of its edges
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in shared.parameters() if p.requires_grad)
+
+
+def test_ops_on_node_darts_shares_per_node_and_stride():
+    """DARTS CNN: a node owns one set per stride (reduction cells: stride 2 from the cell inputs, 1 from
+    intermediate nodes); tying an edge-owned network's weights the same way gives the same function,
+    and the single path, relaxation and stand-alone network agree."""
+    space = DartsCNNSpace(num_nodes=2, operations=("skip_connect", "sep_conv_3x3", "avg_pool_3x3"))
+
+    def build(ops_on: str) -> DartsCNNNetwork:
+        torch.manual_seed(0)
+        return DartsCNNNetwork(space, num_classes=3, in_channels=1, C=4, layers=3, ops_on=ops_on).eval()
+
+    node, edge = build("node"), build("edge")
+    assert [sorted(map(int, c.edges)) for c in node.cells] == [[0, 2], [0, 2, 4], [0, 2, 4]]
+    arch = Genotype.from_pairs([("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 1), ("sep_conv_3x3", 2)],
+                               [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 2)])
+    path = node(X, arch)
+    _tied_edge_copy(node, edge, "cells")
+    assert torch.allclose(edge(X, arch), path, atol=1e-6)
+    assert torch.allclose(node.forward_weighted(X, space.one_hot(arch)), path, atol=1e-6)
+    assert torch.equal(node.standalone(arch).eval()(X), path)
+    assert count_parameters(node) < count_parameters(edge)
+
+
+def test_ops_on_is_refused_in_one_line_where_operations_sit_on_nodes_already():
+    for space in ("nb101", "nb1shot1"):
+        with pytest.raises(RecipeError, match="ops_on") as error:
+            _spos(space, {"ops_on": "node"})
+        assert "\n" not in str(error.value)

@@ -61,6 +61,8 @@ Edge = Callable[["DartsCNNCell", int, torch.Tensor], Optional[torch.Tensor]]
 CellOutput = Literal["concat", "loose_ends"]
 #: what runs between the last cell and the global pooling: nothing (DARTS) or BN + ReLU (xautodl)
 Head = Literal["darts", "bn_relu"]
+#: who owns an operation's weights: each edge (DARTS) or the node the edge enters (Yu et al. Table 1)
+OpsOn = Literal["edge", "node"]
 
 
 def op_keys(names: list[str]) -> list[str]:
@@ -81,6 +83,20 @@ def drop_path_schedule(epoch: int, max_epochs: int, final: float = 0.2) -> float
     return final * min(max(epoch, 0), max_epochs) / max_epochs
 
 
+def owners(edges: tuple[tuple[int, int], ...], reduction: bool, ops_on: OpsOn) -> list[int]:
+    """Per edge (``cell_edges`` order), the edge whose operation modules it runs: ``edge`` - its own;
+    ``node`` - the first edge into the same node with the same stride (Yu et al., "How to Train Your
+    Super-Net", Table 1, "Op on Node/Edge": a node owns its operations; in a reduction cell the
+    stride-2 operations reading the cell inputs and the stride-1 ones reading intermediate nodes
+    cannot share weights, so a node owns one set of each)."""
+    if ops_on == "edge":
+        return list(range(len(edges)))
+    if ops_on != "node":
+        raise RecipeError(f"model.network.ops_on must be 'edge' or 'node', got {ops_on!r}")
+    first: dict[tuple[int, bool], int] = {}
+    return [first.setdefault((target, reduction and source < 2), e) for e, (target, source) in enumerate(edges)]
+
+
 def loose_ends(arch: Genotype, label: str) -> tuple[int, ...]:
     """Intermediate nodes of cell ``label`` that no node of the cell reads (ENAS' cell output)."""
     nodes = arch.cell(label)
@@ -97,7 +113,8 @@ class DartsCNNCell(nn.Module):
     def __init__(self, c_prev_prev: int, c_prev: int, channels: int, reduction: bool, reduction_prev: bool,
                  num_nodes: int, edge_ops: Mapping[int, list[str]], concat: tuple[int, ...], affine: bool,
                  track_running_stats: bool, pool_bn: bool, partial_channels: int = 1, combine_loose_ends: bool = False,
-                 conv_bias: bool = False, elastic: Optional[Mapping[str, tuple[int, ...]]] = None) -> None:
+                 conv_bias: bool = False, elastic: Optional[Mapping[str, tuple[int, ...]]] = None,
+                 ops_on: OpsOn = "edge") -> None:
         super().__init__()
         self.reduction, self.label = reduction, "reduce" if reduction else "normal"
         self.num_nodes, self.concat, self.channels = num_nodes, concat, channels
@@ -107,26 +124,29 @@ class DartsCNNCell(nn.Module):
         self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, **bn)
         op_channels = channels // partial_channels
         edges = cell_edges(num_nodes)
-        self.edges = nn.ModuleDict()
-        #: per edge, operation key -> (module key on the edge, kernel size for an elastic module, else None)
-        self.routes: dict[int, dict[str, tuple[str, Optional[int]]]] = {}
+        #: per edge, operation key -> (owner edge, module key there, kernel size of an elastic module or None)
+        self.routes: dict[int, dict[str, tuple[int, str, Optional[int]]]] = {}
         elastic = elastic or {}
+        owner = owners(edges, reduction, ops_on)
+        modules: dict[int, dict[str, nn.Module]] = {}
         for e, names in sorted(edge_ops.items()):
             _, source = edges[e]
             stride = 2 if reduction and source < 2 else 1
-            modules, routes = {}, {}
+            held, routes = modules.setdefault(owner[e], {}), {}
             for key, name in zip(op_keys(list(names)), names, strict=True):
                 family, size = ELASTIC_KERNELS.get(name, (None, None))
                 if family in elastic:  # OFA: one module per (edge, family), built at the family's sizes
-                    if family not in modules:
-                        modules[family] = build_elastic(family, elastic[family], op_channels, stride, affine,
-                                                        track_running_stats, conv_bias)
-                    routes[key] = (family, size)
+                    if family not in held:
+                        held[family] = build_elastic(family, elastic[family], op_channels, stride, affine,
+                                                     track_running_stats, conv_bias)
+                    routes[key] = (owner[e], family, size)
                 else:
-                    modules[key] = build_op(name, op_channels, stride, affine, track_running_stats, pool_bn, conv_bias)
-                    routes[key] = (key, None)
-            self.edges[str(e)] = nn.ModuleDict(modules)
+                    if key not in held:
+                        held[key] = build_op(name, op_channels, stride, affine, track_running_stats, pool_bn, conv_bias)
+                    routes[key] = (owner[e], key, None)
             self.routes[e] = routes
+        #: the operation modules, keyed by the edge that owns them (every edge, or the first per node and stride)
+        self.edges = nn.ModuleDict({str(k): nn.ModuleDict(held) for k, held in sorted(modules.items())})
         #: For each intermediate node, the (edge index, input node) pairs that feed it.
         self.inputs = [[(e, source) for e, (target, source) in enumerate(edges) if target == node and e in edge_ops]
                        for node in range(2, num_nodes + 2)]
@@ -165,12 +185,13 @@ class DartsCNNCell(nn.Module):
 
     def operation(self, e: int, key: str, h: torch.Tensor) -> torch.Tensor:
         """Operation ``key`` of edge ``e`` on ``h`` (an elastic module at the operation's kernel size)."""
-        module_key, size = self.routes[e][key]
-        module = self.edges[str(e)][module_key]
+        owner, module_key, size = self.routes[e][key]
+        module = self.edges[str(owner)][module_key]
         return module(h) if size is None else module(h, size)
 
     def is_identity(self, e: int, key: str) -> bool:
-        return isinstance(self.edges[str(e)][self.routes[e][key][0]], nn.Identity)
+        owner, module_key, _ = self.routes[e][key]
+        return isinstance(self.edges[str(owner)][module_key], nn.Identity)
 
 
 class AuxiliaryHead(nn.Module):
@@ -222,6 +243,12 @@ class DartsCNNNetwork(SuperNet):
             (``darts_ops.ElasticDepthwise``); pointwise convolutions and BNs are shared too. Off by
             default (DARTS builds every size apart); refused when no family has two sizes. A
             stand-alone network built with it keeps the family module (the path's own function).
+        ops_on: ``edge`` (default, DARTS: every edge owns its operations) or ``node`` (Yu et al., "How to
+            Train Your Super-Net", Table 1, "Op on Node/Edge"): a node owns one set of operations
+            (per stride in a reduction cell), shared by every edge entering it, so two inputs of a
+            node that pick the same operation run the same weights (``owners``). Yu et al.'s DARTS
+            code shares per input slot of a node instead, which the relaxation (every input of a node
+            mixed at once) has no counterpart of.
     """
 
     supports_partial_channels = True
@@ -237,7 +264,7 @@ class DartsCNNNetwork(SuperNet):
                  auxiliary: bool = False, auxiliary_weight: float = 0.4, drop_path_prob: float = 0.0,
                  affine: bool = False, track_running_stats: bool = True, pool_bn: bool = True,
                  partial_channels: int = 1, output: CellOutput = "concat", conv_bias: bool = False,
-                 head: Head = "darts", ofa_kernel: bool = False) -> None:
+                 head: Head = "darts", ofa_kernel: bool = False, ops_on: OpsOn = "edge") -> None:
         super().__init__()
         if C < 1 or layers < 1 or stem_multiplier < 1:
             raise ValueError(f"DARTS CNN network needs C, layers, stem_multiplier >= 1, got {C}, {layers}, {stem_multiplier}")
@@ -289,7 +316,7 @@ class DartsCNNNetwork(SuperNet):
             num_nodes, edge_ops, concat = cell_spec["reduce" if reduction else "normal"]
             cell = DartsCNNCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev, num_nodes, edge_ops, concat,
                                 affine, track_running_stats, pool_bn, partial_channels, loose_ends, conv_bias,
-                                self.elastic)
+                                self.elastic, ops_on)
             self.cells.append(cell)
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
