@@ -182,3 +182,45 @@ def test_ops_on_is_refused_in_one_line_where_operations_sit_on_nodes_already():
         with pytest.raises(RecipeError, match="ops_on") as error:
             _spos(space, {"ops_on": "node"})
         assert "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------- NB101 channels
+def test_interpolate_channels_averages_neighbouring_channels():
+    """Hand check: 6 channels to 4 average the windows [0,1], [1,2], [3,4], [4,5] (adaptive pooling
+    bounds floor(i*6/4) .. ceil((i+1)*6/4)); equal sizes are left alone; any axis."""
+    from lightning_nas.nn.nb101 import interpolate_channels
+
+    t = torch.arange(6.0).reshape(1, 6, 1, 1) ** 2  # 0 1 4 9 16 25
+    expected = torch.tensor([0.5, 2.5, 12.5, 20.5]).reshape(1, 4, 1, 1)
+    assert torch.equal(interpolate_channels(t, 4), expected)
+    assert interpolate_channels(t, 6) is t
+    w = torch.arange(6.0).reshape(6, 1, 1, 1).expand(6, 6, 1, 1) ** 2
+    assert torch.equal(interpolate_channels(w.transpose(0, 1), 4, dim=1)[0].flatten(), expected.flatten())
+
+
+def test_interpolated_channels_run_every_path_at_full_width_deterministically():
+    from lightning_nas.nn.nb101 import Interpolate, NB101Network
+    from lightning_nas.spaces.nb101 import NB101Space
+
+    def net(channels: str) -> NB101Network:
+        torch.manual_seed(0)
+        return NB101Network(NB101Space(num_vertices=5, channels=channels), num_classes=3, in_channels=1, stem=6,
+                            num_stacks=1, cells_per_stack=1)
+
+    interp, fixed = net("interpolate"), net("fixed")
+    gen = torch.Generator().manual_seed(3)
+    while True:  # a cell whose output is split among several vertices (widths below the maximum)
+        cell = interp.space.sample(gen)
+        if interp.space.output_in_degree(cell) > 1:
+            break
+    select = interp._select(cell, 6, 6)
+    assert select and all(isinstance(s, Interpolate) and s.width < 6 for s in select.values())
+    interp.eval(), fixed.eval()
+    out = interp(X, cell)
+    assert out.shape == (2, 3) and torch.equal(net("interpolate").eval()(X, cell), out)
+    assert not torch.allclose(fixed(X, cell), out)
+    interp.train()(X, cell).sum().backward()  # the full-width kernels train through the averages
+    grads = [p.grad for n, p in interp.named_parameters() if ".ops." in n and p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+    with pytest.raises(ValueError, match="space_options.channels=interpolate"):
+        interp.standalone(cell)
