@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_nas.errors import RecipeError
+from lightning_nas.benchmarks import Benchmark
+from lightning_nas.errors import GroundTruthError, RecipeError
 from lightning_nas.nn.darts_cnn import DartsCNNNetwork, count_parameters
 from lightning_nas.nn.darts_ops import ElasticDepthwise
 from lightning_nas.registry import NETWORKS
@@ -17,8 +18,9 @@ from lightning_nas.strategies import SPOS
 X = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
 
 
-def _spos(space: str, network: dict) -> SPOS:
-    return SPOS(space=space, network={**NETWORKS.get(space).tiny_options, **network}, num_classes=3, in_channels=1, seed=7)
+def _spos(space: str, network: dict, space_options: dict | None = None) -> SPOS:
+    return SPOS(space=space, space_options=space_options or {}, network={**NETWORKS.get(space).tiny_options, **network},
+                num_classes=3, in_channels=1, seed=7)
 
 
 # ---------------------------------------------------------------------------------------------- OFA kernel
@@ -224,3 +226,56 @@ def test_interpolated_channels_run_every_path_at_full_width_deterministically():
     assert grads and any(g.abs().sum() > 0 for g in grads)
     with pytest.raises(ValueError, match="space_options.channels=interpolate"):
         interp.standalone(cell)
+
+
+class _Truth(Benchmark):
+    """A ground truth by graph hash (any value per key, deterministic)."""
+
+    def __init__(self, values: dict[str, float]) -> None:
+        self.values = values
+
+    def query(self, key: str) -> float:
+        if key not in self.values:
+            raise GroundTruthError(f"{key} unknown")
+        return self.values[key]
+
+
+def test_per_subspace_ranking_is_the_mean_of_the_rankings_within_each_subspace(tmp_path):
+    """Yu et al.'s baseline-v2: architectures drawn per sub-space (NB101: the output's in-degree), ranked
+    within it, the agreement averaged over sub-spaces; the drawn set is seeded and kept between epochs."""
+    import csv
+    import types
+
+    from callbacks.ranking import WeightSharingRanking
+    from lightning_nas.metrics import ranking_agreement
+
+    strategy = _spos("nb101", {}, {"num_vertices": 4})
+    space = strategy.space
+    gen = torch.Generator().manual_seed(5)
+    truth = _Truth({space.key(a): float(torch.rand(1, generator=gen)) * 10 for a in space.enumerate()})
+    callback = WeightSharingRanking(num_architectures=6, benchmark=truth, per_subspace=True)
+    callback.setup(None, strategy, "fit")
+    trainer = types.SimpleNamespace(default_root_dir=str(tmp_path), current_epoch=0, progress_bar_callback=None)
+    batches = [(torch.randn(4, 1, 8, 8, generator=gen), torch.randint(0, 3, (4,), generator=gen))]
+    metrics = callback._evaluate_subspaces(trainer, strategy, batches, ())
+    with open(tmp_path / "ranking" / "subspace_epoch_000.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        assert int(row["subspace"]) == space.subspace(space.parse(row["architecture"]))
+        groups.setdefault(row["subspace"], []).append(row)
+    assert len(groups) >= 2 and all(len(g) <= 6 for g in groups.values()) and max(len(g) for g in groups.values()) == 6
+    per_group = [ranking_agreement([float(r["ground_truth"]) for r in g], [float(r["supernet_accuracy"]) for r in g])
+                 for g in groups.values()]
+    taus = [a["sparse_kendall_tau"] for a in per_group if a and a["sparse_kendall_tau"] == a["sparse_kendall_tau"]]
+    assert metrics["subspace_sparse_kendall_tau"] == pytest.approx(sum(taus) / len(taus))
+    assert metrics["subspace_count"] == len(taus)
+    assert callback._evaluate_subspaces(trainer, strategy, batches, ()) == metrics  # same set, same scores
+
+
+def test_per_subspace_ranking_is_refused_in_one_line_without_subspaces():
+    from callbacks.ranking import WeightSharingRanking
+
+    with pytest.raises(RecipeError, match="ranking.per_subspace") as error:
+        WeightSharingRanking(per_subspace=True).setup(None, _spos("nb201", {}), "fit")
+    assert "\n" not in str(error.value)

@@ -354,6 +354,11 @@ class NB101Space(SearchSpace[NB101Cell]):
         cell = self._cell([p[0] for p in picks[:e]], [self.operations[p[0]] for p in picks[e:]])
         return cell.check()
 
+    def subspace(self, cell: NB101Cell) -> int:
+        """The ``split`` sub-space of ``cell`` (Yu et al. Sec. 4.5: a fixed number of edges into the output
+        fixes every vertex's width), which ``ranking.per_subspace`` ranks within."""
+        return self.output_in_degree(cell)
+
     def output_in_degree(self, cell: NB101Cell) -> int:
         """Edges into the output from intermediate vertices of the pruned cell (the ``split`` sub-space)."""
         p = cell.pruned()
