@@ -132,6 +132,8 @@ class WeightSharingRanking(Callback):
 
     def _evaluate_subspaces(self, trainer: Trainer, strategy: LightningModule, batches, calibration) -> dict[str, float]:
         """Yu et al.'s baseline-v2: the ranking agreement within each sub-space, averaged over sub-spaces."""
+        if isinstance(strategy, FixedArchitecture):  # one path: no sub-space has anything else to rank
+            return {}
         if self._subspaces is None:
             self._subspaces = sample_subspaces(strategy, self.benchmark, self.num_architectures, "ranking-subspaces")
         archs = [(g, a) for g, group in self._subspaces.items() for a in group]
