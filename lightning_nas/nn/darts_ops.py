@@ -192,10 +192,10 @@ class ElasticDepthwise(nn.Module):
     (OFA's elastic kernel size, Cai et al. 2020, "Once-for-All", Sec. 3.2 and Fig. 3).
 
     The k x k kernel is the centre k x k of the next larger size's kernel (largest first), times a
-    learned k^2 x k^2 kernel transformation matrix, one per size and layer, shared by all channels
-    (OFA: "separate kernel transformation matrices for different layers ... shared among different
-    channels"): flattened, ``w_k = centre_k(w_next) @ M_k^T``. The matrices start as the identity (the
-    OFA authors' initialisation), so an untrained small kernel is the plain centre. The largest kernel is
+    learned k^2 x k^2 kernel transformation matrix; OFA keeps one matrix per size in every layer and
+    uses it for all of the layer's channels: flattened, ``w_k = centre_k(w_next) @ M_k^T``. The
+    matrices start as the identity (the OFA authors' initialisation), so an untrained small kernel is
+    the plain centre. The largest kernel is
     an ``nn.Conv2d`` weight (its default initialisation; ``conv``), padding ``dilation * (k - 1) / 2``
     keeps the resolution of every size as the fixed-size DARTS operations do."""
 
@@ -215,7 +215,8 @@ class ElasticDepthwise(nn.Module):
         if size not in self.sizes:
             raise ValueError(f"this elastic kernel serves sizes {list(self.sizes)}, not {size}")
         w = self.conv.weight
-        for k in (k for k in reversed(self.sizes[:-1]) if k >= size):  # e.g. 7 -> 5 -> 3, one matrix per step
+        steps = [k for k in reversed(self.sizes[:-1]) if k >= size]  # e.g. 7 -> 5 -> 3: one matrix per step
+        for k in steps:
             start = (w.shape[-1] - k) // 2
             centre = w[:, :, start:start + k, start:start + k].reshape(-1, k * k)
             w = (centre @ self.transforms[str(k)].t()).reshape(w.shape[0], 1, k, k)
