@@ -80,6 +80,35 @@ def sample_architectures(strategy: Any, benchmark: Optional[Benchmark], count: i
     return space.sample_many(min(count, space.size), gen), "uniform over the space"
 
 
+def sample_subspaces(strategy: Any, benchmark: Optional[Benchmark], count: int, seed_key: str,
+                     draws_per_architecture: int = 50) -> dict[Hashable, list[Hashable]]:
+    """Up to ``count`` distinct architectures of every sub-space (``space.subspace``), as Yu et al.'s
+    baseline-v2 ranks ("we sample 200 architectures that share the same number of channels", Sec.
+    4.5): uniform draws from the space (kept only when in the table, where a table covers part of the
+    space), each added to its sub-space until that one holds ``count``. Draws stop when every
+    sub-space seen is full, or after ``draws_per_architecture`` per architecture wanted by them (a
+    rare sub-space may then hold fewer); sub-spaces are returned in ascending order."""
+    gen = generator(strategy.hparams.seed, seed_key)
+    space = strategy.space
+    partial = isinstance(benchmark, TableBenchmark) and len(benchmark) < space.size
+    groups: dict[Hashable, list[Hashable]] = {}
+    seen: set[Hashable] = set()
+    draws = kept = 0
+    while draws < draws_per_architecture * count * max(1, len(groups)):
+        draws += 1
+        arch = space.sample(gen)
+        if arch in seen or (partial and space.key(arch) not in benchmark):
+            continue
+        group = groups.setdefault(space.subspace(arch), [])
+        if len(group) < count:
+            seen.add(arch)
+            group.append(arch)
+            kept += 1
+        if kept == count * len(groups):
+            break  # every sub-space seen is full
+    return {g: groups[g] for g in sorted(groups)}
+
+
 def _sample_in_table(space: Any, benchmark: TableBenchmark, count: int, gen: torch.Generator,
                      max_draws: int = 1_000_000) -> list[Hashable]:
     """Uniform draws from the space kept when their key is in the table (keys that are not text forms,

@@ -9,13 +9,14 @@ architectures by super-net score, and writes the per-epoch table to
 """
 from __future__ import annotations
 
+import math
 from typing import Literal, Optional
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities import rank_zero_info
 
 from callbacks.common import (GroundTruth, calibration_inputs, check_count, evaluation_batches, progress, run_dir,
-                              sample_architectures)
+                              sample_architectures, sample_subspaces)
 from lightning_nas.benchmarks import Benchmark
 from lightning_nas.errors import RecipeError
 from lightning_nas.io import atomic_write_csv
@@ -23,6 +24,7 @@ from lightning_nas.metrics import ranking_agreement
 from lightning_nas.nn.batchnorm import BNMode, BNModeName
 from lightning_nas.run.notices import notice
 from lightning_nas.scoring import score_architectures
+from lightning_nas.spaces import SearchSpace
 from lightning_nas.strategies.base import FixedArchitecture
 
 
@@ -42,12 +44,18 @@ class WeightSharingRanking(Callback):
             that both are "higher is better" (a lower-is-better benchmark such as perplexity is
             negated), so a positive Kendall tau always means agreement.
         benchmark: the ground truth (linked from the recipe's ``benchmark``).
+        per_subspace: also rank within each sub-space of fixed widths (Yu et al., "How to Train Your
+            Super-Net", Sec. 4.5 and Table 3, "baseline-v2": up to ``num_architectures`` architectures
+            per sub-space, ``callbacks.common.sample_subspaces``; NB101: the output's in-degree) and log
+            the mean over sub-spaces as ``subspace_sparse_kendall_tau`` (and ``subspace_kendall_tau``,
+            ``subspace_spearman``, ``subspace_count``), writing ``RUN_DIR/ranking/subspace_epoch_XXX.csv``.
+            Off by default; refused in one line on a space without such sub-spaces.
     """
 
     def __init__(self, num_architectures: int = 200, every_n_epochs: int = 1, num_batches: Optional[int] = 5,
                  bn_mode: BNModeName = "batch", calibration_batches: int = 5, sparse_threshold: float = 0.1,
                  top_k: int = 3, score: Literal["accuracy", "loss"] = "accuracy",
-                 benchmark: Optional[Benchmark] = None) -> None:
+                 benchmark: Optional[Benchmark] = None, per_subspace: bool = False) -> None:
         if score not in ("accuracy", "loss"):
             raise RecipeError(f"ranking.score must be 'accuracy' or 'loss', got {score!r}")
         check_count("ranking.num_architectures", num_architectures)
@@ -62,7 +70,16 @@ class WeightSharingRanking(Callback):
         self.num_architectures, self.every_n_epochs, self.num_batches = num_architectures, every_n_epochs, num_batches
         self.calibration_batches, self.sparse_threshold, self.top_k = calibration_batches, sparse_threshold, top_k
         self.benchmark = benchmark
+        self.per_subspace = per_subspace
+        self._subspaces: Optional[dict] = None  # drawn once (seeded, so a resumed run draws the same)
         self._announced = False
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        space = getattr(pl_module, "space", None)
+        if self.per_subspace and self.num_architectures and space is not None \
+                and type(space).subspace is SearchSpace.subspace:
+            raise RecipeError(f"ranking.per_subspace ranks within sub-spaces of fixed operation widths, which the "
+                              f"{space.name} space does not have (nb101 does); set ranking.per_subspace: false")
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.num_architectures == 0 or (trainer.current_epoch + 1) % self.every_n_epochs:
@@ -100,6 +117,8 @@ class WeightSharingRanking(Callback):
                                              higher_is_better=self.benchmark.higher_is_better))
             best = sorted(range(len(archs)), key=lambda i: -scores[i])[:self.top_k]
             metrics[f"top{self.top_k}_ground_truth"] = sum(truth[i] for i in best) / len(best)
+        if self.per_subspace:
+            metrics.update(self._evaluate_subspaces(trainer, strategy, batches, calibration))
         if not self._announced:  # the same seeded set every time: say once where it came from
             rank_zero_info(f"[lightning_nas] ranking {len(archs)} architectures drawn from {source}")
             if len(archs) < self.num_architectures and not isinstance(strategy, FixedArchitecture):
@@ -109,4 +128,35 @@ class WeightSharingRanking(Callback):
                 notice(f"ranking.top_k={self.top_k}, but only {len(archs)} architectures are ranked: "
                        f"top{self.top_k}_ground_truth averages all {len(archs)}")
             self._announced = True
+        return metrics
+
+    def _evaluate_subspaces(self, trainer: Trainer, strategy: LightningModule, batches, calibration) -> dict[str, float]:
+        """Yu et al.'s baseline-v2: the ranking agreement within each sub-space, averaged over sub-spaces."""
+        if isinstance(strategy, FixedArchitecture):  # one path: no sub-space has anything else to rank
+            return {}
+        if self._subspaces is None:
+            self._subspaces = sample_subspaces(strategy, self.benchmark, self.num_architectures, "ranking-subspaces")
+        archs = [(g, a) for g, group in self._subspaces.items() for a in group]
+        results = score_architectures(strategy, [a for _, a in archs], batches, self.bn_mode, calibration,
+                                      progress=progress(trainer, f"ranking {len(archs)} archs by sub-space"))
+        ground_truth = GroundTruth(self.benchmark, strategy.space)
+        known = self.benchmark is not None and all(ground_truth.known(a) for _, a in archs)
+        truth = [ground_truth.value(a) for _, a in archs] if known else [float("nan")] * len(archs)
+        atomic_write_csv(run_dir(trainer) / "ranking" / f"subspace_epoch_{trainer.current_epoch:03d}.csv",
+                         ["subspace", "architecture", "supernet_accuracy", "ground_truth", "supernet_loss"],
+                         ([g, str(a), f"{r.accuracy:.4f}", t, f"{r.loss:.4f}"]
+                          for (g, a), t, r in zip(archs, truth, results, strict=True)))
+        if not known:
+            return {}
+        per_group: dict[str, list[float]] = {}
+        for g in self._subspaces:
+            rows = [i for i, (h, _) in enumerate(archs) if h == g]
+            agreement = ranking_agreement([truth[i] for i in rows], [results[i].goodness(self.score) for i in rows],
+                                          self.sparse_threshold, higher_is_better=self.benchmark.higher_is_better)
+            for name, value in agreement.items():
+                if math.isfinite(value):
+                    per_group.setdefault(name, []).append(value)
+        metrics = {f"subspace_{name}": sum(v) / len(v) for name, v in per_group.items()}
+        if per_group:
+            metrics["subspace_count"] = float(max(len(v) for v in per_group.values()))
         return metrics

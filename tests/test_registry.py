@@ -173,7 +173,7 @@ def test_network_config_is_its_constructor_arguments():
     net = NB201Network(C=4, N=1, num_classes=3, in_channels=1, affine=False)
     assert net.config == {"num_classes": 3, "in_channels": 1, "C": 4, "N": 1, "affine": False,
                           "track_running_stats": True, "partial_channels": 1, "path_dropout": 0.0,
-                          "global_dropout": 0.0, "seed": None}
+                          "global_dropout": 0.0, "seed": None, "ops_on": "edge"}
     wider = Wider(C=4, N=1, num_classes=3, in_channels=1, stem_scale=2.0, affine=False)
     assert wider.config["stem_scale"] == 2.0 and wider.config["affine"] is False
     arch = wider.space.sample(torch.Generator().manual_seed(0))

@@ -48,7 +48,9 @@ from torch import nn
 
 from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, mix, partial_mix,
                                    passes_through)
-from lightning_nas.nn.darts_ops import FactorizedReduce, ReLUConvBN, build_op, drop_path
+from lightning_nas.errors import RecipeError
+from lightning_nas.nn.darts_ops import (ELASTIC_KERNELS, FactorizedReduce, ReLUConvBN, build_elastic, build_op,
+                                          drop_path, elastic_families)
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.darts_cnn import (CELL_TYPES, DartsCNNSpace, Genotype,
                                             architecture_map, cell_edges)
@@ -59,6 +61,8 @@ Edge = Callable[["DartsCNNCell", int, torch.Tensor], Optional[torch.Tensor]]
 CellOutput = Literal["concat", "loose_ends"]
 #: what runs between the last cell and the global pooling: nothing (DARTS) or BN + ReLU (xautodl)
 Head = Literal["darts", "bn_relu"]
+#: who owns an operation's weights: each edge (DARTS) or the node the edge enters (Yu et al. Table 1)
+OpsOn = Literal["edge", "node"]
 
 
 def op_keys(names: list[str]) -> list[str]:
@@ -79,6 +83,20 @@ def drop_path_schedule(epoch: int, max_epochs: int, final: float = 0.2) -> float
     return final * min(max(epoch, 0), max_epochs) / max_epochs
 
 
+def owners(edges: tuple[tuple[int, int], ...], reduction: bool, ops_on: OpsOn) -> list[int]:
+    """Per edge (``cell_edges`` order), the edge whose operation modules it runs: ``edge`` - its own;
+    ``node`` - the first edge into the same node with the same stride (Yu et al., "How to Train Your
+    Super-Net", Table 1, "Op on Node/Edge": a node owns its operations; in a reduction cell the
+    stride-2 operations reading the cell inputs and the stride-1 ones reading intermediate nodes
+    cannot share weights, so a node owns one set of each)."""
+    if ops_on == "edge":
+        return list(range(len(edges)))
+    if ops_on != "node":
+        raise RecipeError(f"model.network.ops_on must be 'edge' or 'node', got {ops_on!r}")
+    first: dict[tuple[int, bool], int] = {}
+    return [first.setdefault((target, reduction and source < 2), e) for e, (target, source) in enumerate(edges)]
+
+
 def loose_ends(arch: Genotype, label: str) -> tuple[int, ...]:
     """Intermediate nodes of cell ``label`` that no node of the cell reads (ENAS' cell output)."""
     nodes = arch.cell(label)
@@ -95,7 +113,8 @@ class DartsCNNCell(nn.Module):
     def __init__(self, c_prev_prev: int, c_prev: int, channels: int, reduction: bool, reduction_prev: bool,
                  num_nodes: int, edge_ops: Mapping[int, list[str]], concat: tuple[int, ...], affine: bool,
                  track_running_stats: bool, pool_bn: bool, partial_channels: int = 1, combine_loose_ends: bool = False,
-                 conv_bias: bool = False) -> None:
+                 conv_bias: bool = False, elastic: Optional[Mapping[str, tuple[int, ...]]] = None,
+                 ops_on: OpsOn = "edge") -> None:
         super().__init__()
         self.reduction, self.label = reduction, "reduce" if reduction else "normal"
         self.num_nodes, self.concat, self.channels = num_nodes, concat, channels
@@ -105,13 +124,29 @@ class DartsCNNCell(nn.Module):
         self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, **bn)
         op_channels = channels // partial_channels
         edges = cell_edges(num_nodes)
-        self.edges = nn.ModuleDict()
+        #: per edge, operation key -> (owner edge, module key there, kernel size of an elastic module or None)
+        self.routes: dict[int, dict[str, tuple[int, str, Optional[int]]]] = {}
+        elastic = elastic or {}
+        owner = owners(edges, reduction, ops_on)
+        modules: dict[int, dict[str, nn.Module]] = {}
         for e, names in sorted(edge_ops.items()):
             _, source = edges[e]
             stride = 2 if reduction and source < 2 else 1
-            self.edges[str(e)] = nn.ModuleDict({
-                key: build_op(name, op_channels, stride, affine, track_running_stats, pool_bn, conv_bias)
-                for key, name in zip(op_keys(list(names)), names, strict=True)})
+            held, routes = modules.setdefault(owner[e], {}), {}
+            for key, name in zip(op_keys(list(names)), names, strict=True):
+                family, size = ELASTIC_KERNELS.get(name, (None, None))
+                if family in elastic:  # OFA: one module per (edge, family), built at the family's sizes
+                    if family not in held:
+                        held[family] = build_elastic(family, elastic[family], op_channels, stride, affine,
+                                                     track_running_stats, conv_bias)
+                    routes[key] = (owner[e], family, size)
+                else:
+                    if key not in held:
+                        held[key] = build_op(name, op_channels, stride, affine, track_running_stats, pool_bn, conv_bias)
+                    routes[key] = (owner[e], key, None)
+            self.routes[e] = routes
+        #: the operation modules, keyed by the edge that owns them (every edge, or the first per node and stride)
+        self.edges = nn.ModuleDict({str(k): nn.ModuleDict(held) for k, held in sorted(modules.items())})
         #: For each intermediate node, the (edge index, input node) pairs that feed it.
         self.inputs = [[(e, source) for e, (target, source) in enumerate(edges) if target == node and e in edge_ops]
                        for node in range(2, num_nodes + 2)]
@@ -149,7 +184,14 @@ class DartsCNNCell(nn.Module):
         return self.combine(torch.cat(parts, dim=1))
 
     def operation(self, e: int, key: str, h: torch.Tensor) -> torch.Tensor:
-        return self.edges[str(e)][key](h)
+        """Operation ``key`` of edge ``e`` on ``h`` (an elastic module at the operation's kernel size)."""
+        owner, module_key, size = self.routes[e][key]
+        module = self.edges[str(owner)][module_key]
+        return module(h) if size is None else module(h, size)
+
+    def is_identity(self, e: int, key: str) -> bool:
+        owner, module_key, _ = self.routes[e][key]
+        return isinstance(self.edges[str(owner)][module_key], nn.Identity)
 
 
 class AuxiliaryHead(nn.Module):
@@ -194,6 +236,19 @@ class DartsCNNNetwork(SuperNet):
             ``NASNetworkGDAS``, the DARTS-space GDAS of Dong & Yang).
         partial_channels: PC-DARTS' K (super-net only, relaxed forward).
         output: the cell output, ``concat`` (DARTS) or ``loose_ends`` (ENAS' combination; module docstring).
+        ofa_kernel: OFA's elastic kernel (Cai et al. 2020, Sec. 3.2; the "OFA Kernel" factor of Yu et al.,
+            "How to Train Your Super-Net", Table 1): on every edge, the operations of one family with
+            several kernel sizes (sep_conv_3x3/5x5, dil_conv_3x3/5x5) are one module whose largest
+            depthwise kernels serve the smaller sizes through their transformed centres
+            (``darts_ops.ElasticDepthwise``); pointwise convolutions and BNs are shared too. Off by
+            default (DARTS builds every size apart); refused when no family has two sizes. A
+            stand-alone network built with it keeps the family module (the path's own function).
+        ops_on: ``edge`` (default, DARTS: every edge owns its operations) or ``node`` (Yu et al., "How to
+            Train Your Super-Net", Table 1, "Op on Node/Edge"): a node owns one set of operations
+            (per stride in a reduction cell), shared by every edge entering it, so two inputs of a
+            node that pick the same operation run the same weights (``owners``). Yu et al.'s DARTS
+            code shares per input slot of a node instead, which the relaxation (every input of a node
+            mixed at once) has no counterpart of.
     """
 
     supports_partial_channels = True
@@ -209,7 +264,7 @@ class DartsCNNNetwork(SuperNet):
                  auxiliary: bool = False, auxiliary_weight: float = 0.4, drop_path_prob: float = 0.0,
                  affine: bool = False, track_running_stats: bool = True, pool_bn: bool = True,
                  partial_channels: int = 1, output: CellOutput = "concat", conv_bias: bool = False,
-                 head: Head = "darts") -> None:
+                 head: Head = "darts", ofa_kernel: bool = False, ops_on: OpsOn = "edge") -> None:
         super().__init__()
         if C < 1 or layers < 1 or stem_multiplier < 1:
             raise ValueError(f"DARTS CNN network needs C, layers, stem_multiplier >= 1, got {C}, {layers}, {stem_multiplier}")
@@ -226,6 +281,11 @@ class DartsCNNNetwork(SuperNet):
             raise ValueError(f"head must be 'darts' or 'bn_relu', got {head!r}")
         self.space = space if space is not None else DartsCNNSpace()
         self.arch = arch
+        #: OFA's elastic kernel: family -> kernel sizes sharing one module per edge (empty: off)
+        self.elastic = elastic_families(self.space.cell_operations) if ofa_kernel else {}
+        if ofa_kernel and not self.elastic:
+            raise RecipeError(f"model.network.ofa_kernel needs operations of one family with several kernel sizes "
+                              f"(sep_conv_3x3/5x5, dil_conv_3x3/5x5); this space has {list(self.space.cell_operations)}")
         self.partial_channels, self.loose_ends = partial_channels, loose_ends
         self.auxiliary_weight = auxiliary_weight
         self.drop_path_prob = drop_path_prob
@@ -255,7 +315,8 @@ class DartsCNNNetwork(SuperNet):
                 c_curr *= 2
             num_nodes, edge_ops, concat = cell_spec["reduce" if reduction else "normal"]
             cell = DartsCNNCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev, num_nodes, edge_ops, concat,
-                                affine, track_running_stats, pool_bn, partial_channels, loose_ends, conv_bias)
+                                affine, track_running_stats, pool_bn, partial_channels, loose_ends, conv_bias,
+                                self.elastic, ops_on)
             self.cells.append(cell)
             reduction_prev = reduction
             c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
@@ -312,9 +373,8 @@ class DartsCNNNetwork(SuperNet):
         def edge(cell: DartsCNNCell, e: int, h: torch.Tensor) -> Optional[torch.Tensor]:
             total = None
             for key in keys[cell.label].get(e, ()):
-                module = cell.edges[str(e)][key]
-                out = module(h)
-                if prob > 0.0 and not isinstance(module, nn.Identity):
+                out = cell.operation(e, key, h)
+                if prob > 0.0 and not cell.is_identity(e, key):
                     out = drop_path(out, prob)
                 total = out if total is None else total + out
             return total
@@ -338,11 +398,11 @@ class DartsCNNNetwork(SuperNet):
             w = weights[group][e]
             options = active_options(active, group, e, len(names))
             passthrough = passes_through(active, group)
-            ops = cell.edges[str(e)]
             if k > 1:
-                out = partial_mix(h, k, w, options, lambda o, part: ops[names[o]](part) if o else None, passthrough)
+                out = partial_mix(h, k, w, options, lambda o, part: cell.operation(e, names[o], part) if o else None,
+                                  passthrough)
             else:
-                out = mix(w, options, lambda o: ops[names[o]](h) if o else None, passthrough)
+                out = mix(w, options, lambda o: cell.operation(e, names[o], h) if o else None, passthrough)
             edge_weights = weights.get(f"{cell.label}_edges")
             return out if out is None or edge_weights is None else edge_weights[e] * out
 

@@ -16,9 +16,10 @@ super-net path and its stand-alone network run literally the same modules.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lightning_nas.registry import Registry
@@ -167,6 +168,104 @@ def dil_conv_5x5(c: int, stride: int, affine: bool, track: bool, bias: bool = Fa
 @DARTS_OPS.register("conv_7x1_1x7")
 def conv_7x1_1x7(c: int, stride: int, affine: bool, track: bool, bias: bool = False) -> nn.Module:
     return Conv7x1x1x7(c, stride, affine, track, bias)
+
+
+#: The operations that share one elastic kernel under OFA's elastic kernel size: name -> (family, kernel size)
+ELASTIC_KERNELS: dict[str, tuple[str, int]] = {
+    "sep_conv_3x3": ("sep_conv", 3), "sep_conv_5x5": ("sep_conv", 5), "sep_conv_7x7": ("sep_conv", 7),
+    "dil_conv_3x3": ("dil_conv", 3), "dil_conv_5x5": ("dil_conv", 5)}
+
+
+def elastic_families(operations: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """The operation families of ``operations`` with several kernel sizes, each with its sizes
+    (ascending): the families an OFA kernel serves (one family with a single size needs none)."""
+    sizes: dict[str, set[int]] = {}
+    for name in operations:
+        if name in ELASTIC_KERNELS:
+            family, size = ELASTIC_KERNELS[name]
+            sizes.setdefault(family, set()).add(size)
+    return {family: tuple(sorted(s)) for family, s in sizes.items() if len(s) > 1}
+
+
+class ElasticDepthwise(nn.Module):
+    """A depthwise convolution with one kernel of the largest size whose centre serves the smaller sizes
+    (OFA's elastic kernel size, Cai et al. 2020, "Once-for-All", Sec. 3.2 and Fig. 3).
+
+    The k x k kernel is the centre k x k of the next larger size's kernel (largest first), times a
+    learned k^2 x k^2 kernel transformation matrix; OFA keeps one matrix per size in every layer and
+    uses it for all of the layer's channels: flattened, ``w_k = centre_k(w_next) @ M_k^T``. The
+    matrices start as the identity (the OFA authors' initialisation), so an untrained small kernel is
+    the plain centre. The largest kernel is
+    an ``nn.Conv2d`` weight (its default initialisation; ``conv``), padding ``dilation * (k - 1) / 2``
+    keeps the resolution of every size as the fixed-size DARTS operations do."""
+
+    def __init__(self, channels: int, sizes: Sequence[int], stride: int, dilation: int) -> None:
+        super().__init__()
+        self.sizes = tuple(sorted(sizes))
+        if any(k % 2 == 0 for k in self.sizes) or len(set(self.sizes)) != len(self.sizes):
+            raise ValueError(f"elastic kernel sizes must be distinct odd numbers, got {list(sizes)}")
+        self.stride, self.dilation = stride, dilation
+        largest = self.sizes[-1]
+        self.conv = nn.Conv2d(channels, channels, largest, stride=stride, padding=dilation * (largest - 1) // 2,
+                              dilation=dilation, groups=channels, bias=False)
+        self.transforms = nn.ParameterDict({str(k): nn.Parameter(torch.eye(k * k)) for k in self.sizes[:-1]})
+
+    def kernel(self, size: int) -> torch.Tensor:
+        """The ``size`` x ``size`` depthwise kernel (a view of the largest for the largest size)."""
+        if size not in self.sizes:
+            raise ValueError(f"this elastic kernel serves sizes {list(self.sizes)}, not {size}")
+        w = self.conv.weight
+        steps = [k for k in reversed(self.sizes[:-1]) if k >= size]  # e.g. 7 -> 5 -> 3: one matrix per step
+        for k in steps:
+            start = (w.shape[-1] - k) // 2
+            centre = w[:, :, start:start + k, start:start + k].reshape(-1, k * k)
+            w = (centre @ self.transforms[str(k)].t()).reshape(w.shape[0], 1, k, k)
+        return w
+
+    def forward(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        if size == self.sizes[-1]:
+            return self.conv(x)
+        return F.conv2d(x, self.kernel(size), None, self.stride, self.dilation * (size - 1) // 2, self.dilation,
+                        self.conv.groups)
+
+
+class ElasticDilConv(nn.Module):
+    """``DilConv`` (ReLU -> depthwise -> pointwise -> BN) with an elastic depthwise kernel: one module,
+    pointwise convolution and BN included, serves every size of its family (OFA shares the whole layer)."""
+
+    def __init__(self, c_in: int, c_out: int, sizes: Sequence[int], stride: int, dilation: int,
+                 affine: bool = True, track_running_stats: bool = True, bias: bool = False) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.depthwise = ElasticDepthwise(c_in, sizes, stride, dilation)
+        self.pointwise = nn.Conv2d(c_in, c_out, 1, bias=bias)
+        self.bn = _bn(c_out, affine, track_running_stats)
+
+    def forward(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        return self.bn(self.pointwise(self.depthwise(self.relu(x), size)))
+
+
+class ElasticSepConv(nn.Module):
+    """``SepConv`` (two stacked separable units, the first carrying the stride) with elastic kernels."""
+
+    def __init__(self, c_in: int, c_out: int, sizes: Sequence[int], stride: int,
+                 affine: bool = True, track_running_stats: bool = True, bias: bool = False) -> None:
+        super().__init__()
+        self.first = ElasticDilConv(c_in, c_in, sizes, stride, 1, affine, track_running_stats, bias)
+        self.second = ElasticDilConv(c_in, c_out, sizes, 1, 1, affine, track_running_stats, bias)
+
+    def forward(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        return self.second(self.first(x, size), size)
+
+
+def build_elastic(family: str, sizes: Sequence[int], channels: int, stride: int, affine: bool = True,
+                  track_running_stats: bool = True, bias: bool = False) -> nn.Module:
+    """The OFA module of ``family`` (``sep_conv``: dilation 1; ``dil_conv``: dilation 2, as DARTS' ops)."""
+    if family == "sep_conv":
+        return ElasticSepConv(channels, channels, sizes, stride, affine, track_running_stats, bias)
+    if family == "dil_conv":
+        return ElasticDilConv(channels, channels, sizes, stride, 2, affine, track_running_stats, bias)
+    raise ValueError(f"no elastic kernel for operation family {family!r}")
 
 
 def build_op(name: str, channels: int, stride: int, affine: bool = True, track_running_stats: bool = True,

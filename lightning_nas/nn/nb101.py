@@ -21,10 +21,13 @@ operation, the output a projection; a path slices each weight to the width the b
 that vertex in that cell. The space's ``channels`` switch picks how (see ``NB101Space``): ``split``
 keeps one weight set per in-degree of the output (a sub-space in which widths are fixed),
 ``fixed`` takes the first channels, ``shuffle`` a random chunk per training step (first channels
-in evaluation). ``standalone(arch)`` slices the super-net's weights into the benchmark network.
+in evaluation), ``interpolate`` averages neighbouring channels (``Interpolate``; every path, training
+and evaluation). ``standalone(arch)`` slices the super-net's weights into the benchmark network
+(not for ``interpolate``, whose paths are no benchmark networks).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Union
 
 import torch
@@ -35,8 +38,27 @@ from lightning_nas.nn.base import Active, SuperNet
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3, NB101Cell, NB101Space
 
-#: a channel selection: None (all), an int c (the first c), or an index tensor (shuffle)
-Select = Union[None, int, torch.Tensor]
+@dataclass(frozen=True)
+class Interpolate:
+    """A channel selection that averages neighbouring channels down to ``width`` (``interpolate_channels``)."""
+
+    width: int
+
+
+#: a channel selection: None (all), an int c (the first c), an index tensor (shuffle) or an Interpolate
+Select = Union[None, int, torch.Tensor, Interpolate]
+
+
+def interpolate_channels(t: torch.Tensor, size: int, dim: int = 1) -> torch.Tensor:
+    """``t`` with its ``dim`` axis of C entries averaged down to ``size``: entry i is the mean of entries
+    floor(i C / size) .. ceil((i + 1) C / size) - 1 (adaptive average pooling along the channels), the
+    "moving average across neighboring channels" with which Yu et al. (Sec. 4.5) describe Dong & Yang's
+    (2019) interpolation of C_max channels into C. ``size == C`` returns ``t``."""
+    if size == t.shape[dim]:
+        return t
+    moved = t.movedim(dim, -1)
+    pooled = F.adaptive_avg_pool1d(moved.reshape(-1, 1, moved.shape[-1]), size)
+    return pooled.reshape(*moved.shape[:-1], size).movedim(-1, dim)
 
 
 def vertex_channels(c_in: int, c_out: int, matrix: Sequence[Sequence[int]]) -> list[int]:
@@ -79,6 +101,12 @@ class ConvBnRelu(nn.Module):
     def forward(self, x: torch.Tensor, out: Select = None, inp: Select = None) -> torch.Tensor:
         if out is None and inp is None:
             return F.relu(self.bn(self.conv(x)))
+        if isinstance(out, Interpolate):
+            # Yu et al.'s NB101 code (``DynamicReLUConvBN``): the kernel's input channels averaged to
+            # the input's width, the output computed and normalised at full width, then averaged to c
+            weight = interpolate_channels(self.conv.weight, x.shape[1], dim=1)
+            y = F.relu(self.bn(F.conv2d(x, weight, None, 1, self.conv.padding)))
+            return interpolate_channels(y, out.width, dim=1)
         weight = _take(_take(self.conv.weight, out, 0), inp, 1).contiguous()
         y = F.conv2d(x, weight, None, 1, self.conv.padding)
         bn = self.bn
@@ -211,9 +239,13 @@ class NB101Network(SuperNet):
         return groups
 
     def _select(self, arch: NB101Cell, c_in: int, c_out: int) -> dict[int, Select]:
-        if self.mode != "shuffle" or not self.training or self.arch is not None:
+        if self.arch is not None or self.mode not in ("shuffle", "interpolate"):
             return {}
         widths = dict(zip(arch.live, vertex_channels(c_in, c_out, arch.pruned().matrix), strict=True))
+        if self.mode == "interpolate":  # in training and evaluation alike: the interpolation is the weight sharing
+            return {v: Interpolate(widths[v]) for v in arch.live[1:-1]}
+        if not self.training:
+            return {}
         return {v: torch.randperm(c_out, device=self.classifier.weight.device)[:widths[v]].sort().values
                 for v in arch.live[1:-1]}
 
@@ -235,7 +267,11 @@ class NB101Network(SuperNet):
                                   "use nb1shot1 for gradient-based strategies")
 
     def standalone(self, arch: NB101Cell) -> "NB101Network":
-        """The benchmark network of ``arch`` with this super-net's weights, each sliced to its first channels."""
+        """The benchmark network of ``arch`` with this super-net's weights, each sliced to its first channels.
+        With ``interpolate`` channels a path is no benchmark network (full-width BN, then averaged channels)."""
+        if self.arch is None and self.mode == "interpolate":
+            raise ValueError("space_options.channels=interpolate: a path averages full-width channels, which no "
+                             "benchmark network computes; it has no stand-alone copy (use split, fixed or shuffle)")
         net = type(self)(space=self.space, arch=arch, **self.config)
         shared = self.state_dict()
         state = {}

@@ -11,11 +11,12 @@ subset of the super-net's, so a super-net path *is* a stand-alone network with c
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
+from lightning_nas.errors import RecipeError
 from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, node_value, passes_through)
 from lightning_nas.nn.noise import NoiseStream, check_rate
 from lightning_nas.nn.ops import NB201_OPS, ReLUConvBN
@@ -23,6 +24,20 @@ from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb201 import EDGES, NUM_NODES, NB201Architecture, NB201Space
 
 Edge = Callable[[int, torch.Tensor], Optional[torch.Tensor]]
+#: who owns an operation's weights: each edge (NB201, DARTS) or the node the edge enters
+OpsOn = Literal["edge", "node"]
+
+
+def owners(ops_on: OpsOn) -> list[int]:
+    """Per edge (``EDGES`` order), the index of the operation set it runs: ``edge`` - its own (one set per
+    edge, the benchmark's cell); ``node`` - one set per target node, shared by all edges entering it
+    (the "op on node" factor of Yu et al., "How to Train Your Super-Net", Table 1)."""
+    if ops_on == "edge":
+        return list(range(len(EDGES)))
+    if ops_on != "node":
+        raise RecipeError(f"model.network.ops_on must be 'edge' or 'node', got {ops_on!r}")
+    targets = sorted({tgt for tgt, _ in EDGES})
+    return [targets.index(tgt) for tgt, _ in EDGES]
 
 
 class NB201Cell(nn.Module):
@@ -32,14 +47,21 @@ class NB201Cell(nn.Module):
     forward can run such a cell."""
 
     def __init__(self, channels: int, candidates: Sequence[Sequence[str]],
-                 affine: bool = True, track_running_stats: bool = True, partial_channels: int = 1) -> None:
+                 affine: bool = True, track_running_stats: bool = True, partial_channels: int = 1,
+                 ops_on: OpsOn = "edge") -> None:
         super().__init__()
         if partial_channels < 1 or channels % partial_channels:
             raise ValueError(f"partial_channels={partial_channels} must be >= 1 and divide the cell's {channels} channels")
         op_channels = channels // partial_channels
+        #: edge -> index of the operation set it runs (``edges``): its own, or its target node's
+        self.owner = owners(ops_on)
+        served: dict[int, list[str]] = {}
+        for e, ops in enumerate(candidates):
+            served.setdefault(self.owner[e], [])
+            served[self.owner[e]] += [op for op in ops if op != "none" and op not in served[self.owner[e]]]
         self.edges = nn.ModuleList(
-            nn.ModuleDict({op: NB201_OPS.get(op)(op_channels, affine, track_running_stats) for op in ops if op != "none"})
-            for ops in candidates
+            nn.ModuleDict({op: NB201_OPS.get(op)(op_channels, affine, track_running_stats) for op in served[k]})
+            for k in range(len(served))
         )
         #: For each node 1..3, the (edge index, source node) pairs that feed it.
         self.inputs = self.node_inputs()
@@ -89,7 +111,7 @@ class NB201Cell(nn.Module):
         for terms, w, constant, bypass in plan:
             outputs = []
             for e, src, op in terms:
-                module = self.edges[e][op]
+                module = self.edges[self.owner[e]][op]
                 if isinstance(module, ReLUConvBN):
                     out = module(source(src, "relu", module[0]), activated=True)
                 else:
@@ -131,7 +153,7 @@ class NB201Cell(nn.Module):
 
     def operation(self, e: int, op: str, h: torch.Tensor) -> Optional[torch.Tensor]:
         """Operation ``op`` of edge ``e`` on ``h``; None for ``none`` (zeros cost nothing)."""
-        return self.edges[e][op](h) if op != "none" else None
+        return self.edges[self.owner[e]][op](h) if op != "none" else None
 
     def forward(self, x: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
         """Run the single path ``ops`` (one operation name per edge)."""
@@ -164,6 +186,13 @@ class NB201Network(SuperNet):
     probability in training; ``global_dropout``: dropout on the pooled features before the
     classifier; both 0 by default (the benchmark and SPOS train without). ``seed`` seeds their
     masks (None: drawn from torch's seeded global generator after the parameters are initialised).
+    ``ops_on``: ``edge`` (default, the benchmark's cell: every edge owns its operations) or ``node``
+    (Yu et al., "How to Train Your Super-Net", Table 1, "Op on Node/Edge"): the operations belong to
+    the node an edge enters, so the edges into one node that choose the same operation share its
+    weights (nodes 2 and 3 each keep one set instead of two and three). Yu et al.'s NB201 code
+    (``SearchCellOnNode``) shares among the edges from intermediate nodes and keeps the edge from the
+    cell input apart; here every edge into a node shares, the definition the table's name states.
+    A stand-alone network built with it shares the same way (the path's own function).
     """
 
     supports_partial_channels = True
@@ -172,7 +201,7 @@ class NB201Network(SuperNet):
     def __init__(self, space: Optional[NB201Space] = None, num_classes: int = 10, in_channels: int = 3, C: int = 16,
                  N: int = 5, arch: Optional[NB201Architecture] = None, affine: bool = True,
                  track_running_stats: bool = True, partial_channels: int = 1, path_dropout: float = 0.0,
-                 global_dropout: float = 0.0, seed: Optional[int] = None) -> None:
+                 global_dropout: float = 0.0, seed: Optional[int] = None, ops_on: OpsOn = "edge") -> None:
         super().__init__()
         if C < 1 or N < 1:
             raise ValueError(f"NB201 network needs C >= 1 and N >= 1, got C={C}, N={N}")
@@ -189,7 +218,7 @@ class NB201Network(SuperNet):
             if stage > 0:
                 layers.append(ResidualReduction(channels, channels * 2))
                 channels *= 2
-            layers.extend(NB201Cell(channels, candidates, affine, track_running_stats, partial_channels)
+            layers.extend(NB201Cell(channels, candidates, affine, track_running_stats, partial_channels, ops_on)
                           for _ in range(N))
         self.layers = nn.ModuleList(layers)
         self.head = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=False))

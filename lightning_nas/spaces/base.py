@@ -106,6 +106,12 @@ class SearchSpace(ABC, Generic[Arch]):
         """The key a benchmark stores ``arch`` under (the text form unless the space says otherwise)."""
         return str(arch)
 
+    def subspace(self, arch: Arch) -> Optional[Hashable]:
+        """The sub-space of ``arch`` where a space splits into sub-spaces in which every operation has
+        one width (Yu et al., "How to Train Your Super-Net", Sec. 4.5; NB101: the output's in-degree);
+        None where it does not (the per-sub-space ranking, ``ranking.per_subspace``, is refused)."""
+        return None
+
     def sample_many(self, count: int, generator: torch.Generator, unique: bool = True) -> list[Arch]:
         """``count`` architectures in sampling order; without repeats when ``unique``."""
         if unique and count > self.size:

@@ -38,7 +38,7 @@ OPERATIONS: tuple[str, ...] = (CONV3X3, CONV1X1, MAXPOOL3X3)
 MAX_VERTICES = 7
 MAX_EDGES = 9
 #: Channel switches of the n-vertex super-net (``lightning_nas.nn.nb101``); see ``NB101Space``.
-CHANNEL_MODES = ("split", "fixed", "shuffle")
+CHANNEL_MODES = ("split", "fixed", "shuffle", "interpolate")
 
 Matrix = tuple[tuple[int, ...], ...]
 #: n -> number of n-vertex edge patterns giving a valid cell (``NB101Space.count_valid_edge_patterns``;
@@ -260,7 +260,10 @@ class NB101Space(SearchSpace[NB101Cell]):
     keeps one set of weights per in-degree of the output vertex, so a weight always serves one
     width ("How to Train Your Super-Net", dynamic channelling: splitting into sub-spaces ranks
     best); ``fixed`` takes the first c channels of a max-width operation; ``shuffle`` a random
-    c-channel chunk per training step. The network reads it from the space (one recipe key).
+    c-channel chunk per training step; ``interpolate`` runs every operation at the maximum width
+    and averages neighbouring channels down to c (Yu et al. Sec. 4.5, after Dong & Yang 2019's
+    channel-wise interpolation; ``lightning_nas.nn.nb101``). The network reads it from the space (one
+    recipe key).
 
     Relaxation: none. A vertex's width, and the output's concatenation, depend on the discrete
     edges into the output, so no fixed-shape continuous mixture computes every cell (NAS-Bench-1Shot1
@@ -350,6 +353,11 @@ class NB101Space(SearchSpace[NB101Cell]):
         e = len(self.edges)
         cell = self._cell([p[0] for p in picks[:e]], [self.operations[p[0]] for p in picks[e:]])
         return cell.check()
+
+    def subspace(self, cell: NB101Cell) -> int:
+        """The ``split`` sub-space of ``cell`` (Yu et al. Sec. 4.5: a fixed number of edges into the output
+        fixes every vertex's width), which ``ranking.per_subspace`` ranks within."""
+        return self.output_in_degree(cell)
 
     def output_in_degree(self, cell: NB101Cell) -> int:
         """Edges into the output from intermediate vertices of the pruned cell (the ``split`` sub-space)."""
