@@ -83,3 +83,31 @@ def test_fused_relaxation_is_bit_identical_run_to_run() -> None:
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     outs = [build(2).forward_weighted(x, relaxed_weights()) for _ in range(2)]
     assert torch.equal(*outs)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """The PC-DARTS authors' shuffle: K groups of C/K channels, transposed."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_partial_node_is_the_sum_of_the_authors_shuffled_edges(k: int) -> None:
+    """``lightning_nas.nn.partial`` against Xu et al. 2020, Eq. 2 and 4 written out: node =
+    sum_i beta_i * shuffle(cat(w_i * op_i(x_i[:, :C/K]), x_i[:, C/K:]), K), plus GDAS' constant in
+    the mixed channels; here one operation output per edge (its weight scaled by beta_i, as the plans do)."""
+    from lightning_nas.nn.partial import assemble, node_matrices, split_source
+
+    gen = torch.Generator().manual_seed(0)
+    sources = [torch.randn(2, 4 * k, 3, 3, generator=gen, dtype=torch.float64) for _ in range(3)]
+    outputs = [torch.randn(2, 4, 3, 3, generator=gen, dtype=torch.float64) for _ in range(3)]
+    w, betas = torch.rand(3, dtype=torch.float64), torch.rand(3, dtype=torch.float64)
+    constant = torch.tensor([0.3], dtype=torch.float64)
+    reference = sum(betas[i] * channel_shuffle(torch.cat([w[i] * outputs[i], sources[i][:, 4:]], 1), k)
+                    for i in range(3))
+    reference = reference + channel_shuffle(torch.cat([torch.full_like(outputs[0], 0.3),
+                                                       torch.zeros_like(sources[0][:, 4:])], 1), k)
+    matrix, = node_matrices(k, [3], [[0, 1, 2]], w * betas, betas, constant, like=w)
+    bypasses = [split_source(h, k)[1] for h in sources]
+    torch.testing.assert_close(assemble(matrix, outputs, bypasses, constant=True), reference)
+    assert torch.equal(split_source(sources[0], k)[0], sources[0][:, :4])
