@@ -69,8 +69,11 @@ class NB201Cell(nn.Module):
         (PC-DARTS, K = ``k``) the node's matrix (``lightning_nas.nn.partial``), whether it carries a
         constant, and the sources of the bypassed channels. ``drop_path`` (path
         dropout in training) gives a sample's keep mask; one mask per edge scales all of its
-        operations' outputs, so a dropped edge is dropped whole, as on the single path."""
+        operations' outputs, so a dropped edge is dropped whole, as on the single path. An operation
+        without parameters or buffers (the 3x3 average pooling) is a function of its input alone, so it
+        runs once per source node and configuration for all the edges that read the node."""
         nodes, shared, masks = [x], {}, {}
+        stateless: dict[tuple, torch.Tensor] = {}
 
         def source(src: int, what: str, activation: Optional[nn.Module] = None) -> torch.Tensor:
             """Per source node, once: the operations' input (PC-DARTS: its first C/K channels, and the
@@ -93,6 +96,11 @@ class NB201Cell(nn.Module):
                 module = self.edges[e][op]
                 if isinstance(module, ReLUConvBN):
                     out = module(source(src, "relu", module[0]), activated=True)
+                elif next(module.parameters(), None) is None and next(module.buffers(), None) is None:
+                    key = (src, type(module), module.extra_repr())
+                    if key not in stateless:
+                        stateless[key] = module(source(src, "input"))
+                    out = stateless[key]
                 else:
                     out = module(source(src, "input"))
                 if drop_path is not None:
