@@ -262,13 +262,14 @@ class NB201Network(SuperNet):
             constants = (ops * inactive.to(ops.dtype)).sum(dim=1)
         if k > 1:
             return self._run_mixed(x, self._partial_plan(ops, edge_weights, constants, rows))
-        plan = []  # per node: the (edge, source, op name) terms, their weights, the constant
-        for inputs in NB201Cell.node_inputs():
-            terms = [(e, src, names[o]) for e, src in inputs for o in rows[e] if names[o] != "none"]
-            index = [(e, o) for e, _ in inputs for o in rows[e] if names[o] != "none"]
-            w = ops[[e for e, _ in index], [o for _, o in index]] if index else None
-            constant = constants[[e for e, _ in inputs]].sum() if constants is not None else None
-            plan.append((terms, w, constant, None))
+        # per node: the (edge, source, op name) terms, their weights (one index for all nodes), the constant
+        inputs = NB201Cell.node_inputs()
+        terms = [[(e, src, names[o]) for e, src in node for o in rows[e] if names[o] != "none"] for node in inputs]
+        flat = [(e, o) for node in inputs for e, _ in node for o in rows[e] if names[o] != "none"]
+        w_all = ops[[e for e, _ in flat], [o for _, o in flat]].split([len(t) for t in terms]) if flat else None
+        plan = [(t, w_all[i] if t else None,
+                 constants[[e for e, _ in inputs[i]]].sum() if constants is not None else None, None)
+                for i, t in enumerate(terms)]
         return self._run_mixed(x, plan)
 
     def _partial_plan(self, ops: torch.Tensor, edge_weights: Optional[torch.Tensor], constants: Optional[torch.Tensor],
