@@ -46,7 +46,8 @@ from typing import Callable, Literal, Mapping, Optional
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, passes_through)
+from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, passes_through,
+                                   stateless_key)
 from lightning_nas.nn.darts_ops import FactorizedReduce, ReLUConvBN, build_op, drop_path
 from lightning_nas.nn.partial import assemble, node_matrices, split_source
 from lightning_nas.registry import NETWORKS
@@ -165,9 +166,22 @@ class DartsCNNCell(nn.Module):
         its bypass pooled once where the reduction halves the resolution, and the node, shuffled, is
         one product over its operations' outputs and its sources' bypasses (``lightning_nas.nn.partial``:
         the sum of the authors' per-edge ``beta_e * shuffle(cat(mixed_e, bypass_e))``, Xu et al. 2020,
-        Eq. 2 and 4, by linearity)."""
+        Eq. 2 and 4, by linearity). A parameter-free operation, or the parameter-free pooling in front
+        of a search-time BN, runs once per source node and configuration for all the edges reading it."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         shared: dict[tuple[int, str], torch.Tensor] = {}
+        stateless: dict[tuple, torch.Tensor] = {}
+
+        def apply(module: nn.Module, src: int) -> torch.Tensor:
+            head, tail = module, None
+            if isinstance(module, nn.Sequential) and len(module) == 2 and stateless_key(module[0]) is not None:
+                head, tail = module[0], module[1]  # pooling, then the edge's own BN
+            key = stateless_key(head)
+            if key is None:
+                return module(source(src, "input"))
+            if (src, key) not in stateless:
+                stateless[(src, key)] = head(source(src, "input"))
+            return stateless[(src, key)] if tail is None else tail(stateless[(src, key)])
 
         def source(src: int, what: str) -> torch.Tensor:
             if (src, what) not in shared:
@@ -181,7 +195,7 @@ class DartsCNNCell(nn.Module):
         ref = states[1]
         size = [(s + 1) // 2 for s in ref.shape[2:]] if self.reduction else list(ref.shape[2:])
         for terms, w, constant, bypass in plan:
-            outputs = [self.edges[str(e)][key](source(src, "input")) for e, src, key in terms]
+            outputs = [apply(self.edges[str(e)][key], src) for e, src, key in terms]
             if bypass is not None:
                 states.append(assemble(w, outputs, [source(src, "bypass") for src in bypass], constant))
                 continue

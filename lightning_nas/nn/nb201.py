@@ -16,7 +16,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, node_value, passes_through)
+from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, node_value, passes_through,
+                                   stateless_key)
 from lightning_nas.nn.noise import NoiseStream, check_rate
 from lightning_nas.nn.partial import assemble, node_matrices, split_source
 from lightning_nas.nn.ops import NB201_OPS, ReLUConvBN
@@ -96,8 +97,8 @@ class NB201Cell(nn.Module):
                 module = self.edges[e][op]
                 if isinstance(module, ReLUConvBN):
                     out = module(source(src, "relu", module[0]), activated=True)
-                elif next(module.parameters(), None) is None and next(module.buffers(), None) is None:
-                    key = (src, type(module), module.extra_repr())
+                elif stateless_key(module) is not None:
+                    key = (src, stateless_key(module))
                     if key not in stateless:
                         stateless[key] = module(source(src, "input"))
                     out = stateless[key]
