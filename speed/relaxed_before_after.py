@@ -10,7 +10,9 @@ and the time ratio.
 One step: softmax of the architecture logits, ``forward_weighted`` on the batch, cross-entropy,
 backward into weights and alphas, an SGD step on the weights: DARTS (first order's weight half) and
 PC-DARTS (K = 4, edge weights). Each round runs every side once, in rotating order; the ratio is
-the median over rounds of this version's time over the other's (machine load hits both alike).
+the median over rounds of this version's time over the other's. Times are the process's CPU time
+(``time.process_time``: on a machine shared with other jobs, time spent waiting for a core is not
+counted; with several threads it sums them).
 Operators are counted with ``strategy_step_time.kernel_counter`` (views excluded).
 """
 from __future__ import annotations
@@ -79,7 +81,7 @@ def main() -> None:
     y = torch.randint(10, (args.batch,), generator=gen)
     print(f"{args.space} super-net {options}, batch {args.batch} x 3 x {args.image}^2, "
           f"{args.threads} thread(s), {args.rounds} interleaved rounds; torch {torch.__version__}")
-    print("| relaxed step | operators before | operators after | time after / before (median of rounds) |")
+    print("| relaxed step | operators before | operators after | CPU time after / before (median of rounds) |")
     print("|---|---:|---:|---:|")
     for label, k in (("DARTS", 1), ("PC-DARTS (K=4)", 4)):
         torch.manual_seed(0)
@@ -98,9 +100,9 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in steps}
         for r in range(args.rounds):
             for name in (("after", "before") if r % 2 == 0 else ("before", "after")):
-                start = time.perf_counter()
+                start = time.process_time()
                 steps[name]()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(time.process_time() - start)
         ratio = statistics.median(a / b for a, b in zip(times["after"], times["before"], strict=True))
         print(f"| {label} | {counts['before']:,} | {counts['after']:,} | {ratio:.2f} |")
 
