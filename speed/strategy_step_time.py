@@ -4,6 +4,7 @@
     python speed/strategy_step_time.py --space darts_rnn [--hidden 300 --bptt 35 --vocab 10000]
     python speed/strategy_step_time.py --space nb1shot1 --space_options '{"search_space": 3}' --network '{"num_stacks": 1, "cells_per_stack": 1}'
     python speed/strategy_step_time.py --space darts_cnn --batch 16
+    python speed/strategy_step_time.py ... --record results/speed/operators.json   # the shipped record
 
 On a GPU these small super-nets are dominated by kernel-launch overhead, so besides wall time the
 benchmark counts the operators one training step dispatches (forward, backward and optimiser,
@@ -18,6 +19,12 @@ training starts, i.e. the extra memory the training steps needed (activations, g
 state), not the model itself. On CUDA it is ``torch.cuda.max_memory_allocated`` over the steps.
 The time is the median wall time of ``steps`` steps after one warm-up step; ratios are taken to the
 SPOS median of the same run.
+
+``--record FILE`` also writes the run into a JSON record (one entry per space, replacing that space's
+previous entry): the operator and matrix-product counts, which are exact and the same on every run of
+one commit and torch build, and the times with what they depend on (CPU, threads, load average before
+and after, the shapes). ``python -m lightning_nas.results render`` turns it into docs/benchmarks.md's
+tables (``lightning_nas.results.speed``).
 """
 from __future__ import annotations
 
@@ -166,6 +173,37 @@ def measure(label: str, args: argparse.Namespace) -> dict:
             "kernels": timer.kernels, "products": timer.products}
 
 
+def environment() -> dict:
+    """What the counts (torch build, commit) and the times (CPU, threads, load) depend on."""
+    import platform
+
+    import torch
+
+    from lightning_nas.run_record import cpu_kind, git_state
+
+    git = git_state(ROOT)
+    return {"torch": torch.__version__, "python": platform.python_version(), "commit": git.get("commit"),
+            "dirty": git.get("dirty"), "cpu": cpu_kind(), "cpu_count": os.cpu_count()}
+
+
+def write_record(path: Path, args: argparse.Namespace, results: list[dict], load: tuple[list[float], list[float]],
+                 started: str) -> None:
+    """Put this run into the record at ``path`` under its space (the other spaces' entries stay)."""
+    from lightning_nas.io import atomic_write_json
+
+    record = json.loads(path.read_text()) if path.is_file() else {"spaces": {}}
+    options = {k: v for k, v in vars(args).items() if k not in ("one", "record")}
+    record["spaces"][args.space] = {
+        "options": options, "environment": environment(), "started": started,
+        "load_average": {"before": load[0], "after": load[1]},
+        "strategies": [{"label": r["label"], **({"unsupported": r["unsupported"]} if "unsupported" in r else {
+            "operators": r["kernels"], "matrix_products": r["products"], "median_s": r["median_s"],
+            "memory_bytes": r["memory_bytes"], "memory": r["memory"]})} for r in results]}
+    record["spaces"] = dict(sorted(record["spaces"].items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, record)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="nb201", help="a registered space (nb201, darts_cnn, nb1shot1, darts_rnn, ...)")
@@ -180,17 +218,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--record", type=Path, default=None,
+                        help="also write this run into a JSON record (e.g. results/speed/operators.json)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.one, args)))
         return
     results = []
-    passthrough = [f"--{k}={v}" for k, v in vars(args).items() if k != "one"]
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    passthrough = [f"--{k}={v}" for k, v in vars(args).items() if k not in ("one", "record")]
     for label in STRATEGIES:
         out = subprocess.run([sys.executable, __file__, "--one", label, *passthrough], cwd=ROOT, check=True,
                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.record:
+        write_record(args.record, args, results, (load_before, [round(v, 2) for v in os.getloadavg()]), started)
     spos = results[0]
     shape = (f"tokens {args.batch} x {args.bptt}, hidden {args.hidden}, vocabulary {args.vocab}"
              if args.space == "darts_rnn" else

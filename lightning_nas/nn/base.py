@@ -295,3 +295,13 @@ def _recording_config(init: Callable[..., None]) -> Callable[..., None]:
         init(self, *args, **kwargs)
 
     return recording
+
+
+def stateless_key(module: nn.Module) -> Optional[tuple]:
+    """A key under which ``module``'s output on one input can be reused, or None: a module without
+    parameters or buffers (a pooling, an identity) computes a function of its input and its
+    configuration alone, so edges that apply equal such modules to one node share one output."""
+    if next(module.parameters(), None) is not None or next(module.buffers(), None) is not None:
+        return None
+    config = tuple(sorted((k, repr(v)) for k, v in vars(module).items() if not k.startswith("_") and k != "training"))
+    return type(module), config

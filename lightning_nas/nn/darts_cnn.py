@@ -46,11 +46,11 @@ from typing import Callable, Literal, Mapping, Optional
 import torch
 from torch import nn
 
-from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, mix, partial_mix,
-                                   passes_through)
 from lightning_nas.errors import RecipeError
+from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, passes_through, stateless_key)
 from lightning_nas.nn.darts_ops import (ELASTIC_KERNELS, FactorizedReduce, ReLUConvBN, build_elastic, build_op,
                                           drop_path, elastic_families)
+from lightning_nas.nn.partial import assemble, node_matrices, split_source
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.darts_cnn import (CELL_TYPES, DartsCNNSpace, Genotype,
                                             architecture_map, cell_edges)
@@ -175,6 +175,11 @@ class DartsCNNCell(nn.Module):
                 zeros = ref.new_zeros(ref.shape[0], self.channels, *size)
                 total = zeros if total is None else zeros + total
             states.append(total)
+        return self.output(states, loose)
+
+    def output(self, states: list[torch.Tensor], loose: Optional[tuple[int, ...]] = None) -> torch.Tensor:
+        """The cell output from its node values: the concatenation of ``concat``, or the combination
+        of the ``loose`` ends."""
         if self.combine is None:
             return torch.cat([states[i] for i in self.concat], dim=1)
         if loose is None:
@@ -192,6 +197,61 @@ class DartsCNNCell(nn.Module):
     def is_identity(self, e: int, key: str) -> bool:
         owner, module_key, _ = self.routes[e][key]
         return isinstance(self.edges[str(owner)][module_key], nn.Identity)
+
+    def run_mixed(self, s0: torch.Tensor, s1: torch.Tensor, plan: list, k: int = 1) -> torch.Tensor:
+        """The relaxed cell, one node at a time (``DartsCNNNetwork.forward_weighted``): ``plan`` holds
+        per node its (edge, source, operation key) terms, their weights (edge weight times operation
+        weight) and GDAS' constant, or with partial channels (PC-DARTS, K = ``k``) the node's matrix,
+        whether it carries a constant, and the sources of the bypassed channels. All terms of a node
+        are stacked and contracted in one product; with partial channels each source is split once,
+        its bypass pooled once where the reduction halves the resolution, and the node, shuffled, is
+        one product over its operations' outputs and its sources' bypasses (``lightning_nas.nn.partial``:
+        the sum of the authors' per-edge ``beta_e * shuffle(cat(mixed_e, bypass_e))``, Xu et al. 2020,
+        Eq. 2 and 4, by linearity). A parameter-free operation, or the parameter-free pooling in front
+        of a search-time BN, runs once per source node and configuration for all the edges reading it."""
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        shared: dict[tuple[int, str], torch.Tensor] = {}
+        stateless: dict[tuple, torch.Tensor] = {}
+
+        def apply(e: int, key: str, src: int) -> torch.Tensor:
+            owner, module_key, size = self.routes[e][key]  # op on node / OFA: the module that serves the edge
+            module = self.edges[str(owner)][module_key]
+            if size is not None:  # an elastic (OFA) module at this operation's kernel size
+                return module(source(src, "input"), size)
+            head, tail = module, None
+            if isinstance(module, nn.Sequential) and len(module) == 2 and stateless_key(module[0]) is not None:
+                head, tail = module[0], module[1]  # pooling, then the edge's own BN
+            key = stateless_key(head)
+            if key is None:
+                return module(source(src, "input"))
+            if (src, key) not in stateless:
+                stateless[(src, key)] = head(source(src, "input"))
+            return stateless[(src, key)] if tail is None else tail(stateless[(src, key)])
+
+        def source(src: int, what: str) -> torch.Tensor:
+            if (src, what) not in shared:
+                h = states[src]
+                if k == 1:
+                    return h
+                # the stride-2 operations of a reduction cell halve the mixed part: pool the bypass
+                shared[(src, "input")], shared[(src, "bypass")] = split_source(h, k, self.reduction and src < 2)
+            return shared[(src, what)]
+
+        ref = states[1]
+        size = [(s + 1) // 2 for s in ref.shape[2:]] if self.reduction else list(ref.shape[2:])
+        for terms, w, constant, bypass in plan:
+            outputs = [apply(e, key, src) for e, src, key in terms]
+            if bypass is not None:
+                states.append(assemble(w, outputs, [source(src, "bypass") for src in bypass], constant))
+                continue
+            total = contract(w, outputs)
+            if constant is not None:
+                total = constant if total is None else total + constant
+            if total is None or total.dim() == 0:
+                zeros = ref.new_zeros(ref.shape[0], self.channels, *size)
+                total = zeros if total is None else zeros + total
+            states.append(total)
+        return self.output(states)
 
 
 class AuxiliaryHead(nn.Module):
@@ -386,27 +446,69 @@ class DartsCNNNetwork(SuperNet):
 
     def forward_weighted(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor], active: Active = None) -> torch.Tensor:
         """Edge e of cell type c returns ``c_edges[e] * sum_{o in active} c_ops[e, o] * op_o(h)`` (DARTS
-        Eq. 2; with partial channels PC-DARTS Eq. 2 and 4). Columns follow ``space.operations``."""
+        Eq. 2; with partial channels PC-DARTS Eq. 2 and 4: the edge weight scales the whole
+        partial-channel output, bypass included, as the authors' ``weights2[j] * MixedOp(h)``).
+        Columns follow ``space.operations``. A node is computed at once (``DartsCNNCell.run_mixed``:
+        one stacked contraction over every operation of every incoming edge, the weights indexed once
+        per cell type), so values agree with the per-edge sum within float rounding; one-hot weights
+        still give the path bit for bit."""
         if self.arch is not None:
             raise ValueError("a stand-alone DARTS CNN network has no relaxation; use the super-net")
         if self.loose_ends:
             raise ValueError("output='loose_ends': the relaxed forward is not defined (loose ends need one path)")
-        k, names = self.partial_channels, self.operations
+        plans = {label: self._plan(label, weights, active) for label in CELL_TYPES}
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell.run_mixed(s0, s1, plans[cell.label], self.partial_channels)
+        return self.classifier(self.global_pooling(self.head_act(s1)).flatten(1))
 
-        def edge(cell: DartsCNNCell, e: int, h: torch.Tensor) -> Optional[torch.Tensor]:
-            group = f"{cell.label}_ops"
-            w = weights[group][e]
-            options = active_options(active, group, e, len(names))
-            passthrough = passes_through(active, group)
-            if k > 1:
-                out = partial_mix(h, k, w, options, lambda o, part: cell.operation(e, names[o], part) if o else None,
-                                  passthrough)
-            else:
-                out = mix(w, options, lambda o: cell.operation(e, names[o], h) if o else None, passthrough)
-            edge_weights = weights.get(f"{cell.label}_edges")
-            return out if out is None or edge_weights is None else edge_weights[e] * out
+    def _plan(self, label: str, weights: Mapping[str, torch.Tensor], active: Active) -> list:
+        """``DartsCNNCell.run_mixed``'s plan for cell type ``label``, shared by its cells: per node the
+        (edge, source, key) terms of the active operations other than ``none`` (column 0), their
+        weights ``edges[e] * ops[e, o]`` (one index for the whole cell type, split per node), GDAS'
+        constant (the inactive weights, edge-scaled) and PC-DARTS' bypass (sources, edge weights)."""
+        group, names = f"{label}_ops", self.operations
+        ops, edge_weights = weights[group], weights.get(f"{label}_edges")
+        rows = [list(active_options(active, group, e, len(names))) for e in range(ops.shape[0])]
+        if edge_weights is not None:
+            ops = ops * edge_weights[:, None]
+        constants = None
+        if passes_through(active, group):
+            inactive = torch.ones_like(ops, dtype=torch.bool)
+            for e, options in enumerate(rows):
+                inactive[e, options] = False
+            constants = (ops * inactive.to(ops.dtype)).sum(dim=1)
+        inputs = next(cell for cell in self.cells if cell.label == label).inputs
+        terms = [[(e, src, names[o]) for e, src in node for o in rows[e] if o] for node in inputs]
+        flat = [(e, o) for node in inputs for e, _ in node for o in rows[e] if o]
+        w_all = ops[[e for e, _ in flat], [o for _, o in flat]] if flat else None
+        node_constants = [None] * len(inputs)
+        if constants is not None:
+            node_constants = [constants[[e for e, _ in node]].sum() for node in inputs]
+        if self.partial_channels > 1:
+            stacked = torch.stack(node_constants) if constants is not None else None
+            matrices = node_matrices(self.partial_channels, [len(t) for t in terms], [[e for e, _ in node] for node in inputs],
+                                     w_all, edge_weights, stacked, like=ops)
+            return [(t, m, constants is not None, [src for _, src in node])
+                    for t, m, node in zip(terms, matrices, inputs, strict=True)]
+        split = w_all.split([len(t) for t in terms]) if w_all is not None else [None] * len(terms)
+        return [(t, w if t else None, c, None) for t, w, c in zip(terms, split, node_constants, strict=True)]
 
-        return self._run(x, edge, None)[0]
+
+def contract(weights: Optional[torch.Tensor], outputs: list[torch.Tensor]) -> Optional[torch.Tensor]:
+    """``sum_i weights[i] * outputs[i]`` in one stacked product (a plain sum when ``weights`` is None);
+    None for no outputs. A one-hot ``weights`` gives the chosen output exactly."""
+    if not outputs:
+        return None
+    if weights is None:
+        total = outputs[0]
+        for out in outputs[1:]:
+            total = total + out
+        return total
+    if len(outputs) == 1:
+        return weights[0] * outputs[0]
+    stacked = torch.stack(outputs)
+    return torch.tensordot(weights.to(stacked.dtype), stacked, dims=1)  # autocast: outputs may be bf16
 
 
 def count_parameters(net: nn.Module, auxiliary: bool = True) -> int:

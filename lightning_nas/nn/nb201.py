@@ -17,8 +17,10 @@ import torch
 from torch import nn
 
 from lightning_nas.errors import RecipeError
-from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, node_value, passes_through)
+from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, node_value, passes_through,
+                                   stateless_key)
 from lightning_nas.nn.noise import NoiseStream, check_rate
+from lightning_nas.nn.partial import assemble, node_matrices, split_source
 from lightning_nas.nn.ops import NB201_OPS, ReLUConvBN
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb201 import EDGES, NUM_NODES, NB201Architecture, NB201Space
@@ -86,11 +88,15 @@ class NB201Cell(nn.Module):
     def run_mixed(self, x: torch.Tensor, plan, k: int = 1,
                   drop_path: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
         """The relaxed cell, one node at a time (``NB201Network.forward_weighted``): ``plan`` holds per
-        node its (edge, source, op) terms, their weights, GDAS' constant and, with partial channels
-        (PC-DARTS, K = ``k``), the edge weights of the sources' bypass channels. ``drop_path`` (path
+        node its (edge, source, op) terms, their weights and GDAS' constant, or with partial channels
+        (PC-DARTS, K = ``k``) the node's matrix (``lightning_nas.nn.partial``), whether it carries a
+        constant, and the sources of the bypassed channels. ``drop_path`` (path
         dropout in training) gives a sample's keep mask; one mask per edge scales all of its
-        operations' outputs, so a dropped edge is dropped whole, as on the single path."""
+        operations' outputs, so a dropped edge is dropped whole, as on the single path. An operation
+        without parameters or buffers (the 3x3 average pooling) is a function of its input alone, so it
+        runs once per source node and configuration for all the edges that read the node."""
         nodes, shared, masks = [x], {}, {}
+        stateless: dict[tuple, torch.Tensor] = {}
 
         def source(src: int, what: str, activation: Optional[nn.Module] = None) -> torch.Tensor:
             """Per source node, once: the operations' input (PC-DARTS: its first C/K channels, and the
@@ -100,8 +106,7 @@ class NB201Cell(nn.Module):
             if key not in shared:
                 h = nodes[src]
                 if what in ("input", "bypass") and k > 1:  # one split per source: one gradient cat, not two slices
-                    part = h.shape[1] // k
-                    shared[(src, "input")], shared[(src, "bypass")] = h.split([part, h.shape[1] - part], dim=1)
+                    shared[(src, "input")], shared[(src, "bypass")] = split_source(h, k)
                 elif what == "input":
                     shared[key] = h
                 else:  # the ReLU in front of every convolution reading this node
@@ -114,6 +119,11 @@ class NB201Cell(nn.Module):
                 module = self.edges[self.owner[e]][op]
                 if isinstance(module, ReLUConvBN):
                     out = module(source(src, "relu", module[0]), activated=True)
+                elif stateless_key(module) is not None:
+                    key = (src, stateless_key(module))
+                    if key not in stateless:
+                        stateless[key] = module(source(src, "input"))
+                    out = stateless[key]
                 else:
                     out = module(source(src, "input"))
                 if drop_path is not None:
@@ -121,6 +131,9 @@ class NB201Cell(nn.Module):
                         masks[e] = drop_path(out)
                     out = out * masks[e]
                 outputs.append(out)
+            if bypass is not None:  # PC-DARTS: the node, shuffled, in one product (lightning_nas.nn.partial)
+                nodes.append(assemble(w, outputs, [source(src, "bypass") for src in bypass], constant))
+                continue
             if not outputs:
                 total = None
             elif len(outputs) == 1:
@@ -130,25 +143,7 @@ class NB201Cell(nn.Module):
                 total = torch.tensordot(w.to(stacked.dtype), stacked, dims=1)
             if constant is not None:
                 total = constant if total is None else total + constant
-            if bypass is None:
-                nodes.append(node_value(total, x))
-                continue
-            # PC-DARTS: shuffle(cat(sum_e mixed_e, sum_e beta_e bypass_e)) = the sum of the edges' shuffles
-            part = x.shape[1] // k
-            mixed = node_value(total, x[:, :part])
-            sources, betas = bypass
-            rests = [source(src, "bypass") for src in sources]
-            if betas is None:
-                rest = rests[0]
-                for term in rests[1:]:
-                    rest = rest + term
-            elif len(rests) == 1:
-                rest = betas[0] * rests[0]
-            else:
-                stacked_rests = torch.stack(rests)
-                rest = torch.tensordot(betas.to(stacked_rests.dtype), stacked_rests, dims=1)
-            groups = [mixed] + list(rest.split(part, dim=1))
-            nodes.append(torch.stack(groups, dim=2).reshape(mixed.shape[0], part * k, *mixed.shape[2:]))
+            nodes.append(node_value(total, x))
         return nodes[-1]
 
     def operation(self, e: int, op: str, h: torch.Tensor) -> Optional[torch.Tensor]:
@@ -295,18 +290,34 @@ class NB201Network(SuperNet):
             for e, options in enumerate(rows):
                 inactive[e, options] = False
             constants = (ops * inactive.to(ops.dtype)).sum(dim=1)
-        plan = []  # per node: the (edge, source, op name) terms, their weights, the constant, the bypass scales
-        for inputs in NB201Cell.node_inputs():
-            terms = [(e, src, names[o]) for e, src in inputs for o in rows[e] if names[o] != "none"]
-            index = [(e, o) for e, _ in inputs for o in rows[e] if names[o] != "none"]
-            w = ops[[e for e, _ in index], [o for _, o in index]] if index else None
-            constant = constants[[e for e, _ in inputs]].sum() if constants is not None else None
-            bypass = None
-            if k > 1:  # the sources of the node's bypass channels and their edge weights (None: 1 each)
-                bypass = ([src for _, src in inputs],
-                          None if edge_weights is None else edge_weights[[e for e, _ in inputs]])
-            plan.append((terms, w, constant, bypass))
+        if k > 1:
+            return self._run_mixed(x, self._partial_plan(ops, edge_weights, constants, rows))
+        # per node: the (edge, source, op name) terms, their weights (one index for all nodes), the constant
+        inputs = NB201Cell.node_inputs()
+        terms = [[(e, src, names[o]) for e, src in node for o in rows[e] if names[o] != "none"] for node in inputs]
+        flat = [(e, o) for node in inputs for e, _ in node for o in rows[e] if names[o] != "none"]
+        w_all = ops[[e for e, _ in flat], [o for _, o in flat]].split([len(t) for t in terms]) if flat else None
+        plan = [(t, w_all[i] if t else None,
+                 constants[[e for e, _ in inputs[i]]].sum() if constants is not None else None, None)
+                for i, t in enumerate(terms)]
         return self._run_mixed(x, plan)
+
+    def _partial_plan(self, ops: torch.Tensor, edge_weights: Optional[torch.Tensor], constants: Optional[torch.Tensor],
+                      rows: list[list[int]]) -> list:
+        """PC-DARTS' plan: per node its terms, its (K x n) matrix (operation weights, already scaled by
+        the edge weights, and the edge weights of its sources' bypass), whether GDAS' constant is a
+        column, and its sources; the weights of all nodes indexed at once."""
+        names, inputs = self.operations, NB201Cell.node_inputs()
+        terms = [[(e, src, names[o]) for e, src in node for o in rows[e] if names[o] != "none"] for node in inputs]
+        flat = [(e, o) for node in inputs for e, _ in node for o in rows[e] if names[o] != "none"]
+        w_all = ops[[e for e, _ in flat], [o for _, o in flat]] if flat else None
+        node_constants = None
+        if constants is not None:
+            node_constants = torch.stack([constants[[e for e, _ in node]].sum() for node in inputs])
+        matrices = node_matrices(self.partial_channels, [len(t) for t in terms], [[e for e, _ in node] for node in inputs],
+                                 w_all, edge_weights, node_constants, like=ops)
+        return [(t, m, node_constants is not None, [src for _, src in node])
+                for t, m, node in zip(terms, matrices, inputs, strict=True)]
 
     def _run_mixed(self, x: torch.Tensor, plan) -> torch.Tensor:
         noise = self.noise if self.training else None

@@ -19,7 +19,7 @@ groups exist.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Hashable, Literal, Optional, Sequence
+from typing import Any, Callable, ClassVar, Hashable, Literal, Optional, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,10 @@ from lightning_nas.strategies.unrolled import HypergradientForwards, clip_coeffi
 DARTS_WEIGHTS = WeightOptimizer(lr=0.025, momentum=0.9, weight_decay=3e-4, nesterov=False, min_lr=0.001, grad_clip=5.0)
 DARTS_ARCHITECTURE = ArchitectureOptimizer(lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
 Hypergradient = Literal["finite_difference", "exact"]
+#: ``torch.compile`` of the relaxed forward: a mode (``reduce-overhead`` captures CUDA graphs, the
+#: launch-bound GPU case of issue 25) or a backend that generates no code (``eager``: dynamo's graph
+#: run by the eager operators; ``aot_eager``: also traced through autograd), for checking a capture
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "eager", "aot_eager"]
 
 
 @STRATEGIES.register("darts")
@@ -50,6 +54,9 @@ class DARTS(BilevelStrategy):
         arch_init_std: alpha ~ N(0, 1e-3^2) (authors' code), drawn from a seeded generator.
         optimizer: SGD 0.025, momentum 0.9, weight decay 3e-4, cosine to 0.001, clipping 5.
         architecture_optimizer: Adam 3e-4, (0.5, 0.999), 1e-3, no warm-up.
+        compile: ``torch.compile`` the relaxed forward (``CompileMode``; default None: off). Not a
+            part of DARTS: on a GPU these super-nets are bound by kernel launches, which
+            ``reduce-overhead`` (CUDA graphs; CUDA devices only) removes. First order only.
         Search for 50 epochs with batch size 64 and half of the CIFAR-10 training images as the
         architecture split (``data.arch_split``).
 
@@ -79,7 +86,10 @@ class DARTS(BilevelStrategy):
     def __init__(self, unrolled: bool = False, hypergradient: Hypergradient = "finite_difference",
                  arch_init_std: float = 1e-3,
                  optimizer: WeightOptimizer = DARTS_WEIGHTS,
-                 architecture_optimizer: ArchitectureOptimizer = DARTS_ARCHITECTURE, **kwargs: Any) -> None:
+                 architecture_optimizer: ArchitectureOptimizer = DARTS_ARCHITECTURE,
+                 compile: Optional[CompileMode] = None, **kwargs: Any) -> None:
+        if compile is not None:
+            check_compile(compile, unrolled)
         if arch_init_std < 0:
             raise RecipeError(f"model.arch_init_std must be >= 0, got {arch_init_std}")
         if hypergradient not in ("finite_difference", "exact"):
@@ -87,6 +97,8 @@ class DARTS(BilevelStrategy):
         super().__init__(optimizer=optimizer, architecture_optimizer=architecture_optimizer, **kwargs)
         self.unrolled = unrolled
         self.hypergradient = hypergradient
+        self.compile = compile
+        self._compiled: Optional[Callable[..., torch.Tensor]] = None
         self.groups: list[WeightGroup] = [g for g in self.space.relaxation
                                           if self.edge_normalisation or not g.edge_normalisation]
         gen = generator(self.hparams.seed, "architecture-init")
@@ -100,7 +112,19 @@ class DARTS(BilevelStrategy):
 
     def relaxed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The super-net under the current relaxation (DARTS Eq. 2)."""
-        return self.supernet.forward_weighted(x, self.normalised_weights())
+        return self.weighted_forward()(x, self.normalised_weights())
+
+    def weighted_forward(self) -> Callable[..., torch.Tensor]:
+        """``supernet.forward_weighted``, compiled once on first use when ``compile`` is set."""
+        if self.compile is None:
+            return self.supernet.forward_weighted
+        if self._compiled is None:
+            if self.compile == "reduce-overhead" and self.device.type != "cuda":
+                raise RecipeError(f"model.compile: 'reduce-overhead' captures CUDA graphs and needs a CUDA device, "
+                                  f"this run is on {self.device.type}; use 'default' or leave it unset")
+            backend = {"backend": self.compile} if self.compile in ("eager", "aot_eager") else {"mode": self.compile}
+            self._compiled = torch.compile(self.supernet.forward_weighted, **backend)
+        return self._compiled
 
     def weight_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relaxed_forward(x)
@@ -118,6 +142,10 @@ class DARTS(BilevelStrategy):
     def derive_architecture(self) -> Hashable:
         """The space's decoding of the normalised weights (DARTS Sec. 2.4)."""
         return self.space.decode({k: v.detach().float().cpu() for k, v in self.normalised_weights().items()})
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        return {**state, "_compiled": None}  # a compiled function is rebuilt, not copied or pickled
 
     # ------------------------------------------------------------------ second order
     def architecture_step(self, batch: Any, weight_optimizer: torch.optim.Optimizer) -> None:
@@ -222,3 +250,17 @@ def _grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Ten
     """d loss / d params, zeros for parameters the loss does not reach."""
     grads = torch.autograd.grad(loss, list(params), allow_unused=True)
     return [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads, strict=True)]
+
+
+def check_compile(compile: str, unrolled: bool) -> None:
+    """``model.compile``: a known mode or backend, first order, and a torch that can compile here."""
+    if compile not in get_args(CompileMode):
+        raise RecipeError(f"model.compile must be one of {', '.join(get_args(CompileMode))} (or unset), got {compile!r}")
+    if unrolled:
+        raise RecipeError("model.compile applies to first-order steps; the second-order virtual step runs the forward "
+                          "with substituted weights (set model.unrolled: false or leave model.compile unset)")
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        raise RecipeError(f"model.compile: torch.compile is not supported with this Python/torch "
+                          f"({torch.__version__}); leave model.compile unset")

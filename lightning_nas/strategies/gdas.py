@@ -66,6 +66,9 @@ class GDAS(DARTS):
         if straight_through not in (None, "reference", "sampled"):
             raise RecipeError(f"model.straight_through must be 'reference', 'sampled' or null (the network's), got "
                               f"{straight_through!r}")
+        if kwargs.get("compile") is not None:
+            raise RecipeError("model.compile: GDAS runs another sampled path every step (a new graph each time); "
+                              "leave model.compile unset")
         super().__init__(unrolled=False, optimizer=optimizer, architecture_optimizer=architecture_optimizer, **kwargs)
         self.tau_max, self.tau_min = tau_max, tau_min
         #: the estimator in use: the recipe's, else the one the network states for its space
