@@ -412,8 +412,8 @@ GENERATED = re.compile(r"<!-- generated:(?P<n>[\w.-]+/[\w.-]+) -->\n.*?<!-- /gen
 MARKED = re.compile(r"<!-- (?P<n>paper-values|worked-example): \S[^>]*-->.*?<!-- /(?P=n) -->", re.DOTALL)
 FENCED = re.compile(r"^\s*```.*?^\s*```", re.DOTALL | re.MULTILINE)
 #: pages whose numbers other work converts (listed so the exception is visible, not silent):
-#: docs/benchmarks.md (issue 25's benchmark records)
-PENDING = {"docs/benchmarks.md"}
+#: (none left: every page is scanned)
+PENDING: set[str] = set()
 #: settings that recur on many pages: confidence level, significance level, chance level of a quartile,
 #: the papers' learning rates, betas and momenta, versions (Python 3.10, torch 2.13)
 SETTINGS = {"95 %", "0.05", "25 %", "0.25", "0.025", "0.001", "0.999", "0.997", "0.003", "3.10", "2.13"}
@@ -446,6 +446,8 @@ ALLOWED: dict[str, set[str]] = {
     "docs/strategies.md": {"0.99", "0.045", "0.01", "10,000", "20 %", "0.375"},
     # hpbandster's BOHB default: the model's top 15 % of observations (Falkner et al. 2018)
     "docs/blackbox.md": {"15 %"},
+    # issue 25's target: DARTS first order at most 4x SPOS in operators per step
+    "docs/benchmarks.md": {"4x"},
     # the plain progress line's interval (a setting)
     "docs/run_directory.md": {"10 seconds"},
 }
