@@ -347,7 +347,7 @@ def test_factor_table_pairs_levels_by_seed(shipped):
     by = {}
     for t in records.trials:
         by.setdefault(next(iter(t["factors"].values())), {})[t["seed"]] = t["answer"]["ground_truth"]
-    first, second = list(by)[0], list(by)[1]
+    first, second = records.experiment["grid"][0]["values"]  # the baseline is the grid's first value
     expected = np.mean([by[second][s] - by[first][s] for s in (0, 1, 2)])
     rows = [line for line in factor_table(records).splitlines() if "answer's ground truth" in line]
     assert len(rows) == 1
@@ -515,3 +515,20 @@ def test_code_blocks_are_computed_from_the_code(tmp_path):
     assert f"| `nor_conv_3x3` | {sum(p.numel() for p in largest.parameters()):,} |" in text
     with pytest.raises(ReportError, match="no property 'nonsense'"):
         render_text("<!-- generated:code/nonsense -->\n<!-- /generated:code/nonsense -->\n", tmp_path, {})
+
+
+def test_factor_baseline_is_the_grids_first_value():
+    """Trials are stored by name ({C: 4} before {C: 8}); the baseline is the grid's first value as the
+    command wrote it, so the difference reads C = 4 - C = 8 and its sign follows."""
+    from lightning_nas.results.factors import factor_effects
+
+    def trial(level: str, seed: int, truth: float) -> dict:
+        return {"factors": {"network": level}, "seed": seed, "answer": {"ground_truth": truth},
+                "ranking": {"score": "loss", "epochs": [{"by_loss": {"sparse_kendall_tau": truth / 100}}]}}
+
+    c4, c8 = "{C: 4, N: 1}", "{C: 8, N: 1}"
+    records = Records("findings_channels", {"grid": [{"label": "network", "values": [c8, c4]}]},
+                      [trial(c4, 0, 80.0), trial(c4, 1, 81.0), trial(c8, 0, 82.0), trial(c8, 1, 84.0)])
+    truth = next(e for e in factor_effects(records) if e.metric == "ground_truth")
+    assert (truth.baseline, truth.level) == (f"network={c8}", f"network={c4}")
+    assert truth.mean == pytest.approx(-2.5) and truth.baseline_mean == pytest.approx(83.0)

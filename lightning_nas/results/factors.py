@@ -97,15 +97,28 @@ def paired_difference(a: list[float], b: list[float]) -> dict[str, float]:
     return out
 
 
+def _grid_position(records, factors: dict[str, Any]) -> tuple:
+    """Where a level's values stand in the experiment's grid (``experiment.json``): the baseline is the
+    grid's first value, as the command wrote it, not the first trial met (trials are stored by name)."""
+    position = []
+    for factor in (records.experiment.get("grid") or []):
+        values = [str(v) for v in factor.get("values", [])]
+        value = str(factors.get(factor.get("label")))
+        position.append(values.index(value) if value in values else len(values))
+    return tuple(position)
+
+
 def factor_effects(records) -> list[Effect]:
-    """Every level after the first against the first, on every metric, paired by seed."""
+    """Every level after the grid's first against the first, on every metric, paired by seed."""
     by_level: dict[str, dict[int, dict]] = {}
+    position: dict[str, tuple] = {}
     keys: list[str] = []
     for trial in records.trials:
         factors = trial.get("factors") or {}
         keys += [k for k in factors if k not in keys]
         by_level.setdefault(level_label(factors), {})[int(trial["seed"])] = trial
-    levels = list(by_level)
+        position[level_label(factors)] = _grid_position(records, factors)
+    levels = sorted(by_level, key=position.__getitem__)  # stable: levels outside the grid keep their order
     if len(levels) < 2:
         return []
     base, factor = levels[0], "+".join(keys)
