@@ -72,3 +72,15 @@ def test_gdas_active_options_with_constants_equal_the_per_edge_mix() -> None:
     active = ActiveSet({"ops": picks}, passthrough=True)
     torch.testing.assert_close(net.forward_weighted(x, {"ops": ops}, active), per_edge(net, x, ops, active=active),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_partial_mix_with_only_gdas_constant_broadcasts_it():
+    """GDAS' reference estimator with ``none`` sampled on a partial-channel edge (NAS-Bench-1Shot1's
+    PC-DARTS path): nothing runs, so the mixed C/K channels are the inactive weights' sum, broadcast,
+    and the bypass channels pass unchanged (an IndexError on a 0-dim tensor before)."""
+    x = torch.arange(2 * 4 * 3 * 3, dtype=torch.float32).reshape(2, 4, 3, 3)
+    weights = torch.tensor([0.5, 0.2, 0.3])
+    out = partial_mix(x, 2, weights, [0], lambda o, part: None, passthrough=True)
+    assert out.shape == x.shape
+    # shuffled: channel 2j holds the mixed part's channel j, channel 2j + 1 the bypass' channel j
+    assert torch.equal(out[:, 0::2], torch.full((2, 2, 3, 3), 0.5)) and torch.equal(out[:, 1::2], x[:, 2:])

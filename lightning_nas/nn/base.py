@@ -115,9 +115,8 @@ def partial_mix(x: torch.Tensor, k: int, weights: torch.Tensor, options: Sequenc
     bypass channels to match."""
     part = x.shape[1] // k
     inside = x[:, :part]
-    mixed = mix(weights, options, lambda o: run(o, inside), passthrough)
-    if mixed is None:
-        mixed = torch.zeros_like(inside)
+    # nothing ran: zeros, or GDAS' 0-dim constant (``none`` sampled) broadcast over the mixed part
+    mixed = node_value(mix(weights, options, lambda o: run(o, inside), passthrough), inside)
     bypass = x[:, part:]
     if mixed.shape[2:] != bypass.shape[2:]:
         bypass = nn.functional.max_pool2d(bypass, 2, 2)
