@@ -337,6 +337,35 @@ def test_table_statistics_come_from_the_table_itself(tmp_path):
     assert reliability(path).splitlines()[2].startswith("| 4 (0-3) | 1.000 |")  # halves agree perfectly
 
 
+def test_retest_compares_the_table_with_its_previous_tabulation(tmp_path, monkeypatch):
+    """The ``retest`` block: Spearman and Kendall of the two tabulations' seed means, matched by
+    architecture (not by row order), the top-quartile overlap and each table's best cell's rank in the other."""
+    import json
+
+    from scipy import stats
+
+    from lightning_nas.results import ground_truth
+
+    cells = [f"|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~{i}|" for i in range(8)]
+    rng = np.random.default_rng(0)
+    now = rng.normal(80, 3, size=(4, 8))
+    before = now + rng.normal(0, 1, size=(4, 8))
+    header = ["ArchitectureString", "test_accuracy_mean", "test_accuracy_std"] + [f"test_accuracy_seed{s}" for s in range(4)]
+    current = tmp_path / "t.csv"
+    _write_csv(current, header, [[c, now[:, i].mean(), now[:, i].std(), *now[:, i]] for i, c in enumerate(cells)])
+    previous_dir = tmp_path / "previous"
+    order = list(reversed(range(8)))  # another row order: matched by architecture
+    _write_csv(previous_dir / "t.abc1234.csv", header, [[cells[i], before[:, i].mean(), 1.0, *before[:, i]] for i in order])
+    (previous_dir / "t.abc1234.json").write_text(json.dumps({"git": {"commit": "abc1234", "dirty": True}}))
+    monkeypatch.setattr(ground_truth, "PREVIOUS_TABLES", previous_dir)
+    row = ground_truth.retest(current).splitlines()[2].split(" | ")
+    a, b = now.mean(axis=0), before.mean(axis=0)
+    assert row[0] == "| abc1234" and row[1] == "yes"
+    assert row[2] == f"{stats.spearmanr(a, b).statistic:.3f}" and row[4] == f"{stats.kendalltau(a, b).statistic:.3f}"
+    assert row[5] == f"{np.mean(np.abs(a - b)):.2f}"
+    assert row[7] == str(1 + int(np.sum(b > b[np.argmax(a)])))
+
+
 def test_factor_table_pairs_levels_by_seed(shipped):
     """The one-factor table pairs the two levels' trials by seed: its ground-truth difference is the
     mean of the per-seed differences, and its interval verdict follows the interval."""

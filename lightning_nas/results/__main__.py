@@ -1,4 +1,4 @@
-"""``python -m lightning_nas.results extract EXPERIMENT_DIR`` / ``python -m lightning_nas.results render``."""
+"""``python -m lightning_nas.results extract EXPERIMENT_DIR`` / ``rescore RESULTS_DIR --previous T`` / ``render``."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +20,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                          help="runs whose run.json has no CPU kind ran on this machine: record this machine's")
     extract.add_argument("--append", action="store_true",
                          help="add these trials to those already in OUT/NAME (more seeds of the same experiment)")
+    rescore = commands.add_parser("rescore", help="score RESULTS_DIR's records anew with a new version of their table")
+    rescore.add_argument("results_dir", metavar="RESULTS_DIR")
+    rescore.add_argument("--previous", required=True,
+                         help="the table the records were scored against (checked by its sha256)")
+    rescore.add_argument("--table", default=None,
+                         help="the new table (default: the shipped table of the name the records give)")
     render = commands.add_parser("render", help="regenerate the docs' generated blocks and figures")
     render.add_argument("--root", default=None, help="repository root (default: this checkout)")
     render.add_argument("--results", default=None, help="results folder (default: ROOT/results)")
@@ -33,6 +39,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             folder = run_extract(args.experiment_dir, args.name, args.out, host_cpu=args.host_cpu,
                                  append=args.append)
             print(f"[lightning_nas] records written to {folder}")
+            return 0
+        if args.command == "rescore":
+            from lightning_nas.results.rescore import rescore as run_rescore
+
+            benchmark = run_rescore(args.results_dir, args.previous, args.table)
+            print(f"[lightning_nas] {args.results_dir} re-scored against {benchmark['table']} "
+                  f"(sha256 {benchmark['sha256'][:12]})")
             return 0
         from lightning_nas.results.render import ROOT
         from lightning_nas.results.render import render as run_render

@@ -71,7 +71,8 @@ def distinct(values: list[float]) -> int:
 def ranking_epochs(run_dir: Path, threshold: float, higher_is_better: bool) -> tuple[list[dict], dict]:
     """Per ranking CSV: agreement by super-net accuracy and by super-net loss, and the distinct score
     counts; and the final epoch's per-architecture (truth, accuracy, loss) in the CSV's order. The file
-    ``epoch_009.csv`` is written after the 10th epoch (0-based ``current_epoch`` 9): ``epoch`` = 10."""
+    ``epoch_009.csv`` is written after the 10th epoch (0-based ``current_epoch`` 9): ``epoch`` = 10. The final
+    epoch also keeps the architectures, so that a new version of the table re-scores it exactly."""
     epochs, final = [], {}
     for path in sorted((run_dir / "ranking").glob("epoch_*.csv")):
         rows = _rows(path)
@@ -86,6 +87,8 @@ def ranking_epochs(run_dir: Path, threshold: float, higher_is_better: bool) -> t
                                                  higher_is_better=higher_is_better)
         epochs.append(entry)
         final = {"epoch": entry["epoch"], "ground_truth": truth, "supernet_accuracy": accuracy, "supernet_loss": loss}
+        if all(r.get("architecture") for r in rows):  # what a new table version re-scores exactly (rescore.py)
+            final["architectures"] = [r["architecture"] for r in rows]
     return epochs, final
 
 
@@ -144,12 +147,14 @@ def margins_summary(margins: dict[str, float], source: str) -> dict[str, Any]:
 
 
 def decoding_curve(run_dir: Path) -> list[dict[str, Any]]:
-    """``decoding.csv`` rows: epoch (1-based, as the ranking), ground truth, regret, and the logged
-    edge-weight margins when the callback recorded them."""
+    """``decoding.csv`` rows: epoch (1-based, as the ranking), the decoded architecture, its ground truth
+    and regret, and the logged edge-weight margins when the callback recorded them."""
     curve = []
     for row in _rows(run_dir / "decoding.csv"):
         entry = {"epoch": int(float(row["epoch"])) + 1, "ground_truth": _num(row.get("ground_truth")),
                  "regret": _num(row.get("test_regret"))}
+        if row.get("architecture"):
+            entry["architecture"] = row["architecture"]
         if row.get("min_margin") not in (None, ""):
             entry["min_margin"] = _num(row["min_margin"])
         curve.append(entry)

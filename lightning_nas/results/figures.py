@@ -108,8 +108,11 @@ def ranking_figure(records: Records, metric: str, path: Path) -> Optional[Path]:
         ax.set_title(f"{label}, {_seeds(len(trials))}", fontsize=9)
         ax.set_xticks(epochs[1::2] if len(epochs) > 6 else epochs)
     _label_axes(fig, axes, len(groups), "epochs trained", METRIC_LABELS[metric])
-    fig.suptitle(f"{METRIC_LABELS[metric]} of the shared-weight ranking (by super-net {' or '.join(scores)})",
-                 fontsize=10)
+    title = f"{METRIC_LABELS[metric]} of the shared-weight ranking (by super-net {' or '.join(scores)})"
+    if any((t.get("ranking") or {}).get("epochs_scored_against") for v in groups.values() for t in v):
+        # re-scored records (results/rescore.py): only the final epoch's scores were recorded
+        title += "\nepochs before the last: scored against the previous version of the ground-truth table"
+    fig.suptitle(title, fontsize=10)
     fig.legend(handles=_legend(plt, colour(0)), loc="outside lower center", ncol=2, frameon=False)
     return _save(fig, path)
 

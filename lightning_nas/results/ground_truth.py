@@ -125,9 +125,64 @@ def random_policy(path: Path) -> str:
     return "\n".join(lines)
 
 
+#: earlier versions of shipped tables (``<stem>.<commit>.csv`` with their sidecars): kept so that records
+#: scored against them can be re-scored (``results/rescore.py``) and the two tabulations compared
+PREVIOUS_TABLES = Path(__file__).resolve().parents[2] / "results" / "previous_tables"
+
+
+def retest(path: Path) -> str:
+    """Test-retest agreement of the table with each earlier tabulation of the same protocol
+    (``PREVIOUS_TABLES``): two independent tabulations should agree about as well as the table's own
+    split-half reliability predicts for two seed means of this many seeds (Spearman-Brown); a lower
+    agreement means the protocol changed between them."""
+    import json
+
+    from scipy import stats
+
+    from lightning_nas.tabulate.noise import noise_ceiling
+
+    seeds, values = _columns(path, "test_accuracy")
+    means = values.mean(axis=0)
+    keys = _keys(path)
+    # two independent means of len(seeds) seeds each should correlate as the table's seed-to-seed
+    # Spearman stepped up to that many seeds (Spearman-Brown), the reliability of one mean
+    predicted = noise_ceiling(path, seeds, ["test_accuracy"])["test_accuracy"]["all"]["spearman_brown_mean_of_seeds"]
+    lines = ["| previous tabulation (commit) | uncommitted changes | Spearman of the seed means | "
+             "expected from one table's seed-to-seed agreement | Kendall tau | mean absolute difference | "
+             "top-quartile agreement | best cell here: its rank there | best cell there: its rank here |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for previous in sorted(p for p in PREVIOUS_TABLES.glob(f"{path.stem}.*.csv") if len(p.suffixes) == 2):
+        _, old_values = _columns(previous, "test_accuracy")
+        old_keys = _keys(previous)
+        order = {k: i for i, k in enumerate(old_keys)}
+        if sorted(order) != sorted(keys):
+            raise ReportError(f"{previous} holds other architectures than {path}")
+        old = old_values.mean(axis=0)[[order[k] for k in keys]]
+        side = json.loads(previous.with_suffix(".json").read_text())
+        git = side.get("git") or {}
+        quartile = len(means) // 4
+        top_here, top_there = set(np.argsort(-means)[:quartile]), set(np.argsort(-old)[:quartile])
+        rank_there = 1 + int(np.sum(old > old[int(np.argmax(means))]))
+        rank_here = 1 + int(np.sum(means > means[int(np.argmax(old))]))
+        lines.append(f"| {str(git.get('commit', '-'))[:10]} | {'yes' if git.get('dirty') else 'no'} | "
+                     f"{stats.spearmanr(means, old).statistic:.3f} | {predicted:.3f} | "
+                     f"{stats.kendalltau(means, old).statistic:.3f} | {float(np.mean(np.abs(means - old))):.2f} | "
+                     f"{len(top_here & top_there) / quartile:.3f} | {rank_there} | {rank_here} |")
+    if len(lines) == 2:
+        raise ReportError(f"no earlier tabulation of {path.name} in {PREVIOUS_TABLES}")
+    return "\n".join(lines)
+
+
+def _keys(path: Path) -> list[str]:
+    import csv
+
+    with path.open(newline="") as handle:
+        return [r["ArchitectureString"] for r in csv.DictReader(handle)]
+
+
 TABLE_STATISTICS: dict[str, Callable[[Path], str]] = {"reliability": reliability, "spread": spread,
                                                       "operations": operations, "cost": cost,
-                                                      "random_policy": random_policy}
+                                                      "random_policy": random_policy, "retest": retest}
 
 
 def table_block(table_file: str, statistic: str) -> str:

@@ -1,9 +1,9 @@
 """Does a shipped result regenerate? Compare a rerun's record with the shipped one, only where a
 bit-identical result can be expected: the same torch build, the same CPU kind (vendor, model,
 instruction set torch dispatches to) and the same thread count (docs/experiments.md, "What
-bit-identical covers"). Elsewhere the numbers may legitimately differ (the quickstart gives Kendall
-tau 0.481 / rank 354 on an AMD EPYC with AVX2, and 0.444 / rank 55 on the issue reporters' machines),
-so the comparison is skipped with the reason.
+bit-identical covers"). Elsewhere the numbers may legitimately differ (the issue reporters' machines
+gave another quickstart rank than the shipped record's CPU kind), so the comparison is skipped with
+the reason.
 """
 from __future__ import annotations
 
