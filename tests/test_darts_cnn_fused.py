@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_nas.nn.base import ActiveSet, mix, partial_mix
+from lightning_nas.nn.base import ActiveSet, mix
+from lightning_nas.nn.partial import partial_mix
 from lightning_nas.nn.darts_cnn import DartsCNNCell, DartsCNNNetwork
 from lightning_nas.spaces.darts_cnn import DartsCNNSpace
 
@@ -107,7 +108,7 @@ def test_partial_node_is_the_sum_of_the_authors_shuffled_edges(k: int) -> None:
                     for i in range(3))
     reference = reference + channel_shuffle(torch.cat([torch.full_like(outputs[0], 0.3),
                                                        torch.zeros_like(sources[0][:, 4:])], 1), k)
-    matrix, = node_matrices(k, [3], [[0, 1, 2]], w * betas, betas, constant, like=w)
+    matrix, = node_matrices(k, [[0, 1, 2]], [[0, 1, 2]], w * betas, betas, constant, like=w)
     bypasses = [split_source(h, k)[1] for h in sources]
     torch.testing.assert_close(assemble(matrix, outputs, bypasses, constant=True), reference)
     assert torch.equal(split_source(sources[0], k)[0], sources[0][:, :4])

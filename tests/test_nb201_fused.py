@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_nas.nn.base import ActiveSet, mix, node_value, partial_mix
+from lightning_nas.nn.base import ActiveSet, mix, node_value
+from lightning_nas.nn.partial import partial_mix
 from lightning_nas.nn.nb201 import NB201Cell, NB201Network
 
 

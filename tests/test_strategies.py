@@ -276,8 +276,10 @@ def test_pcdarts_sends_one_kth_of_the_channels_through_the_mixed_operation():
         h.remove()
     stage_channels = [8, 16, 32]  # one cell per stage (N=1)
     assert len(cells) == 3 and seen
-    for c, channels in seen:
+    for c, channels in seen:  # the edges run one by one (the edges of one operation run as one kernel)
         assert channels == stage_channels[c] // 4, (c, channels)
+    for c, _, _, module in _op_modules(strategy.supernet):  # every operation is built for C/K channels
+        assert all(conv.in_channels == stage_channels[c] // 4 for conv in module.modules() if isinstance(conv, nn.Conv2d))
     assert set(strategy.arch_weights) == {"ops", "edges"}
     assert strategy.arch_weights["edges"].shape == (6,)
     assert strategy.arch_weights["ops"].grad.abs().sum() > 0 and strategy.arch_weights["edges"].grad.abs().sum() > 0

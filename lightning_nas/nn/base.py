@@ -14,7 +14,8 @@ A super-net is built from its space (``Network(space=..., **options)``) and offe
   for that path; written once here.
 
 Partial channels (PC-DARTS, Xu et al. 2020, Eq. 2) are a build option of networks that support
-them (``supports_partial_channels``): their mixed edges then see 1/K of the channels.
+them (``supports_partial_channels``): their mixed edges then see 1/K of the channels
+(``lightning_nas.nn.partial``: a node at a time, or ``partial_mix`` for one edge).
 """
 from __future__ import annotations
 
@@ -101,27 +102,6 @@ def passes_through(active: Active, group: str) -> bool:
     """``mix``'s ``passthrough`` for the rows of ``group``: True where ``active`` restricts them and
     asks for the inactive weights as scalars (GDAS' reference straight-through estimator)."""
     return active is not None and active.passthrough and group in active.indices
-
-
-def partial_mix(x: torch.Tensor, k: int, weights: torch.Tensor, options: Sequence[int],
-                run: Callable[[int, torch.Tensor], Optional[torch.Tensor]], passthrough: bool = False) -> torch.Tensor:
-    """PC-DARTS' partial channel connection (Xu et al. 2020, Eq. 2): the first C/K channels go
-    through the mixed operation, the rest bypass it, and a channel shuffle with K groups
-    interleaves the two (the authors' code takes the first slice; the shuffle varies it per cell).
-
-    The concatenation and the shuffle are one stack: shuffling ``cat([mixed, bypass])`` with K
-    groups puts channel j of group g at position j * K + g, which is exactly
-    ``stack(groups, dim=2).reshape(...)``. Options that change the resolution (stride 2) pool the
-    bypass channels to match."""
-    part = x.shape[1] // k
-    inside = x[:, :part]
-    # nothing ran: zeros, or GDAS' 0-dim constant (``none`` sampled) broadcast over the mixed part
-    mixed = node_value(mix(weights, options, lambda o: run(o, inside), passthrough), inside)
-    bypass = x[:, part:]
-    if mixed.shape[2:] != bypass.shape[2:]:
-        bypass = nn.functional.max_pool2d(bypass, 2, 2)
-    groups = [mixed] + list(bypass.split(part, dim=1))
-    return torch.stack(groups, dim=2).reshape(mixed.shape[0], part * k, *mixed.shape[2:])
 
 
 def check_partial_channels(channels: int, partial_channels: int, arch: Optional[Hashable]) -> None:

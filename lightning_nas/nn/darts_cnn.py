@@ -50,7 +50,7 @@ from lightning_nas.errors import RecipeError
 from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, passes_through, stateless_key)
 from lightning_nas.nn.darts_ops import (ELASTIC_KERNELS, FactorizedReduce, ReLUConvBN, build_elastic, build_op,
                                           drop_path, elastic_families)
-from lightning_nas.nn.partial import assemble, node_matrices, split_source
+from lightning_nas.nn.partial import assemble, node_matrices, operation_outputs, split_source
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.darts_cnn import (CELL_TYPES, DartsCNNSpace, Genotype,
                                             architecture_map, cell_edges)
@@ -208,7 +208,9 @@ class DartsCNNCell(nn.Module):
         one product over its operations' outputs and its sources' bypasses (``lightning_nas.nn.partial``:
         the sum of the authors' per-edge ``beta_e * shuffle(cat(mixed_e, bypass_e))``, Xu et al. 2020,
         Eq. 2 and 4, by linearity). A parameter-free operation, or the parameter-free pooling in front
-        of a search-time BN, runs once per source node and configuration for all the edges reading it."""
+        of a search-time BN, runs once per source node and configuration for all the edges reading it.
+        With partial channels, the edges of a node that apply one operation (with one stride) run as
+        one kernel on their sources' C/K channels concatenated (``lightning_nas.nn.grouped``)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         shared: dict[tuple[int, str], torch.Tensor] = {}
         stateless: dict[tuple, torch.Tensor] = {}
@@ -237,13 +239,20 @@ class DartsCNNCell(nn.Module):
                 shared[(src, "input")], shared[(src, "bypass")] = split_source(h, k, self.reduction and src < 2)
             return shared[(src, what)]
 
+        def module(e: int, key: str) -> Optional[nn.Module]:
+            owner, module_key, size = self.routes[e][key]
+            return None if size is not None else self.edges[str(owner)][module_key]  # elastic: edge by edge
+
         ref = states[1]
         size = [(s + 1) // 2 for s in ref.shape[2:]] if self.reduction else list(ref.shape[2:])
+        kernels: dict = {}
         for terms, w, constant, bypass in plan:
-            outputs = [apply(e, key, src) for e, src, key in terms]
-            if bypass is not None:
+            if bypass is not None:  # PC-DARTS: an operation's edges as one kernel, the node in one product
+                outputs = operation_outputs(terms, module, lambda e, src, key: apply(e, key, src),
+                                            lambda src: source(src, "input"), kernels)
                 states.append(assemble(w, outputs, [source(src, "bypass") for src in bypass], constant))
                 continue
+            outputs = [apply(e, key, src) for e, src, key in terms]
             total = contract(w, outputs)
             if constant is not None:
                 total = constant if total is None else total + constant
@@ -479,18 +488,24 @@ class DartsCNNNetwork(SuperNet):
                 inactive[e, options] = False
             constants = (ops * inactive.to(ops.dtype)).sum(dim=1)
         inputs = next(cell for cell in self.cells if cell.label == label).inputs
-        terms = [[(e, src, names[o]) for e, src in node for o in rows[e] if o] for node in inputs]
-        flat = [(e, o) for node in inputs for e, _ in node for o in rows[e] if o]
-        w_all = ops[[e for e, _ in flat], [o for _, o in flat]] if flat else None
         node_constants = [None] * len(inputs)
         if constants is not None:
             node_constants = [constants[[e for e, _ in node]].sum() for node in inputs]
         if self.partial_channels > 1:
+            # operation by operation (a reduction cell's stride-2 edges first), so that the edges of one
+            # operation are consecutive and run as one kernel (``operation_outputs``)
+            strided = label == "reduce"
+            order = [sorted(((o, e, src) for e, src in node for o in rows[e] if o),
+                            key=lambda t: (t[0], not (strided and t[2] < 2), t[1])) for node in inputs]
+            terms = [[(e, src, names[o]) for o, e, src in node] for node in order]
             stacked = torch.stack(node_constants) if constants is not None else None
-            matrices = node_matrices(self.partial_channels, [len(t) for t in terms], [[e for e, _ in node] for node in inputs],
-                                     w_all, edge_weights, stacked, like=ops)
+            matrices = node_matrices(self.partial_channels, [[e * len(names) + o for o, e, _ in node] for node in order],
+                                     [[e for e, _ in node] for node in inputs], ops, edge_weights, stacked, like=ops)
             return [(t, m, constants is not None, [src for _, src in node])
                     for t, m, node in zip(terms, matrices, inputs, strict=True)]
+        terms = [[(e, src, names[o]) for e, src in node for o in rows[e] if o] for node in inputs]
+        flat = [(e, o) for node in inputs for e, _ in node for o in rows[e] if o]
+        w_all = ops[[e for e, _ in flat], [o for _, o in flat]] if flat else None
         split = w_all.split([len(t) for t in terms]) if w_all is not None else [None] * len(terms)
         return [(t, w if t else None, c, None) for t, w, c in zip(terms, split, node_constants, strict=True)]
 

@@ -50,9 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, mix, partial_mix,
-                                   passes_through)
+from lightning_nas.nn.base import Active, SuperNet, active_options, check_partial_channels, mix, passes_through
 from lightning_nas.nn.nb101 import ConvBnRelu
+from lightning_nas.nn.partial import partial_mix
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb101 import CONV3X3, MAXPOOL3X3
 from lightning_nas.spaces.nb1shot1 import NB1Shot1Architecture, NB1Shot1Space
@@ -162,7 +162,7 @@ class NB1Shot1Network(SuperNet):
     ``bn_momentum`` (PyTorch's convention; None: the macro's, 0.997 for ``oneshot1``, 0.1 for ``nb101``).
     Small CPU configuration: ``C=4, num_stacks=1, cells_per_stack=1``. ``partial_channels`` (K > 1)
     builds the PC-DARTS one-shot model: each mixed operation sees 1/K of the block's channels
-    (``nn.base.partial_mix``, Xu et al. 2020, Eq. 2); such a model runs the relaxation only.
+    (``nn.partial.partial_mix``, Xu et al. 2020, Eq. 2); such a model runs the relaxation only.
     ``wsbn``: one BN per parent set in every block's conv operations (module docstring; single path only).
     """
 

@@ -20,7 +20,7 @@ from lightning_nas.errors import RecipeError
 from lightning_nas.nn.base import (Active, SuperNet, active_options, check_partial_channels, node_value, passes_through,
                                    stateless_key)
 from lightning_nas.nn.noise import NoiseStream, check_rate
-from lightning_nas.nn.partial import assemble, node_matrices, split_source
+from lightning_nas.nn.partial import assemble, node_matrices, operation_outputs, split_source
 from lightning_nas.nn.ops import NB201_OPS, ReLUConvBN
 from lightning_nas.registry import NETWORKS
 from lightning_nas.spaces.nb201 import EDGES, NUM_NODES, NB201Architecture, NB201Space
@@ -94,7 +94,9 @@ class NB201Cell(nn.Module):
         dropout in training) gives a sample's keep mask; one mask per edge scales all of its
         operations' outputs, so a dropped edge is dropped whole, as on the single path. An operation
         without parameters or buffers (the 3x3 average pooling) is a function of its input alone, so it
-        runs once per source node and configuration for all the edges that read the node."""
+        runs once per source node and configuration for all the edges that read the node. With partial
+        channels (and no path dropout) the edges of a node that apply one operation run as one kernel on
+        their sources' C/K channels concatenated (``lightning_nas.nn.grouped``)."""
         nodes, shared, masks = [x], {}, {}
         stateless: dict[tuple, torch.Tensor] = {}
 
@@ -113,27 +115,34 @@ class NB201Cell(nn.Module):
                     shared[key] = activation(source(src, "input"))
             return shared[key]
 
+        def one(e: int, src: int, op: str) -> torch.Tensor:
+            module = self.edges[self.owner[e]][op]
+            if isinstance(module, ReLUConvBN):
+                out = module(source(src, "relu", module[0]), activated=True)
+            elif stateless_key(module) is not None:
+                key = (src, stateless_key(module))
+                if key not in stateless:
+                    stateless[key] = module(source(src, "input"))
+                out = stateless[key]
+            else:
+                out = module(source(src, "input"))
+            if drop_path is not None:
+                if e not in masks:
+                    masks[e] = drop_path(out)
+                out = out * masks[e]
+            return out
+
+        kernels: dict = {}
         for terms, w, constant, bypass in plan:
-            outputs = []
-            for e, src, op in terms:
-                module = self.edges[self.owner[e]][op]
-                if isinstance(module, ReLUConvBN):
-                    out = module(source(src, "relu", module[0]), activated=True)
-                elif stateless_key(module) is not None:
-                    key = (src, stateless_key(module))
-                    if key not in stateless:
-                        stateless[key] = module(source(src, "input"))
-                    out = stateless[key]
-                else:
-                    out = module(source(src, "input"))
-                if drop_path is not None:
-                    if e not in masks:
-                        masks[e] = drop_path(out)
-                    out = out * masks[e]
-                outputs.append(out)
-            if bypass is not None:  # PC-DARTS: the node, shuffled, in one product (lightning_nas.nn.partial)
+            if bypass is not None:  # PC-DARTS: an operation's edges as one kernel, the node in one product
+                if drop_path is not None:  # the masks in edge order, as edge by edge (the terms go by operation)
+                    for e in sorted({e for e, _, _ in terms} - set(masks)):
+                        masks[e] = drop_path(nodes[0])
+                outputs = operation_outputs(terms, lambda e, op: self.edges[self.owner[e]][op], one,
+                                            lambda src: source(src, "input"), kernels, grouped=drop_path is None)
                 nodes.append(assemble(w, outputs, [source(src, "bypass") for src in bypass], constant))
                 continue
+            outputs = [one(e, src, op) for e, src, op in terms]
             if not outputs:
                 total = None
             elif len(outputs) == 1:
@@ -306,16 +315,18 @@ class NB201Network(SuperNet):
                       rows: list[list[int]]) -> list:
         """PC-DARTS' plan: per node its terms, its (K x n) matrix (operation weights, already scaled by
         the edge weights, and the edge weights of its sources' bypass), whether GDAS' constant is a
-        column, and its sources; the weights of all nodes indexed at once."""
+        column, and its sources; the weights of all nodes indexed at once, where they lie in ``ops``."""
         names, inputs = self.operations, NB201Cell.node_inputs()
-        terms = [[(e, src, names[o]) for e, src in node for o in rows[e] if names[o] != "none"] for node in inputs]
-        flat = [(e, o) for node in inputs for e, _ in node for o in rows[e] if names[o] != "none"]
-        w_all = ops[[e for e, _ in flat], [o for _, o in flat]] if flat else None
+        # operation by operation, so that the edges of one operation run as one kernel (``operation_outputs``)
+        order = [[(o, e, src) for o in range(len(names)) for e, src in node if o in rows[e] and names[o] != "none"]
+                 for node in inputs]
+        terms = [[(e, src, names[o]) for o, e, src in node] for node in order]
         node_constants = None
         if constants is not None:
             node_constants = torch.stack([constants[[e for e, _ in node]].sum() for node in inputs])
-        matrices = node_matrices(self.partial_channels, [len(t) for t in terms], [[e for e, _ in node] for node in inputs],
-                                 w_all, edge_weights, node_constants, like=ops)
+        columns = [[e * len(names) + o for o, e, _ in node] for node in order]  # where w[e, o] lies in ``ops``
+        matrices = node_matrices(self.partial_channels, columns, [[e for e, _ in node] for node in inputs],
+                                 ops, edge_weights, node_constants, like=ops)
         return [(t, m, node_constants is not None, [src for _, src in node])
                 for t, m, node in zip(terms, matrices, inputs, strict=True)]
 

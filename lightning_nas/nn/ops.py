@@ -17,6 +17,9 @@ from lightning_nas.registry import Registry
 class ReLUConvBN(nn.Sequential):
     """ReLU -> Conv -> BN, the convolution unit of NAS-Bench-201 (and DARTS)."""
 
+    #: ``forward`` without ``activated`` is the sequential composition (``lightning_nas.nn.grouped``)
+    sequential_forward = True
+
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
                  affine: bool = True, track_running_stats: bool = True) -> None:
         super().__init__(

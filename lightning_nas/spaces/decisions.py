@@ -94,4 +94,7 @@ class WeightGroup:
             raise ArchitectureError(f"architecture weights {self.name!r} must have shape {self.shape}, got {tuple(raw.shape)}")
         if len(self.shape) == 2:
             return F.softmax(raw, dim=-1)
-        return torch.cat([F.softmax(raw[a:b], dim=0) for a, b in self.segments])
+        # one split (one gradient concatenation) rather than a slice per segment (one zero-filled
+        # gradient and one addition each); the segments tile the vector in order (``__post_init__``)
+        pieces = raw.split([b - a for a, b in sorted(self.segments)])
+        return torch.cat([F.softmax(piece, dim=0) for piece in pieces])
