@@ -125,9 +125,10 @@ def random_policy(path: Path) -> str:
     return "\n".join(lines)
 
 
-#: earlier versions of shipped tables (``<stem>.<commit>.csv`` with their sidecars): kept so that records
-#: scored against them can be re-scored (``results/rescore.py``) and the two tabulations compared
+#: other tabulations of shipped tables (``<stem>.<commit>.csv`` with their sidecars): earlier versions, kept so
+#: that records scored against them can be re-scored (``results/rescore.py``), and fresh ones waiting to be installed
 PREVIOUS_TABLES = Path(__file__).resolve().parents[2] / "results" / "previous_tables"
+NEW_TABLES = Path(__file__).resolve().parents[2] / "results" / "tabulations"
 
 
 def retest(path: Path) -> str:
@@ -147,11 +148,13 @@ def retest(path: Path) -> str:
     # two independent means of len(seeds) seeds each should correlate as the table's seed-to-seed
     # Spearman stepped up to that many seeds (Spearman-Brown), the reliability of one mean
     predicted = noise_ceiling(path, seeds, ["test_accuracy"])["test_accuracy"]["all"]["spearman_brown_mean_of_seeds"]
-    lines = ["| previous tabulation (commit) | uncommitted changes | Spearman of the seed means | "
+    lines = ["| other tabulation (commit) | uncommitted changes | Spearman of the seed means | "
              "expected from one table's seed-to-seed agreement | Kendall tau | mean absolute difference | "
              "top-quartile agreement | best cell here: its rank there | best cell there: its rank here |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for previous in sorted(p for p in PREVIOUS_TABLES.glob(f"{path.stem}.*.csv") if len(p.suffixes) == 2):
+    others = [p for folder in (PREVIOUS_TABLES, NEW_TABLES) for p in sorted(folder.glob(f"{path.stem}.*.csv"))
+              if len(p.suffixes) == 2 and p.read_bytes() != path.read_bytes()]
+    for previous in others:
         _, old_values = _columns(previous, "test_accuracy")
         old_keys = _keys(previous)
         order = {k: i for i, k in enumerate(old_keys)}
@@ -169,7 +172,7 @@ def retest(path: Path) -> str:
                      f"{stats.kendalltau(means, old).statistic:.3f} | {float(np.mean(np.abs(means - old))):.2f} | "
                      f"{len(top_here & top_there) / quartile:.3f} | {rank_there} | {rank_here} |")
     if len(lines) == 2:
-        raise ReportError(f"no earlier tabulation of {path.name} in {PREVIOUS_TABLES}")
+        raise ReportError(f"no other tabulation of {path.name} in {PREVIOUS_TABLES} or {NEW_TABLES}")
     return "\n".join(lines)
 
 
