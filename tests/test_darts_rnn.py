@@ -156,7 +156,8 @@ def test_supernet_path_equals_standalone_network_with_copied_weights(sharing: st
         alone = supernet.standalone(arch)
         out_super, out_alone = supernet(x, arch), alone(x)
         assert torch.equal(out_super, out_alone)
-        assert torch.equal(out_super, supernet.forward_weighted(x, space2().one_hot(arch)))
+        # the relaxation sums stacked node products: same values, summation order may differ by CPU kernel (AVX512)
+        torch.testing.assert_close(supernet.forward_weighted(x, space2().one_hot(arch)), out_super, rtol=1e-5, atol=1e-6)
         torch.nn.functional.cross_entropy(out_super, y).backward()
         torch.nn.functional.cross_entropy(out_alone, y).backward()
         grads = {k: p.grad for k, p in supernet.named_parameters()}

@@ -257,7 +257,8 @@ def test_relaxed_forward_drops_whole_edges_like_the_single_path():
     path = net(x, arch)
     net.set_noise_state(state)
     relaxed = net.forward_weighted(x, space.one_hot(arch))
-    assert torch.equal(path, relaxed)
+    # same masks; the relaxed sum's order may differ in the last bits on some CPU kernels (AVX512)
+    torch.testing.assert_close(relaxed, path, rtol=1e-5, atol=1e-6)
     net.set_noise_state(state)
     net.path_dropout = net.global_dropout = 0.0
     assert not torch.equal(net.forward_weighted(x, space.one_hot(arch)), path)

@@ -69,7 +69,8 @@ def test_contract_invariants_on_the_full_space(variant: str) -> None:
         assert space.from_decisions(space.to_decisions(arch)) == arch
         assert space.decode(space.one_hot(arch)) == arch
         path = net(x, arch)
-        assert torch.equal(path, net.forward_weighted(x, space.one_hot(arch)))
+        # relaxed vs path: the same sums in another order on some CPU kernels (AVX512); path vs stand-alone: bit for bit
+        torch.testing.assert_close(net.forward_weighted(x, space.one_hot(arch)), path, rtol=1e-5, atol=1e-6)
         assert torch.equal(path, net.standalone(arch).eval()(x))
 
 
@@ -79,7 +80,7 @@ def test_weight_on_none_adds_nothing() -> None:
     arch = space.sample(torch.Generator().manual_seed(2))
     weights = space.one_hot(arch)["ops"]
     weights[:, 0] = 0.7  # the zero operation contributes zero whatever its weight
-    assert torch.equal(net.forward_weighted(tokens(), {"ops": weights}), net(tokens(), arch))
+    torch.testing.assert_close(net.forward_weighted(tokens(), {"ops": weights}), net(tokens(), arch), rtol=1e-5, atol=1e-6)
 
 
 def test_training_mode_path_equals_standalone_with_dropout_and_batchnorm() -> None:
