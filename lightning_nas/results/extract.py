@@ -68,6 +68,16 @@ def distinct(values: list[float]) -> int:
     return len({v for v in values if math.isfinite(v)})
 
 
+def agreement_by_score(truth: list[float], accuracy: list[float], loss: list[float], threshold: float,
+                       higher_is_better: bool) -> dict[str, Any]:
+    """The ranking's agreement with the ground truth by super-net accuracy and, where every loss is
+    finite, by super-net loss (lower is better): ``{"by_accuracy": ..., "by_loss": ...}``."""
+    out = {"by_accuracy": ranking_agreement(truth, accuracy, threshold, higher_is_better=higher_is_better)}
+    if loss and all(math.isfinite(v) for v in loss):
+        out["by_loss"] = ranking_agreement(truth, [-v for v in loss], threshold, higher_is_better=higher_is_better)
+    return out
+
+
 def ranking_epochs(run_dir: Path, threshold: float, higher_is_better: bool) -> tuple[list[dict], dict]:
     """Per ranking CSV: agreement by super-net accuracy and by super-net loss, and the distinct score
     counts; and the final epoch's per-architecture (truth, accuracy, loss) in the CSV's order. The file
@@ -81,10 +91,7 @@ def ranking_epochs(run_dir: Path, threshold: float, higher_is_better: bool) -> t
         loss = [_num(r.get("supernet_loss")) for r in rows]
         entry: dict[str, Any] = {"epoch": int(path.stem.split("_")[-1]) + 1, "architectures": len(rows),
                                  "distinct_accuracy": distinct(accuracy), "distinct_loss": distinct(loss)}
-        entry["by_accuracy"] = ranking_agreement(truth, accuracy, threshold, higher_is_better=higher_is_better)
-        if all(math.isfinite(v) for v in loss) and loss:
-            entry["by_loss"] = ranking_agreement(truth, [-v for v in loss], threshold,
-                                                 higher_is_better=higher_is_better)
+        entry.update(agreement_by_score(truth, accuracy, loss, threshold, higher_is_better))
         epochs.append(entry)
         final = {"epoch": entry["epoch"], "ground_truth": truth, "supernet_accuracy": accuracy, "supernet_loss": loss}
         if all(r.get("architecture") for r in rows):  # what a new table version re-scores exactly (rescore.py)

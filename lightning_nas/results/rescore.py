@@ -111,7 +111,7 @@ class Rescorer:
         return self.current.query(arch) if arch is not None else self.value_of(row.get("ground_truth"))
 
     def trial(self, record: dict[str, Any], previous_sha: str) -> dict[str, Any]:
-        from lightning_nas.metrics import ranking_agreement
+        from lightning_nas.results.extract import agreement_by_score
 
         out = dict(record)
         out["answer"] = self.answer(record["answer"])
@@ -132,14 +132,9 @@ class Rescorer:
             ranking["final"] = final
             epochs = [dict(e) for e in ranking.get("epochs") or []]
             if epochs and epochs[-1].get("epoch") == final.get("epoch"):
-                last, higher = epochs[-1], self.current.higher_is_better
-                threshold = float(ranking.get("threshold", 0.1))
-                last["by_accuracy"] = ranking_agreement(truth, final["supernet_accuracy"], threshold,
-                                                        higher_is_better=higher)
-                if "by_loss" in last:
-                    last["by_loss"] = ranking_agreement(truth, [-v for v in final["supernet_loss"]], threshold,
-                                                        higher_is_better=higher)
-                epochs[-1] = last
+                epochs[-1] = {**epochs[-1], **agreement_by_score(
+                    truth, final["supernet_accuracy"], final.get("supernet_loss") or [], float(ranking.get("threshold", 0.1)),
+                    self.current.higher_is_better)}
                 ranking["epochs"] = epochs
             if len(epochs) > 1:
                 ranking["epochs_scored_against"] = ranking.get("epochs_scored_against") or previous_sha
