@@ -154,3 +154,55 @@ def test_tuning_summaries_and_trajectories_follow_the_new_table(tmp_path, tables
     assert incumbent["test_regret"] == pytest.approx(best - new_values[arch])
     point = json.loads((folder / "trajectories.jsonl").read_text())
     assert point["test"] == pytest.approx(new_values[arch]) and point["t_sim"] == 3.0
+
+
+def test_older_rankings_are_drawn_again_and_ambiguous_decoding_rows_are_left_unresolved(folder, tables, tmp_path):
+    """Records written before the architectures were kept: the final ranking is drawn again from the
+    seeded generator over the space the previous table's sidecar names, and accepted only when every
+    drawn cell has the recorded value; a decoding row whose value several cells share keeps no ground
+    truth but its candidates. The new table gives every cell its own value, so inverting values
+    alone would be ambiguous wherever cells tie in the previous table."""
+    from lightning_nas.seeding import generator
+    from lightning_nas.spaces import build_space
+
+    previous, _, old, _ = tables
+    shutil.copy(TABLES / "nb201_digits_729.json", previous.with_suffix(".json"))
+    protocol = json.loads(previous.with_suffix(".json").read_text())["protocol"]
+    space = build_space(protocol["space"], **protocol["space_options"])
+    distinct = {k: v + 0.001 * i for i, (k, v) in enumerate(old.items())}  # no two cells tie any more
+    new = _write_table(tmp_path / "distinct.csv", distinct)
+    new_values = _values(new)
+    twins = next(sorted(k for k, v in old.items() if round(v, 6) == value)
+                 for value in sorted({round(v, 6) for v in old.values()})
+                 if sum(round(v, 6) == value for v in old.values()) > 1)
+    trials, drawn = _trials(folder), []
+    for t in trials:
+        final = t["ranking"]["final"]
+        keys = [space.key(a) for a in space.sample_many(len(final["ground_truth"]), generator(t["seed"], "ranking"))]
+        drawn.append(keys)
+        final.pop("architectures")
+        final["ground_truth"] = [old[k] for k in keys]
+        for row in t.get("decoding", []):
+            row.pop("architecture")
+            row["ground_truth"] = old[twins[0]]
+    assert any(k in twins or sum(round(v, 6) == round(old[k], 6) for v in old.values()) > 1
+               for keys in drawn for k in keys), "the draws should include cells that tie in the previous table"
+    (folder / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in trials))
+    # a record whose recorded values are not what its seed draws falls back to values, and is refused
+    tampered = [dict(t, seed=t["seed"] + 100) for t in trials]
+    (folder / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tampered))
+    with pytest.raises(RescoreError, match="ambiguous"):
+        rescore(folder, previous, new)
+    (folder / "trials.jsonl").write_text("".join(json.dumps(t) + "\n" for t in trials))
+    rescore(folder, previous, new)
+    history = json.loads((folder / "experiment.json").read_text())["rescored"][-1]
+    assert history["rankings_drawn_again"] == len(trials)
+    assert history["decoding_rows_unresolved"] == sum(len(t.get("decoding", [])) for t in trials) > 0
+    for keys, a in zip(drawn, _trials(folder), strict=True):
+        assert a["ranking"]["final"]["architectures"] == keys
+        assert a["ranking"]["final"]["ground_truth"] == pytest.approx([new_values[k] for k in keys])
+        assert a["answer"]["ground_truth"] == pytest.approx(new_values[a["answer"]["architecture"]])
+        for row in a.get("decoding", []):
+            assert row["ground_truth"] is None and row["regret"] is None
+            assert row["unresolved"]["architectures"] == twins
+            assert row["unresolved"]["ground_truth"] == pytest.approx([new_values[k] for k in twins])

@@ -146,7 +146,13 @@ def regret_figure(records: Records, path: Path) -> Optional[Path]:
         handles.append(plt.Line2D([], [], **RANDOM_STYLE, label=f"random policy, exact expected regret "
                                                                   f"({policy.expected_regret(1):.2f})"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
-    fig.suptitle("Test regret of the decoded architecture", fontsize=10)
+    title = "Test regret of the decoded architecture"
+    unresolved = sum(1 for v in groups.values() for t in v for d in t["decoding"] if d.get("unresolved"))
+    if unresolved:  # re-scored records (results/rescore.py): rows whose cell the previous table could not name
+        rows = sum(len(t["decoding"]) for v in groups.values() for t in v)
+        title += (f"\n{unresolved} of {rows} intermediate rows left out: their cell is ambiguous in the previous "
+                  "version of the table")
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 

@@ -13,12 +13,21 @@ How each number is re-derived:
   * where the record names the architecture (the answer, the shared-weight selection, and in
     records written since this module the decoding rows and the final ranking), it is looked up in
     the new table: exact;
-  * where an older record holds only the previous table's value (decoding rows, the final
-    ranking's ground-truth column, tuning trajectories), the value is inverted through the previous
-    table: every architecture with that value there, looked up in the new table. Cells that compute
-    the same function share their rows in both tables, so the inversion is unambiguous unless two
-    different functions tie on the previous table's 6-decimal mean; then ``RescoreError`` names the
-    value, and nothing is written;
+  * the final ranking of an older record (which kept only the previous table's values) is drawn
+    again: the ranking callback draws its architectures from the seeded generator
+    ``(seed, "ranking")`` uniformly over the space (``callbacks.common.sample_architectures``), and
+    the previous table's sidecar names the space it covers. The draw is accepted only when every
+    drawn architecture has, in the previous table, exactly the value the record holds at its
+    position (100 values a record: a coincidence is impossible); the record then keeps the
+    architectures, so later re-scorings are exact too;
+  * other values without an architecture (older decoding rows, tuning trajectories, a ranking the
+    draw does not reproduce) are inverted through the previous table: every architecture with that
+    value there, looked up in the new table. Cells that compute the same function share their rows
+    in both tables, so the inversion is unambiguous unless two different functions tie on the
+    previous table's 6-decimal mean. Then ``RescoreError`` names the value and nothing is written,
+    except for an intermediate decoding row (the answer itself is always exact): it keeps no
+    ground truth (``null``) and lists its candidates (``unresolved``), the experiment counts such
+    rows, and the regret figure leaves them out and says so;
   * the per-epoch ranking correlations before the final epoch keep the previous table's values
     (only the final epoch's scores are recorded) and the record says so
     (``ranking.epochs_scored_against``); the tables use the final epoch, re-scored.
@@ -46,6 +55,28 @@ def _key(value: float) -> float:
     return round(float(value), 6)  # records and tables hold 6 decimals
 
 
+class RankingDraws:
+    """The final-ranking architectures of a record, drawn again as the ranking callback drew them:
+    ``space.sample_many(count, generator(seed, "ranking"))`` over the space that the previous table's
+    sidecar says it covers completely (``protocol.space``, ``space_options``, ``architectures: all``).
+    Without such a sidecar nothing can be drawn (``None``)."""
+
+    def __init__(self, table: Any) -> None:
+        from lightning_nas.spaces import build_space
+
+        protocol = (getattr(table, "sidecar", None) or {}).get("protocol") or {}
+        self.space = None
+        if protocol.get("architectures") == "all" and protocol.get("space"):
+            self.space = build_space(protocol["space"], **(protocol.get("space_options") or {}))
+
+    def keys(self, seed: Any, count: int) -> Optional[list[str]]:
+        from lightning_nas.seeding import generator
+
+        if self.space is None or not isinstance(seed, int) or count > self.space.size:
+            return None
+        return [self.space.key(a) for a in self.space.sample_many(count, generator(seed, "ranking"))]
+
+
 class Rescorer:
     """Looks values up in the new table, by architecture or through the previous table's values."""
 
@@ -53,6 +84,8 @@ class Rescorer:
         from lightning_nas.metrics.random_baseline import RandomPolicy
 
         self.previous, self.current = previous, current
+        self.draws = RankingDraws(previous)
+        self.counts = {"rankings_drawn_again": 0, "decoding_rows_unresolved": 0}
         if set(previous.table()) != set(current.table()):
             raise RescoreError(f"{previous.path.name} and {current.path.name} hold different architectures: "
                                "a table can only be re-scored by another version of itself")
@@ -106,9 +139,36 @@ class Rescorer:
             out["p_tie_random"] = self.policy.p_tie(goodness, searches)
         return out
 
-    def by_architecture_or_value(self, row: dict[str, Any]) -> Optional[float]:
+    def decoding_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A decoded architecture's row: exact by architecture; an older row through its value, or,
+        where that value is ambiguous, no ground truth and its candidates (``unresolved``)."""
         arch = row.get("architecture")
-        return self.current.query(arch) if arch is not None else self.value_of(row.get("ground_truth"))
+        if arch is not None:
+            value = self.current.query(arch)
+        else:
+            try:
+                value = self.value_of(row.get("ground_truth"))
+            except RescoreError as error:
+                if "ambiguous" not in str(error):
+                    raise
+                keys = sorted(self.keys_of(row["ground_truth"]))
+                self.counts["decoding_rows_unresolved"] += 1
+                return {**row, "ground_truth": None, "regret": None, "unresolved": {
+                    "previous_ground_truth": row["ground_truth"], "architectures": keys,
+                    "ground_truth": [self.current.query(k) for k in keys]}}
+        return {**row, "ground_truth": value, "regret": self.regret(value)}
+
+    def ranked_architectures(self, record: dict[str, Any], final: dict[str, Any]) -> Optional[list[str]]:
+        """The final ranking's architectures: recorded, or drawn again and checked value by value
+        against the previous table (None when neither holds)."""
+        if final.get("architectures"):
+            return final["architectures"]
+        recorded = final["ground_truth"]
+        keys = self.draws.keys(record.get("seed"), len(recorded))
+        if keys is None or any(v is None or _key(self.previous.query(k)) != _key(v) for k, v in zip(keys, recorded)):
+            return None
+        self.counts["rankings_drawn_again"] += 1
+        return keys
 
     def trial(self, record: dict[str, Any], previous_sha: str) -> dict[str, Any]:
         from lightning_nas.results.extract import agreement_by_score
@@ -118,16 +178,16 @@ class Rescorer:
         if record.get("shared_weight_selection"):
             out["shared_weight_selection"] = self.answer(record["shared_weight_selection"])
         if record.get("decoding"):
-            rows = []
-            for row in record["decoding"]:
-                value = self.by_architecture_or_value(row)
-                rows.append({**row, "ground_truth": value, "regret": self.regret(value)})
-            out["decoding"] = rows
+            out["decoding"] = [self.decoding_row(row) for row in record["decoding"]]
         ranking = dict(record.get("ranking") or {})
         final = dict(ranking.get("final") or {})
         if final.get("ground_truth"):
-            archs = final.get("architectures")
-            truth = [self.current.query(a) for a in archs] if archs else [self.value_of(v) for v in final["ground_truth"]]
+            archs = self.ranked_architectures(record, final)
+            if archs:
+                final["architectures"] = archs
+                truth = [self.current.query(a) for a in archs]
+            else:
+                truth = [self.value_of(v) for v in final["ground_truth"]]
             final["ground_truth"] = truth
             ranking["final"] = final
             epochs = [dict(e) for e in ranking.get("epochs") or []]
@@ -212,7 +272,8 @@ def rescore(folder: str | Path, previous: str | Path, table: Optional[str | Path
     benchmark = {**info, "sha256": new_sha, "size": len(new), "table": new.path.name}
     history = list(experiment.get("rescored") or [])
     history.append({"from": {"table": previous_path.name, "sha256": info["sha256"]}, "to": new_sha,
-                    "kept": "ranking.epochs before the final epoch (per-epoch scores are not recorded)"})
+                    "kept": "ranking.epochs before the final epoch (per-epoch scores are not recorded)",
+                    **rescorer.counts})
     experiment = {**experiment, "benchmark": benchmark, "rescored": history}
     atomic_write_text(trials_path, "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n"
                                            for r in rescored))
