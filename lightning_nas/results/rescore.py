@@ -165,7 +165,7 @@ class Rescorer:
             return final["architectures"]
         recorded = final["ground_truth"]
         keys = self.draws.keys(record.get("seed"), len(recorded))
-        if keys is None or any(v is None or _key(self.previous.query(k)) != _key(v) for k, v in zip(keys, recorded)):
+        if keys is None or any(v is None or _key(self.previous.query(k)) != _key(v) for k, v in zip(keys, recorded, strict=True)):
             return None
         self.counts["rankings_drawn_again"] += 1
         return keys
