@@ -285,3 +285,28 @@ def test_nb101_tables_give_validation_test_and_training_time(tmp_path) -> None:
     query = problem.query(cell)
     assert query.valid == pytest.approx(0.91) and query.test == pytest.approx(0.89) and query.seconds == pytest.approx(101.0)
     assert problem.fitness(query.valid) == pytest.approx(0.91)  # NB101 accuracies are fractions: scale 1
+
+
+def test_the_anytime_table_counts_runs_that_end_on_the_validation_best_cell(tmp_path) -> None:
+    """Validation as the mean of several columns (the digits table's seeds 0-3) has more decimals than
+    the 6 a trajectory records: a run that ends on the best cell is counted all the same."""
+    from lightning_nas.blackbox.cli import main
+    from lightning_nas.results.anytime import anytime_table
+    from lightning_nas.results.tables import Records
+
+    tables = write_table(tmp_path)
+    tables.valid_metric = ["val_accuracy_mean", "test_accuracy_mean"]  # a mean of two columns
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(json.dumps({"benchmark": {"class_path": "lightning_nas.blackbox.CSVTables",
+                                                "init_args": vars(tables)}}))
+    out = tmp_path / "results" / "bb"
+    assert main(["--recipe", str(recipe), "--repetitions", "4", "--max_queries", "729", "--out", str(out),
+                 "--optimizer", "random_search"]) == 0
+    best = max(tables.build().valid.table().values())
+    assert round(best, 6) != best  # the case: more decimals than recorded
+    rows = [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines()]
+    finals = {r["repetition"]: r for r in rows}
+    ended = sum(round(r["valid"], 6) == round(best, 6) for r in finals.values())
+    assert ended > 0  # 729 draws with replacement reach the best cell with probability 0.63 each
+    assert "| Random search | 4 | 729 |" in anytime_table(Records.load(out))
+    assert f"| {ended}/4 |" in anytime_table(Records.load(out))

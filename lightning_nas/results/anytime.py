@@ -212,7 +212,7 @@ def anytime_table(records: Records) -> str:
             counts.append(int(queries))
         seconds = float(np.mean([run[-1]["t_sim"] for run in reps.values()]))
         best = "-" if best_valid is None else \
-            f"{sum(1 for run in reps.values() if run[-1]['valid'] == best_valid)}/{len(reps)}"
+            f"{sum(1 for run in reps.values() if round(run[-1]['valid'], 6) == round(best_valid, 6))}/{len(reps)}"  # as recorded
         lines.append(f"| {label(method, records)} | {len(reps)} | {queries if queries is not None else '-'} | "
                      f"{seconds:.0f} | {mean:.3f} [{low:.3f}, {high:.3f}] | {best} |")
     reference = random_search_reference(records, sorted(set(counts)))
