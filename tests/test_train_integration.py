@@ -434,3 +434,17 @@ def test_ddp_leaves_unused_parameters_untouched(ddp_runs):
 def test_ddp_same_seed_twice_is_identical(ddp_runs):
     a, b = (Outcome(run_dir) for run_dir in ddp_runs)
     assert_same_outcome(a, b)
+
+
+def test_a_bilevel_run_shows_no_lightning_checkpoint_warning(tmp_path, tiny_recipe):
+    """Manual optimisation makes Lightning warn that a step's checkpoint holds the state after the
+    step's update: that is where the next step resumes (the resume tests above), so the warning is
+    noise and ``run/output.py`` silences it; any other warning still reaches the user."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert run_train(["--recipe", tiny_recipe, "--model.class_path", "lightning_nas.strategies.DARTS",
+                          "--trainer.max_steps", 8, "--checkpoint_every_n_steps", 2, "--run_dir", tmp_path / "run"], tmp_path) == 0
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert not [w for w in caught if "ModelCheckpoint" in str(w.message)], [str(w.message) for w in caught]

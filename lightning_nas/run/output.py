@@ -35,7 +35,11 @@ def quiet_third_parties() -> Iterator[None]:
                         ".*The dirpath has changed from.*", ".*Checkpoint directory .* exists and is not empty.*",
                         ".*Experiment logs directory .* exists and is not empty.*",
                         ".*does not have many workers which may be a bottleneck.*",
-                        ".*The number of training batches .* is smaller than the logging interval.*"):
+                        ".*The number of training batches .* is smaller than the logging interval.*",
+                        # manual optimisation (the bilevel strategies): the step's checkpoint holds the state
+                        # after its update, which is where the next step resumes (RunCheckpoint; the resume
+                        # tests compare a killed-and-resumed run with one that never stopped, bit for bit)
+                        ".*Using ModelCheckpoint with manual optimization and every_n_train_steps.*"):
             warnings.filterwarnings("ignore", message=message)
         try:
             yield
