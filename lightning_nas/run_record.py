@@ -65,14 +65,20 @@ def cpu_kind_key(cpu: dict[str, Any] | None) -> str | None:
     return "/".join(str(cpu.get(k) or "?") for k in ("vendor", "model", "capability"))
 
 
-def git_state(path: Path | None = None) -> dict[str, Any]:
-    """The project's commit and whether the work tree differs from it (None outside git)."""
+def git_state(path: Path | None = None, outputs: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The project's commit and whether the work tree differs from it (None outside git). ``outputs``:
+    folders the command itself writes (a results folder that ships in the repository), whose changes
+    are what the command produced, not a change of the code that produced it."""
     where = str(path or Path(__file__).resolve().parent.parent)
     try:
         commit = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+        top = Path(subprocess.run(["git", "-C", where, "rev-parse", "--show-toplevel"], capture_output=True,
+                                  text=True, timeout=10, check=True).stdout.strip())
+        excluded = [f":(exclude){Path(o).resolve().relative_to(top.resolve())}" for o in outputs
+                    if Path(o).resolve().is_relative_to(top.resolve())]
+        dirty = subprocess.run(["git", "-C", str(top), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *excluded], capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

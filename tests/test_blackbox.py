@@ -218,6 +218,8 @@ def test_results_render_draws_the_anytime_figure_and_table(tmp_path, tables) -> 
     for name in ("random_search", "regularized_evolution"):
         assert main(["--recipe", str(recipe), "--repetitions", "3", "--max_queries", "8", "--out", str(out),
                      "--optimizer", name]) == 0
+    for method in json.loads((out / "experiment.json").read_text())["methods"].values():  # what made the numbers
+        assert set(method["environment"]) == {"git", "versions", "cpu"} and method["environment"]["versions"]["torch"]
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "page.md").write_text("<!-- generated:bb/anytime -->\n<!-- /generated:bb/anytime -->\n")
     render(tmp_path)

@@ -102,6 +102,7 @@ def _record_experiment(out: Path, tables: Tables, problem: Any, config: Any, met
                        cpu_per_query: float) -> None:
     from lightning_nas.blackbox.optimizers import build_optimizer
     from lightning_nas.io import atomic_write_json
+    from lightning_nas.run_record import cpu_kind, git_state, package_versions
     from lightning_nas.seeding import generator
 
     path = out / "experiment.json"
@@ -126,5 +127,9 @@ def _record_experiment(out: Path, tables: Tables, problem: Any, config: Any, met
                        "max_queries": config.max_queries,
                        "command": ["python", "-m", "lightning_nas.blackbox", *argv],
                        # the search's own cost (optimiser and look-ups), not simulated: BOHB's overhead per query
-                       "cpu_seconds_per_query": round(cpu_per_query, 6)}
+                       "cpu_seconds_per_query": round(cpu_per_query, 6),
+                       # what made the numbers (issue 19's records): the code's commit (the results folder this
+                       # command writes does not count as a change), versions, CPU kind
+                       "environment": {"git": git_state(outputs=(out,)), "versions": package_versions(),
+                                       "cpu": cpu_kind()}}
     atomic_write_json(path, experiment)
