@@ -405,6 +405,12 @@ def test_factor_figure_and_level_names(shipped, tmp_path):
 
     assert _short_level(channels) == "network C: 8 → 4" and channels.category == "Low fidelity"
     assert channels.verdict == "inconclusive (contains 0)"
+    # a grid over recipe files: each level's file names its factor
+    for level, category in (("path_dropout", "Implementation"), ("ops_on_node", "Implementation"),
+                            ("no_weight_decay", "Hyper-parameters"), ("fairnas", "Sampling"), ("other", "Other")):
+        effect = Effect("findings_implementation", "model", "model=spos", f"model={level}", "ground_truth",
+                        85.0, 84.0, 10, -1.0, -2.0, 0.0, 0.05, 0.06)
+        assert effect.category == category, level
 
 
 def test_power_table_states_what_the_seeds_allow(shipped):

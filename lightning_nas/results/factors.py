@@ -33,7 +33,8 @@ CATEGORIES = {
     "network": "Low fidelity", "C": "Low fidelity", "N": "Low fidelity", "layers": "Low fidelity",
     "batch_size": "Low fidelity", "train_portion": "Low fidelity",
     "wsbn": "Implementation", "path_dropout": "Implementation", "global_dropout": "Implementation",
-    "channels": "Implementation", "ofa_kernel": "Implementation", "op_on": "Implementation",
+    "channels": "Implementation", "ofa_kernel": "Implementation", "ops_on": "Implementation",
+    "fairnas": "Sampling",
 }
 CATEGORY_ORDER = ["Sampling", "Hyper-parameters", "Low fidelity", "Implementation", "Other"]
 
@@ -66,7 +67,17 @@ class Effect:
 
     @property
     def category(self) -> str:
-        return CATEGORIES.get(self.factor.rsplit(".", 1)[-1], "Other")
+        """By the factor's key; for a grid over recipe files (``--grid model=recipes/findings/...``, one
+        file per level) by the level's file name, which names its factor (``path_dropout``,
+        ``no_weight_decay``, ``ops_on_node``)."""
+        key = self.factor.rsplit(".", 1)[-1]
+        if key in CATEGORIES:
+            return CATEGORIES[key]
+        stem = self.level.partition("=")[2]
+        for name in sorted(CATEGORIES, key=len, reverse=True):
+            if stem == name or stem.startswith(name + "_") or stem.endswith("_" + name):
+                return CATEGORIES[name]
+        return "Other"
 
 
 def level_label(factors: dict[str, Any]) -> str:
@@ -174,10 +185,16 @@ def factor_figure(experiments: list, path: Path) -> Optional[Path]:
 
     ordered = sorted(rows.values(), key=lambda r: (CATEGORY_ORDER.index(next(iter(r.values())).category),
                                                   next(iter(r.values())).experiment))
+    # a level trained for other epochs than its baseline says so: low fidelity with the epochs prolonged
+    # by the compute saved (``budget_match``; Yu et al. Sec. 4.4, Table 2), or the epochs factor itself
+    epochs = {(r.name, level_label(t.get("factors") or {})): ((t.get("ranking") or {}).get("final") or {}).get("epoch")
+              for r in experiments for t in r.trials}
     labels, categories = [], []
     for row in ordered:
         effect = next(iter(row.values()))
-        labels.append(f"{_short_level(effect)} ({effect.n} seeds)")
+        level, base = epochs.get((effect.experiment, effect.level)), epochs.get((effect.experiment, effect.baseline))
+        longer = f", {level} epochs vs {base}" if level and base and level != base and effect.factor != "max_epochs" else ""
+        labels.append(f"{_short_level(effect)} ({effect.n} seeds{longer})")
         categories.append(effect.category)
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 0.55 * len(ordered) + 1.6), sharey=True, layout="constrained")
