@@ -173,15 +173,16 @@ def measure(label: str, args: argparse.Namespace) -> dict:
             "kernels": timer.kernels, "products": timer.products}
 
 
-def environment() -> dict:
-    """What the counts (torch build, commit) and the times (CPU, threads, load) depend on."""
+def environment(record: Path | None = None) -> dict:
+    """What the counts (torch build, commit) and the times (CPU, threads, load) depend on. The record
+    being written is this command's output, not a change of the code (one space after another)."""
     import platform
 
     import torch
 
     from lightning_nas.run_record import cpu_kind, git_state
 
-    git = git_state(ROOT)
+    git = git_state(ROOT, outputs=(record,) if record is not None else ())
     return {"torch": torch.__version__, "python": platform.python_version(), "commit": git.get("commit"),
             "dirty": git.get("dirty"), "cpu": cpu_kind(), "cpu_count": os.cpu_count()}
 
@@ -194,7 +195,7 @@ def write_record(path: Path, args: argparse.Namespace, results: list[dict], load
     record = json.loads(path.read_text()) if path.is_file() else {"spaces": {}}
     options = {k: v for k, v in vars(args).items() if k not in ("one", "record")}
     record["spaces"][args.space] = {
-        "options": options, "environment": environment(), "started": started,
+        "options": options, "environment": environment(path), "started": started,
         "load_average": {"before": load[0], "after": load[1]},
         "strategies": [{"label": r["label"], **({"unsupported": r["unsupported"]} if "unsupported" in r else {
             "operators": r["kernels"], "matrix_products": r["products"], "median_s": r["median_s"],
