@@ -1,7 +1,8 @@
-"""The weight step treats the architecture as a constant (``BilevelStrategy.architecture_constant``,
-issue 25): autograd records no path back to it, so the backward skips its gradient. The weights and
-architecture it trains are bit for bit those of a weight step that also computed (and then discarded)
-the architecture's gradient, on every space, for every bilevel strategy."""
+"""Two changes to a training step that must not change its numbers (issue 25: fewer operators per step):
+the weight step treats the architecture as a constant (``BilevelStrategy.architecture_constant``:
+autograd records no path back to it, so the backward skips its gradient), and the optimisers use
+their multi-tensor implementations (``settings.FOREACH``). Each trains bit for bit what the plain
+step trains, on every space, for every bilevel (resp. training) strategy."""
 from __future__ import annotations
 
 import contextlib
@@ -50,3 +51,24 @@ def test_the_weight_step_computes_no_architecture_gradient():
     out.sum().backward()
     assert all(p.grad is None for p in module.architecture_parameters())
     assert any(p.grad is not None for p in module.weight_parameters())
+
+
+TRAINING = [name for name in STRATEGIES.names() if STRATEGIES.get(name).trains]
+
+
+@pytest.mark.parametrize("strategy", TRAINING)
+def test_foreach_optimisers_train_the_same_bits_as_per_parameter_ones(strategy, monkeypatch):
+    """``settings.FOREACH``: the multi-tensor optimisers (one operator per update) against the
+    per-parameter loop, on NB201, two steps of every training strategy."""
+    from lightning_nas.strategies import settings
+
+    def trained(foreach: bool) -> dict[str, torch.Tensor]:
+        monkeypatch.setattr(settings, "FOREACH", foreach)
+        torch.manual_seed(0)
+        module = build_for_tests(strategy, "nb201")
+        for _ in range(2):
+            one_step(module, "nb201")
+        return {k: v.clone() for k, v in module.state_dict().items() if isinstance(v, torch.Tensor)}
+
+    together, apart = trained(True), trained(False)
+    assert [k for k in together if not torch.equal(together[k], apart[k])] == []

@@ -42,6 +42,7 @@ from lightning_nas.registry import STRATEGIES, ContractError
 from lightning_nas.seeding import generator
 from lightning_nas.spaces import SPACES, SearchSpace
 from lightning_nas.strategies.epoch_means import EpochMeans
+from lightning_nas.strategies import settings
 from lightning_nas.strategies.settings import DEFAULT_WEIGHTS, WeightOptimizer
 
 Requirement = Literal["decisions", "relaxation", "partial_channels"]
@@ -254,7 +255,8 @@ class SearchStrategy(LightningModule):
     def weight_optimizer(self) -> tuple[torch.optim.Optimizer, Any]:
         opt = self.optim
         optimizer = torch.optim.SGD(self.weight_parameters(), lr=opt.lr, momentum=opt.momentum,
-                                    weight_decay=opt.weight_decay, nesterov=opt.nesterov and opt.momentum > 0)
+                                    weight_decay=opt.weight_decay, nesterov=opt.nesterov and opt.momentum > 0,
+                                    foreach=settings.FOREACH)
         if opt.schedule == "cosine":
             epochs = max(1, int(self.trainer.max_epochs or 1)) if self._trainer is not None else 1
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=opt.min_lr)

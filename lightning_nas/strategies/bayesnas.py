@@ -67,6 +67,7 @@ from lightning_nas.registry import STRATEGIES
 from lightning_nas.seeding import generator
 from lightning_nas.spaces.decisions import WeightGroup
 from lightning_nas.strategies.base import Batch, SearchStrategy
+from lightning_nas.strategies import settings
 from lightning_nas.strategies.settings import WeightOptimizer
 
 #: The authors' search (``search/main.py``): SGD lr 0.1, momentum 0.9, weight decay 1e-4, no schedule,
@@ -370,7 +371,7 @@ class BayesNAS(SearchStrategy):
         optimizer = torch.optim.SGD([{"params": self.weight_parameters()},
                                      {"params": self.architecture_parameters(), "weight_decay": 0.0}],
                                     lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay,
-                                    nesterov=opt.nesterov and opt.momentum > 0)
+                                    nesterov=opt.nesterov and opt.momentum > 0, foreach=settings.FOREACH)
         if opt.schedule == "cosine":
             epochs = max(1, int(self.trainer.max_epochs or 1)) if self._trainer is not None else 1
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=opt.min_lr)

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import torch
 
 from lightning_nas.strategies.base import Batch, SearchStrategy
+from lightning_nas.strategies import settings
 from lightning_nas.strategies.settings import DEFAULT_ARCHITECTURE, ArchitectureOptimizer
 
 
@@ -80,7 +81,7 @@ class BilevelStrategy(SearchStrategy):
         optimizer, scheduler = self.weight_optimizer()
         a = self.arch_optim
         arch_optimizer = torch.optim.Adam(self.architecture_parameters(), lr=a.lr, betas=tuple(a.betas),
-                                          weight_decay=a.weight_decay)
+                                          weight_decay=a.weight_decay, foreach=settings.FOREACH)
         return [optimizer, arch_optimizer], [{"scheduler": scheduler, "interval": "epoch"}]
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:

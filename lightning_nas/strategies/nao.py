@@ -48,6 +48,7 @@ from lightning_nas.registry import STRATEGIES
 from lightning_nas.scoring import Score, score_architectures
 from lightning_nas.seeding import derive_seed
 from lightning_nas.spaces.decisions import Picks
+from lightning_nas.strategies import settings
 from lightning_nas.strategies.base import Batch, SearchStrategy
 from lightning_nas.strategies.nao_model import EncoderPredictorDecoder
 
@@ -205,7 +206,8 @@ class NAO(SearchStrategy):
         tokens = epd.tokens.encode(pool).to(self.device)
         target = torch.tensor(targets, dtype=torch.float32, device=self.device)
         parameters = list(epd.parameters())
-        optimizer = torch.optim.Adam(parameters, lr=self.epd_lr, weight_decay=self.epd_weight_decay)
+        optimizer = torch.optim.Adam(parameters, lr=self.epd_lr, weight_decay=self.epd_weight_decay,
+                                     foreach=settings.FOREACH)
         losses = None
         epd.train()
         for _ in range(self.epd_epochs):

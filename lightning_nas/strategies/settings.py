@@ -12,6 +12,13 @@ from typing import Literal
 from lightning_nas.errors import RecipeError
 
 
+#: the optimisers' multi-tensor ("foreach") implementations, torch's default on CUDA, also on CPU: the
+#: same arithmetic per element (bit for bit: tests/test_architecture_constant.py), one dispatched operator
+#: per update of all parameters instead of one per parameter, so CPU counts of operators per step stand
+#: for what a GPU launches (docs/benchmarks.md, issue 25)
+FOREACH = True
+
+
 @dataclass(frozen=True)
 class WeightOptimizer:
     """SGD with momentum for the shared weights, cosine-annealed per epoch.
