@@ -1,6 +1,7 @@
 """Two changes to a training step that must not change its numbers (issue 25: fewer operators per step):
-the weight step treats the architecture as a constant (``BilevelStrategy.architecture_constant``:
-autograd records no path back to it, so the backward skips its gradient), and the optimisers use
+the weight step treats the architecture as a constant and a first-order architecture step the weights
+(``BilevelStrategy.architecture_constant``, ``weights_constant``: autograd records no path back to
+them, so the backward skips their gradients), and the optimisers use
 their multi-tensor implementations (``settings.FOREACH``). Each trains bit for bit what the plain
 step trains, on every space, for every bilevel (resp. training) strategy."""
 from __future__ import annotations
@@ -21,8 +22,8 @@ BILEVEL = [name for name in STRATEGIES.names() if issubclass(STRATEGIES.get(name
 def _trained(strategy: str, space: str, constant: bool) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     module = build_for_tests(strategy, space)
-    if not constant:  # the weight step as before: alpha's gradient computed, then zeroed by the next arch step
-        module.architecture_constant = contextlib.nullcontext
+    if not constant:  # the steps as before: each also computes the other side's gradient, which is then zeroed
+        module.architecture_constant = module.weights_constant = contextlib.nullcontext
     for _ in range(2):
         one_step(module, space)
     assert all(p.requires_grad for p in module.architecture_parameters())  # restored after the weight step
@@ -31,7 +32,7 @@ def _trained(strategy: str, space: str, constant: bool) -> dict[str, torch.Tenso
 
 @pytest.mark.parametrize("space", SPACE_NAMES)
 @pytest.mark.parametrize("strategy", BILEVEL)
-def test_weight_step_with_a_constant_architecture_trains_the_same_bits(strategy, space):
+def test_steps_with_the_other_side_constant_train_the_same_bits(strategy, space):
     try:
         constant = _trained(strategy, space, constant=True)
     except UnsupportedCombinationError:
@@ -72,3 +73,14 @@ def test_foreach_optimisers_train_the_same_bits_as_per_parameter_ones(strategy, 
 
     together, apart = trained(True), trained(False)
     assert [k for k in together if not torch.equal(together[k], apart[k])] == []
+
+
+def test_the_architecture_step_computes_no_weight_gradient():
+    module = build_for_tests("darts", "nb201")
+    x, _ = example_batch("nb201", 4)
+    with module.weights_constant():
+        out = module.relaxed_forward(x)
+    assert all(p.requires_grad for p in module.weight_parameters())
+    out.sum().backward()
+    assert all(p.grad is None for p in module.weight_parameters())
+    assert all(p.grad is not None for p in module.architecture_parameters())

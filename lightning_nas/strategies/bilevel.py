@@ -51,9 +51,10 @@ class BilevelStrategy(SearchStrategy):
     def architecture_step(self, batch: Batch, weight_optimizer: torch.optim.Optimizer) -> None:
         """Write the architecture gradient (default: backward of ``architecture_loss`` on the arch split)."""
         x, y = batch["arch"]
-        with self.carried(batch, "arch"):
+        with self.carried(batch, "arch"), self.weights_constant():
             loss = self.architecture_loss(x, y)
-        self.manual_backward(loss)
+        if loss.requires_grad:  # else the sampled path reaches no architecture parameter (GDAS: 'none' on every
+            self.manual_backward(loss)  # edge it draws): no gradient, as the backward would have left it
         self.log_train("arch/loss", loss, len(y))
 
     @contextlib.contextmanager
@@ -65,16 +66,18 @@ class BilevelStrategy(SearchStrategy):
         ``requires_grad`` off while the forward runs, autograd records no path back to it: the
         backward computes the same weight gradients and skips alpha's (per mixed edge, the products of
         every operation's output with the incoming gradient, and the normalisation's backward): fewer
-        operators per step, the lever where a GPU is launch-bound (issue 25). Restored on exit, so
-        the architecture step and anything after see the parameters as they were."""
-        parameters = [p for p in self.architecture_parameters() if p.requires_grad]
-        for p in parameters:
-            p.requires_grad_(False)
-        try:
+        operators per step, the lever where a GPU is launch-bound (issue 25)."""
+        with _constant(self.architecture_parameters()):
             yield
-        finally:
-            for p in parameters:
-                p.requires_grad_(True)
+
+    @contextlib.contextmanager
+    def weights_constant(self) -> Iterator[None]:
+        """The shared weights as constants while a first-order architecture step's graph is built
+        (DARTS Alg. 1, step 1 with xi = 0: alpha <- alpha - grad_alpha L_val(w, alpha)): no weight
+        gradient is computed that the weight step would zero (the convolutions' and the classifier's
+        weight gradients, their accumulation)."""
+        with _constant(self.weight_parameters()):
+            yield
 
     # ------------------------------------------------------------------ the loop
     def configure_optimizers(self) -> Any:
@@ -99,3 +102,17 @@ class BilevelStrategy(SearchStrategy):
         self.clip_by_norm(weight_opt, self.optim.grad_clip)
         weight_opt.step()
         return loss.detach()
+
+
+@contextlib.contextmanager
+def _constant(parameters: list[torch.nn.Parameter]) -> Iterator[None]:
+    """``requires_grad`` off for ``parameters`` while a graph is built, restored on exit (a graph built
+    inside records no path back to them; the values are the same tensors)."""
+    switched = [p for p in parameters if p.requires_grad]
+    for p in switched:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in switched:
+            p.requires_grad_(True)
