@@ -135,3 +135,12 @@ def test_a_broken_authors_record_is_one_error_naming_the_file(tmp_path, content)
     with pytest.raises(ReportError, match="darts_rnn_authors.json") as error:
         render(tmp_path, results, check=True)
     assert "\n" not in str(error.value)
+
+
+def test_the_shipped_authors_record_has_both_shapes_at_a_clean_commit():
+    record = json.loads((ROOT / "results" / "speed" / "darts_rnn_authors.json").read_text())
+    assert {"hidden16_batch4_bptt35_vocab100", "hidden300_batch32_bptt35_vocab10000"} <= set(record["shapes"])
+    for entry in record["shapes"].values():
+        assert entry["environment"]["commit"] and entry["environment"]["dirty"] is False
+        assert {s["side"] for s in entry["sides"]} >= {"ours", "authors"}
+        assert all(s["operators"] > 0 and s["matrix_products"] > 0 for s in entry["sides"])
