@@ -26,6 +26,14 @@ statistics): the largest absolute difference is printed, and relative to the lar
 initialisation, evaluation mode with BatchNorm's initial running statistics lets relu/identity
 nodes grow over the window, so the log-probabilities there are huge on both sides).
 
+``--record FILE`` also writes the run into a JSON record (``results/speed/darts_rnn_authors.json``),
+one entry per shape (replacing that shape's previous entry): the options, the environment (torch
+build, CPU kind, commit; the record itself does not count as a change), the commit of the authors'
+checkout, the load average before and after, per side the operators, matrix products and median time
+ratio to the authors' (with every round's times), and the agreement. ``python -m lightning_nas.results
+render`` turns it into the block ``speed/darts_rnn_authors`` of docs/benchmarks.md
+(``lightning_nas.results.speed``).
+
 The authors' code is Python 2-era PyTorch; three shims make it run on CPU with torch 2: ``.cuda()``
 is the identity, ``embedded_dropout`` uses ``F.embedding`` (same row mask), and the arch weights
 are built on the CPU.
@@ -33,6 +41,8 @@ are built on the CPU.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import statistics
 import sys
@@ -148,6 +158,36 @@ def make_step(side: str, net, alpha, windows):
     return step
 
 
+def shape_key(options: dict) -> str:
+    """The record's key of one shape: ``hidden300_batch32_bptt35_vocab10000``."""
+    return "_".join(f"{k}{options[k]}" for k in ("hidden", "batch", "bptt", "vocab"))
+
+
+def environment(record: Path | None = None) -> dict:
+    """What the counts (torch build, commit) and the times (CPU, threads, load) depend on; the record
+    being written is this command's output, not a change of the code."""
+    from lightning_nas.run_record import cpu_kind, git_state
+
+    git = git_state(ROOT, outputs=(record,) if record is not None else ())
+    return {"torch": torch.__version__, "python": platform.python_version(), "commit": git.get("commit"),
+            "dirty": git.get("dirty"), "cpu": cpu_kind(), "cpu_count": os.cpu_count()}
+
+
+def write_record(path: Path, options: dict, authors: dict, sides: list[dict], agreement: dict,
+                 load: tuple[list[float], list[float]], started: str) -> None:
+    """Put this run into the record at ``path`` under its shape (the other shapes' entries stay)."""
+    from lightning_nas.io import atomic_write_json
+
+    record = json.loads(path.read_text()) if path.is_file() else {"shapes": {}}
+    record["shapes"][shape_key(options)] = {
+        "options": options, "environment": environment(path), "authors_code": authors, "started": started,
+        "load_average": {"before": load[0], "after": load[1]}, "sides": sides, "agreement": agreement}
+    record["shapes"] = dict(sorted(record["shapes"].items(), key=lambda item: (item[1]["options"]["hidden"],
+                                                                               item[1]["options"]["batch"], item[0])))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, record)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--darts", type=Path, required=True, help="a checkout of github.com/quark0/darts")
@@ -158,7 +198,11 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--record", type=Path, default=None,
+                        help="also write this run into a JSON record (e.g. results/speed/darts_rnn_authors.json)")
     args = parser.parse_args()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_before = [round(v, 2) for v in os.getloadavg()]
     torch.set_num_threads(args.threads)
     model_search = load_authors(args.darts)
     before_cls = load_before(args.before) if args.before else None
@@ -170,14 +214,19 @@ def main() -> None:
 
     # agreement of the relaxed forward
     x = window()[0]
+    agreement: dict[str, dict[str, dict[str, float]]] = {}
     for mode in ("eval", "train (no dropout)"):
         sides = build(args, model_search, before_cls, dropout=False)
         with torch.no_grad():
             outs = {name: log_probs(name, net.train(mode != "eval"), alpha, x) for name, (net, alpha) in sides.items()}
         scale = outs["authors"].abs().max().item()
-        diffs = ", ".join(f"{name} {(out - outs['authors']).abs().max().item():.2e} "
-                          f"(relative to max |value| {(out - outs['authors']).abs().max().item() / scale:.1e})"
-                          for name, out in outs.items() if name != "authors")
+        agreement[mode] = {name: {"max_abs_difference": (out - outs["authors"]).abs().max().item(),
+                                  "max_abs_value": scale}
+                           for name, out in outs.items() if name != "authors"}
+        for values in agreement[mode].values():
+            values["relative"] = values["max_abs_difference"] / scale
+        diffs = ", ".join(f"{name} {v['max_abs_difference']:.2e} (relative to max |value| {v['relative']:.1e})"
+                          for name, v in agreement[mode].items())
         print(f"log-probabilities, {mode}: max |difference| to the authors': {diffs}")
 
     sides = build(args, model_search, before_cls, dropout=True)
@@ -202,10 +251,22 @@ def main() -> None:
           f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
     print("| side | operators / step | matrix products / step | operators / authors' | time / authors' (median of rounds) |")
     print("|---|---:|---:|---:|---:|")
+    ratios = {name: statistics.median(a / b for a, b in zip(times[name], times["authors"], strict=True))
+              for name in names}
     for name in names:
-        ratio = statistics.median(a / b for a, b in zip(times[name], times["authors"], strict=True))
         print(f"| {name} | {counts[name][0]:,} | {counts[name][1]:,} | {counts[name][0] / counts['authors'][0]:.2f} | "
-              f"{ratio:.2f} |")
+              f"{ratios[name]:.2f} |")
+    if args.record:
+        from lightning_nas.run_record import git_state
+
+        options = {k: getattr(args, k) for k in ("hidden", "batch", "bptt", "vocab", "rounds", "threads")}
+        options["before"] = str(args.before) if args.before else None
+        sides_record = [{"side": name, "operators": counts[name][0], "matrix_products": counts[name][1],
+                         "operators_to_authors": counts[name][0] / counts["authors"][0],
+                         "median_time_to_authors": ratios[name], "times_s": times[name]} for name in names]
+        authors = git_state(args.darts) if (args.darts / ".git").exists() else {"commit": None, "dirty": None}
+        write_record(args.record, options, authors, sides_record, agreement,
+                     (load_before, [round(v, 2) for v in os.getloadavg()]), started)
 
 
 if __name__ == "__main__":

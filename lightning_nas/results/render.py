@@ -10,8 +10,8 @@ generated block
 with ``tables.TABLES[TABLE]`` computed from ``results/EXPERIMENT/``, or, where EXPERIMENT is a shipped
 table file (``nb201_digits_729.csv``), a statistic of that table (``ground_truth.py``), or, where
 EXPERIMENT is ``code``, a deterministic property of the code such as a parameter count
-(``properties.py``), or, where EXPERIMENT is ``speed``, a table of the speed record
-``results/speed/operators.json`` (``speed.py``) (text outside the markers is never touched), and draws the
+(``properties.py``), or, where EXPERIMENT is ``speed``, a table of a speed record
+``results/speed/*.json`` (``speed.py``) (text outside the markers is never touched), and draws the
 figures of every shipped experiment to ``docs/figures/EXPERIMENT_*.png`` (and the factor experiments,
 ``results/findings_*``, together to ``docs/figures/findings_factors.png``).
 ``--check`` writes nothing and exits 1 listing the blocks whose text differs (the drift test runs it).
@@ -47,7 +47,7 @@ def block_text(name: str, results: Path, cache: dict[str, Records]) -> str:
         from lightning_nas.results.ground_truth import table_block
 
         return table_block(experiment, table).rstrip("\n") + "\n"
-    if experiment == "speed":  # the shipped speed record (results/speed/operators.json)
+    if experiment == "speed":  # the shipped speed records (results/speed/*.json)
         from lightning_nas.results.speed import speed_block
 
         return speed_block(results / experiment, table).rstrip("\n") + "\n"

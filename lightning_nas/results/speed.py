@@ -1,6 +1,7 @@
-"""Tables of the shipped speed record ``results/speed/operators.json`` (written by
-``speed/strategy_step_time.py --record``), for the generated block ``speed/operators`` of
-docs/benchmarks.md.
+"""Tables of the shipped speed records for the generated blocks ``speed/NAME`` of docs/benchmarks.md:
+``results/speed/operators.json`` (written by ``speed/strategy_step_time.py --record``) for the block
+``speed/operators``, and ``results/speed/darts_rnn_authors.json`` (written by
+``speed/darts_rnn_authors.py --record``) for the block ``speed/darts_rnn_authors``.
 
 Operator counts are exact: one step of one strategy dispatches the same operators on every run of
 one commit and torch build, so the table states the build and commit it was counted at. The record
@@ -15,21 +16,28 @@ from typing import Any
 
 from lightning_nas.report.common import ReportError
 
-#: the record's file in ``results/speed/``
+#: the records' files in ``results/speed/``
 RECORD = "operators.json"
+AUTHORS_RECORD = "darts_rnn_authors.json"
 #: how the spaces are named in the tables, in their column order
 SPACES = {"nb201": "NB201", "darts_cnn": "DARTS CNN", "darts_rnn": "DARTS RNN", "nb1shot1": "NB1Shot1"}
 
 
-def load(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / RECORD
+#: per record file: the script that writes it, and the object of its entries
+WRITERS = {RECORD: ("strategy_step_time.py", "spaces", "space"),
+           AUTHORS_RECORD: ("darts_rnn_authors.py --darts DARTS", "shapes", "shape")}
+
+
+def load(folder: Path, name: str = RECORD) -> dict[str, Any]:
+    path = Path(folder) / name
+    script, key, what = WRITERS[name]
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ReportError(f"{path}: cannot read the speed record ({error}); write it with "
-                          "`python speed/strategy_step_time.py ... --record results/speed/operators.json`") from None
-    if not record.get("spaces"):
-        raise ReportError(f"{path}: no space measured (expected a 'spaces' object)")
+                          f"`python speed/{script} ... --record results/speed/{name}`") from None
+    if not isinstance(record, dict) or not isinstance(record.get(key), dict) or not record[key]:
+        raise ReportError(f"{path}: no {what} measured (expected a '{key}' object)")
     return record
 
 
@@ -84,11 +92,66 @@ def operators(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: the generated blocks ``speed/NAME``
-TABLES = {"operators": operators}
+#: how the sides of ``darts_rnn_authors.json`` are named, in their row order
+SIDES = {"ours": "ours", "before": "ours, before (`--before`)", "authors": "authors'"}
+#: the agreement's modes, as the script names them, and as the table does
+MODES = {"eval": "evaluation mode", "train (no dropout)": "training mode, no dropout"}
+
+
+def _agreement(values: dict[str, float] | None) -> str:
+    if values is None:
+        return ""
+    return f"{values['max_abs_difference']:.1e} ({values['relative']:.0e})"
+
+
+def darts_rnn_authors(record: dict[str, Any]) -> str:
+    """The first-order DARTS recurrent search step of this project against the authors' code, per
+    shape and side: operators and matrix products per step and their ratio to the authors', the
+    median over interleaved rounds of the step time's ratio to the authors', and the largest
+    difference of the log-probabilities to the authors' (relative to their largest value); then per
+    shape the rounds, threads, load, torch build, CPU kind and commits it was measured at."""
+    from lightning_nas.run_record import cpu_kind_key
+
+    head = ("| shape | side | operators / step | / authors' | matrix products / step | / authors' "
+            "| time / authors' (median) | " + " | ".join(f"log-probabilities, {m}: largest difference (relative)"
+                                                     for m in MODES.values()) + " |")
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(MODES)]
+    notes = []
+    for entry in record["shapes"].values():
+        o = entry["options"]
+        shape = f"hidden {o['hidden']}, tokens {o['batch']} x {o['bptt']}, vocabulary {o['vocab']}"
+        sides = {s["side"]: s for s in entry["sides"]}
+        authors = sides["authors"]
+        for i, name in enumerate(sorted(sides, key=lambda n: list(SIDES).index(n) if n in SIDES else len(SIDES))):
+            side = sides[name]
+            agreement = [_agreement(entry["agreement"].get(mode, {}).get(name)) for mode in MODES]
+            lines.append(f"| {shape if i == 0 else ''} | {SIDES.get(name, name)} | {side['operators']:,} | "
+                         f"{side['operators'] / authors['operators']:.2f} | {side['matrix_products']:,} | "
+                         f"{side['matrix_products'] / authors['matrix_products']:.2f} | "
+                         f"{side['median_time_to_authors']:.2f} | " + " | ".join(agreement) + " |")
+        env = entry["environment"]
+        commit = (env.get("commit") or "unknown")[:7] + (" (uncommitted changes)" if env.get("dirty") else "")
+        theirs = (entry.get("authors_code") or {}).get("commit")
+        load = entry["load_average"]
+        notes.append(f"- {shape}: {o['rounds']} interleaved rounds, {o['threads']} thread(s), load average "
+                     f"{load['before'][0]:.2f} before and {load['after'][0]:.2f} after; torch {env.get('torch')}, "
+                     f"CPU {cpu_kind_key(env.get('cpu')) or 'unknown'}, commit {commit}"
+                     + (f", authors' code at {theirs[:7]}" if theirs else "") + ".")
+    return "\n".join(lines + [""] + notes) + "\n"
+
+
+#: the generated blocks ``speed/NAME``: the record each renders, and how
+TABLES = {"operators": (RECORD, operators), "darts_rnn_authors": (AUTHORS_RECORD, darts_rnn_authors)}
 
 
 def speed_block(folder: Path, table: str) -> str:
     if table not in TABLES:
         raise ReportError(f"generated block 'speed/{table}': no such speed table (tables: {', '.join(TABLES)})")
-    return TABLES[table](load(folder))
+    name, render = TABLES[table]
+    record = load(folder, name)
+    try:
+        return render(record)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as error:
+        raise ReportError(f"{Path(folder) / name}: malformed speed record for the block 'speed/{table}' "
+                          f"({type(error).__name__}: {error}); write it again with "
+                          f"`python speed/{WRITERS[name][0]} ... --record results/speed/{name}`") from None
