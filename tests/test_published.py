@@ -411,6 +411,7 @@ def test_factor_figure_and_level_names(shipped, tmp_path):
         effect = Effect("findings_implementation", "model", "model=spos", f"model={level}", "ground_truth",
                         85.0, 84.0, 10, -1.0, -2.0, 0.0, 0.05, 0.06)
         assert effect.category == category, level
+    assert _short_level(effect) == "other (vs spos)"
 
 
 def test_power_table_states_what_the_seeds_allow(shipped):

@@ -81,7 +81,10 @@ class Effect:
 
 
 def level_label(factors: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(factors.items()))
+    """``bn_mode=running``; a recipe file as the value reads as its stem (``model=path_dropout``)."""
+    from lightning_nas.experiments.design import short_value
+
+    return ", ".join(f"{k}={short_value(str(v))}" for k, v in sorted(factors.items()))
 
 
 def _metric_value(trial: dict, metric: str) -> Optional[float]:
@@ -163,6 +166,8 @@ def _short_level(effect: Effect) -> str:
 
     key, base = parse(effect.baseline)
     _, level = parse(effect.level)
+    if key == "model" and isinstance(base, str) and isinstance(level, str):  # recipe files named by their factor
+        return f"{level.replace('_', ' ')} (vs {base.replace('_', ' ')})"
     if isinstance(base, dict) and isinstance(level, dict):
         changed = [k for k in level if base.get(k) != level.get(k)]
         return f"{key} " + ", ".join(f"{k}: {base.get(k)} → {level.get(k)}" for k in changed)
@@ -212,6 +217,7 @@ def factor_figure(experiments: list, path: Path) -> Optional[Path]:
                 ax.errorbar(effect.mean, yi, xerr=[[effect.mean - effect.low], [effect.high - effect.mean]],
                             fmt="none", ecolor="black", capsize=3, linewidth=1)
         ax.axvline(0, color="#555555", linewidth=0.8)
+        ax.set_axisbelow(True)  # the grid behind the bars
         ax.set_xlabel(xlabel)
         ax.grid(axis="x", color="#eeeeee", zorder=0)
     axes[0].set_yticks(y)
