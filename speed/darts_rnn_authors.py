@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT / "speed"))
 
 from lightning_nas.nn.darts_rnn import DartsRNNNetwork  # noqa: E402
 from lightning_nas.spaces.darts_rnn import OPERATIONS, DartsRNNSpace  # noqa: E402
-from strategy_step_time import kernel_counter  # noqa: E402
+from strategy_step_time import environment, kernel_counter  # noqa: E402
 from versions import load_unregistered  # noqa: E402
 
 RECIPE = dict(weight_sharing="node", batchnorm="nodes", output="mean", init_range=0.04, tie_weights=True,
@@ -161,16 +161,6 @@ def make_step(side: str, net, alpha, windows):
 def shape_key(options: dict) -> str:
     """The record's key of one shape: ``hidden300_batch32_bptt35_vocab10000``."""
     return "_".join(f"{k}{options[k]}" for k in ("hidden", "batch", "bptt", "vocab"))
-
-
-def environment(record: Path | None = None) -> dict:
-    """What the counts (torch build, commit) and the times (CPU, threads, load) depend on; the record
-    being written is this command's output, not a change of the code."""
-    from lightning_nas.run_record import cpu_kind, git_state
-
-    git = git_state(ROOT, outputs=(record,) if record is not None else ())
-    return {"torch": torch.__version__, "python": platform.python_version(), "commit": git.get("commit"),
-            "dirty": git.get("dirty"), "cpu": cpu_kind(), "cpu_count": os.cpu_count()}
 
 
 def write_record(path: Path, options: dict, authors: dict, sides: list[dict], agreement: dict,

@@ -55,8 +55,9 @@ def test_a_constant_side_gets_no_gradient(constant, trained):
     assert all(p.requires_grad for p in getattr(module, frozen)())
     out.sum().backward()
     assert all(p.grad is None for p in getattr(module, frozen)())
-    assert all(p.grad is not None for p in getattr(module, trained)()) or trained == "weight_parameters"
-    assert any(p.grad is not None for p in getattr(module, trained)())
+    grads = [p.grad is not None for p in getattr(module, trained)()]
+    # every architecture weight takes part in the relaxed forward; some weights may not (a classifier bias does)
+    assert all(grads) if trained == "architecture_parameters" else any(grads)
 
 
 TRAINING = [name for name in STRATEGIES.names() if STRATEGIES.get(name).trains]
