@@ -334,3 +334,36 @@ def test_sigterm_stops_between_architectures_and_resumes(single: Path, tmp_path:
     monkeypatch.setattr(run_module, "train_one", real)
     tabulate(config(out), log=lambda _: None)
     assert out.read_text() == single.read_text()
+
+
+def test_nb101_table_holds_one_cell_per_graph_hash_and_answers_by_hash(tmp_path: Path) -> None:
+    """A table holds functions, not decisions: the 423 decided 4-vertex NB101 cells are 91 graph hashes
+    (Ying et al. 2019), so 'all' trains one cell per hash and writes the hash as the ``key`` column that
+    the benchmark answers by (the key runs look architectures up with, ``space.key``)."""
+    from lightning_nas.spaces import SPACES
+
+    space = SPACES.get("nb101")(num_vertices=4)
+    cfg = build_parser().parse_args(["--space", "nb101", "--space_options", '{"num_vertices": 4}',
+                                     "--architectures", "all", "--seeds", "[0]", "--out", str(tmp_path / "t.csv")])
+    archs = architectures(cfg)
+    assert len(list(space.enumerate())) == 423 and len(archs) == 91
+    assert len({space.key(a) for a in archs}) == 91
+    cfg = build_parser().parse_args([*TINY, "--space", "nb101", "--space_options", '{"num_vertices": 4}',
+                                     "--architectures", "all", "--limit", "3",
+                                     "--model", '{"network": {"stem": 2, "num_stacks": 1, "cells_per_stack": 1}}',
+                                     "--out", str(tmp_path / "t.csv")])
+    out = tabulate(cfg, log=lambda _: None)
+    table = rows(out)
+    assert list(table[0])[-1] == "key"
+    for row in table:
+        assert row["key"] == space.key(space.parse(row["ArchitectureString"]))
+    benchmark = TabulatedBenchmark(str(out))
+    # an isomorphic or unpruned variant of a tabulated cell is found under its hash
+    cell = space.parse(table[0]["ArchitectureString"])
+    twins = [a for a in space.enumerate() if space.key(a) == space.key(cell) and a != cell]
+    assert twins, "the enumeration has equivalent decided cells"
+    assert benchmark.query(space.key(twins[0])) == float(table[0]["test_accuracy_mean"])
+    assert benchmark.seed_values(space.key(cell)) == [float(table[0]["test_accuracy_seed0"]),
+                                                      float(table[0]["test_accuracy_seed1"])]
+    # a space keyed by its text form keeps the table's old columns
+    assert "key" not in rows(tabulate(config(tmp_path / "nb201.csv"), log=lambda _: None))[0]

@@ -31,6 +31,14 @@ def resolve_table(path: str | Path) -> Path:
     raise GroundTruthError(f"benchmark.path: ground-truth table {path} does not exist (shipped tables: {shipped})")
 
 
+def key_column_of(path: Path) -> str:
+    """The column a table keys its rows by: ``key`` where ``lightning_nas.tabulate`` wrote one (spaces
+    whose benchmark key is not the text form, e.g. the NB101 graph hash), else ``ArchitectureString``."""
+    with path.open(newline="") as handle:
+        columns = next(csv.reader(line for line in handle if not line.startswith("#")), [])
+    return "key" if "key" in columns else "ArchitectureString"
+
+
 class TabulatedBenchmark(CSVBenchmark):
     """Args:
         path: the table (CSV), or the name of a shipped one (e.g. ``nb201_digits.csv``).
@@ -45,7 +53,8 @@ class TabulatedBenchmark(CSVBenchmark):
     def __init__(self, path: str = "nb201_digits.csv", metric: str = "test_accuracy_mean",
                  higher_is_better: bool = True, made_by: Optional[str] = None) -> None:
         self.made_by = made_by
-        super().__init__(str(resolve_table(path)), metric=metric, key_column="ArchitectureString",
+        table = resolve_table(path)
+        super().__init__(str(table), metric=metric, key_column=key_column_of(table),
                          higher_is_better=higher_is_better)
 
     @property
@@ -60,6 +69,6 @@ class TabulatedBenchmark(CSVBenchmark):
         key = str(key)
         with self.path.open(newline="") as handle:
             for row in csv.DictReader(handle):
-                if row["ArchitectureString"] == key:
+                if row[self.key_column] == key:
                     return [float(v) for k, v in row.items() if k.startswith(f"{base}_seed")]
         raise GroundTruthError(f"{key} is not in {self.path}")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 from lightning_nas.benchmarks import Benchmark, GroundTruthError, TableBenchmark
-from lightning_nas.benchmarks.tabulated import resolve_table
+from lightning_nas.benchmarks.tabulated import key_column_of, resolve_table
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,12 @@ class ColumnMean(TableBenchmark):
     ``lightning_nas.tabulate`` table); one column is the column itself. Blank cells are an error."""
 
     def __init__(self, path: str, columns: Union[str, list[str]], higher_is_better: bool = True,
-                 key_column: str = "ArchitectureString") -> None:
+                 key_column: Optional[str] = None) -> None:
         self.path = resolve_table(path)
         self.columns = [columns] if isinstance(columns, str) else list(columns)
         self.metric = "+".join(self.columns)
         self.higher_is_better = higher_is_better
-        self.key_column = key_column
+        self.key_column = key_column or key_column_of(self.path)
         self.source = str(self.path)
         self._table: Optional[dict[str, float]] = None
 

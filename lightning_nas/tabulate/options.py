@@ -228,7 +228,7 @@ def architectures(config: Any) -> list[Any]:
         raise TabulateError(f"space_options: {error}") from None
     if config.architectures == "all":
         try:
-            return list(space.enumerate())
+            return one_per_key(space, space.enumerate())
         except NotImplementedError as error:
             raise TabulateError(f"architectures: {error}; give a sample size instead") from None
     if config.architectures > space.size:
@@ -237,15 +237,40 @@ def architectures(config: Any) -> list[Any]:
     return space.sample_many(config.architectures, generator(config.sample_seed, "tabulate"))
 
 
+def one_per_key(space: Any, archs: Any) -> list[Any]:
+    """The first architecture of each benchmark key (``space.key``), in enumeration order.
+
+    A table holds functions, not decisions: on NAS-Bench-101 the 423 decided 4-vertex cells are 91
+    graph hashes (Ying et al. 2019, Sec. 2.2: isomorphic and pruned-equal cells are one entry), and
+    training each decided cell would spend most of the time on copies. Where the key is the text form
+    (NB201, the DARTS spaces) this keeps every architecture."""
+    kept: dict[str, Any] = {}
+    for arch in archs:
+        kept.setdefault(space.key(arch), arch)
+    return list(kept.values())
+
+
+def benchmark_keys(config: Any, archs: Sequence[Any]) -> Optional[list[str]]:
+    """The benchmark key of each architecture where the space keys by something other than the text
+    form (the NB101 graph hash); None where key and text agree (the table then has no ``key`` column,
+    and tables made before the column existed keep their bytes)."""
+    from lightning_nas.spaces import SPACES
+
+    space = SPACES.get(config.space)(**config.space_options)
+    keys = [space.key(arch) for arch in archs]
+    return None if all(k == str(a) for k, a in zip(keys, archs, strict=True)) else keys
+
+
 def metric_names(config: Any) -> list[str]:
     return [f"{split}_{name}" for split in SPLITS if split in config.evaluate for name in ("accuracy", "loss")]
 
 
-def header(metrics: Sequence[str], seeds: Sequence[int]) -> list[str]:
+def header(metrics: Sequence[str], seeds: Sequence[int], keyed: bool = False) -> list[str]:
+    """The table's columns; ``keyed`` adds ``key`` (the benchmark key, ``benchmark_keys``) at the end."""
     columns = ["position", "ArchitectureString"]
     for metric in metrics:
         columns += [f"{metric}_mean", f"{metric}_std"] + [f"{metric}_seed{s}" for s in seeds]
-    return columns + ["epochs", "params"]
+    return columns + ["epochs", "params"] + (["key"] if keyed else [])
 
 
 def _fmt(value: float) -> str:
@@ -253,11 +278,11 @@ def _fmt(value: float) -> str:
 
 
 def make_row(position: int, arch: str, results: Sequence[dict[str, float]], metrics: Sequence[str],
-             epochs: int, params: int) -> list[str]:
+             epochs: int, params: int, key: Optional[str] = None) -> list[str]:
     """Mean and std (sample std, ddof=1; 0 for one seed) of the per-seed values as written."""
     row = [str(position), arch]
     for metric in metrics:
         values = [float(_fmt(r[metric])) for r in results]
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         row += [_fmt(statistics.fmean(values)), _fmt(std)] + [_fmt(v) for v in values]
-    return row + [str(epochs), str(params)]
+    return row + [str(epochs), str(params)] + ([key] if key is not None else [])

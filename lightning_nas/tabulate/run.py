@@ -43,8 +43,9 @@ from jsonargparse import ArgumentParser
 
 from lightning_nas.tabulate.common import TabulateError
 from lightning_nas.tabulate.noise import noise_ceiling
-from lightning_nas.tabulate.options import (architectures, build_parser, check_outside_package, default_out, header,
-                                            make_row, metric_names, parse_shard, protocol, validate, without_seeds)
+from lightning_nas.tabulate.options import (architectures, benchmark_keys, build_parser, check_outside_package,
+                                            default_out, header, make_row, metric_names, parse_shard, protocol, validate,
+                                            without_seeds)
 from lightning_nas.tabulate.table import (_read_json, _same, append_line, merge, read_rows, shard_path, sidecar_path,
                                           times_header, times_path, times_row)
 from lightning_nas.tabulate.training import _quiet, train_one
@@ -125,7 +126,8 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
     _quiet()
     archs = architectures(config)
     metrics = metric_names(config)
-    columns = header(metrics, config.seeds)
+    keys = benchmark_keys(config, archs)
+    columns = header(metrics, config.seeds, keyed=keys is not None)
     proto = protocol(config)
     # extending a finished table with more seeds: its per-seed values are copied as they are and only
     # the new seeds are trained; one process writes OUT.extending.csv and replaces OUT when complete
@@ -197,7 +199,8 @@ def _tabulate(config: Any, argv: Optional[list[str]], log) -> Path:
             results.append(metrics_of_seed)
         # the times row first: a row of the table always has its time (a rerun skips the architecture)
         append_line(timing, times_row(position, str(arch), seconds))
-        append_line(path, make_row(position, str(arch), results, metrics, config.max_epochs, params))
+        append_line(path, make_row(position, str(arch), results, metrics, config.max_epochs, params,
+                                   key=keys[position] if keys is not None else None))
         trained += 1
         elapsed = time.perf_counter() - start
         rate = elapsed / trained
