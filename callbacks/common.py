@@ -85,7 +85,9 @@ def sample_subspaces(strategy: Any, benchmark: Optional[Benchmark], count: int, 
     """Up to ``count`` distinct architectures of every sub-space (``space.subspace``), as Yu et al.'s
     baseline-v2 ranks ("we sample 200 architectures that share the same number of channels", Sec.
     4.5): uniform draws from the space (kept only when in the table, where a table covers part of the
-    space), each added to its sub-space until that one holds ``count``. Draws stop when every
+    space), each added to its sub-space until that one holds ``count``. Distinct by benchmark key, as
+    the pooled ranking draws (``_sample_in_table``): two spellings of one NB101 cell are one function
+    with one ground truth, and ranking both would count the same cell twice. Draws stop when every
     sub-space seen is full, or after ``draws_per_architecture`` per architecture wanted by them (a
     rare sub-space may then hold fewer); sub-spaces are returned in ascending order."""
     gen = generator(strategy.hparams.seed, seed_key)
@@ -97,11 +99,12 @@ def sample_subspaces(strategy: Any, benchmark: Optional[Benchmark], count: int, 
     while draws < draws_per_architecture * count * max(1, len(groups)):
         draws += 1
         arch = space.sample(gen)
-        if arch in seen or (partial and space.key(arch) not in benchmark):
+        key = space.key(arch)
+        if key in seen or (partial and key not in benchmark):
             continue
         group = groups.setdefault(space.subspace(arch), [])
         if len(group) < count:
-            seen.add(arch)
+            seen.add(key)
             group.append(arch)
             kept += 1
         if kept == count * len(groups):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -59,10 +60,16 @@ def cpu_kind() -> dict[str, Any]:
 
 def cpu_kind_key(cpu: dict[str, Any] | None) -> str | None:
     """The part of ``cpu_kind()`` two runs must share for bit-identical CPU numbers
-    ("AuthenticAMD/AMD EPYC/AVX2"); None when a record has no CPU kind (made before it was recorded)."""
+    ("AuthenticAMD/AMD EPYC/AVX2"); None when a record has no CPU kind (made before it was recorded).
+
+    The model name's nominal clock (" @ 2.80GHz") is left out: hosts of one processor model report it
+    or not depending on the hypervisor, and the clock does not change which kernels run (the NB201
+    digits table, recorded as "Intel(R) Xeon(R) Processor @ 2.80GHz", retrained bit for bit on a host
+    reporting "Intel(R) Xeon(R) Processor")."""
     if not cpu or not cpu.get("capability"):
         return None
-    return "/".join(str(cpu.get(k) or "?") for k in ("vendor", "model", "capability"))
+    model = re.sub(r"\s*@\s*[\d.]+\s*[GM]Hz\s*$", "", str(cpu.get("model") or "?"))
+    return "/".join((str(cpu.get("vendor") or "?"), model or "?", str(cpu.get("capability"))))
 
 
 def git_state(path: Path | None = None, outputs: tuple[Path, ...] = ()) -> dict[str, Any]:

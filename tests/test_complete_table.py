@@ -1,8 +1,11 @@
-"""The shipped complete ground truth of an NB201 sub-space (``nb201_digits_729.csv``, issue 10): every
-cell of the sub-space has a value, so every strategy's answer on that sub-space has a ground truth -
-the random baseline's draw, every decoded DARTS-family cell, every controller sample. Iterates the
-strategy registry, so a new strategy is covered when it is registered."""
+"""The shipped complete ground truths (``nb201_digits_729.csv``, issue 10; ``nb101_digits_91.csv``,
+issue 22): every architecture of their space has a value, so every strategy's answer on that space has
+a ground truth - the random baseline's draw, every decoded DARTS-family cell, every controller sample.
+Iterates the table list and the strategy registry, so a new table or strategy is covered when it is
+added."""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import pytest
 import torch
@@ -14,46 +17,71 @@ from lightning_nas.errors import UnsupportedCombinationError
 from lightning_nas.registry import SPACES, STRATEGIES
 from lightning_nas.strategies import FixedArchitecture
 
-TABLE = "nb201_digits_729.csv"
-OPERATIONS = ["skip_connect", "nor_conv_3x3", "avg_pool_3x3"]  # the recipe's space_options.operations
+
+@dataclass(frozen=True)
+class CompleteTable:
+    """A shipped complete table, the recipe that makes it, and the space (as its searches set it) it covers."""
+
+    name: str
+    recipe: str
+    space: str
+    space_options: dict = field(default_factory=dict)
+    network: dict = field(default_factory=dict)  # a small network of the space, for building strategies
+
+    def __str__(self) -> str:
+        return self.name
+
+
+COMPLETE = [
+    CompleteTable("nb201_digits_729.csv", "recipes/tabulate_nb201_digits_729.yaml", "nb201",
+                  {"operations": ["skip_connect", "nor_conv_3x3", "avg_pool_3x3"]}, {"C": 4, "N": 1}),
+    CompleteTable("nb101_digits_91.csv", "recipes/tabulate_nb101_digits_91.yaml", "nb101",
+                  {"num_vertices": 4}, {"stem": 4, "num_stacks": 1, "cells_per_stack": 1}),
+]
 STRATEGY_NAMES = [name for name in STRATEGIES.names() if not issubclass(STRATEGIES.get(name), FixedArchitecture)]
 
-pytestmark = pytest.mark.skipif(not (TABLES / TABLE).is_file(), reason=f"{TABLE} is not shipped")
+
+def shipped(table: CompleteTable) -> TabulatedBenchmark:
+    if not (TABLES / table.name).is_file():
+        pytest.skip(f"{table.name} is not shipped")
+    return TabulatedBenchmark(table.name)
 
 
-@pytest.fixture(scope="module")
-def table() -> TabulatedBenchmark:
-    return TabulatedBenchmark(TABLE)
-
-
-def test_every_cell_of_the_sub_space_has_a_value(table):
-    space = SPACES.get("nb201")(operations=OPERATIONS)
+@pytest.mark.parametrize("table", COMPLETE, ids=str)
+def test_every_architecture_of_the_space_has_a_value(table):
+    benchmark = shipped(table)
+    space = SPACES.get(table.space)(**table.space_options)
     keys = {space.key(arch) for arch in space.enumerate()}
-    assert len(keys) == space.size == 3 ** 6 == len(table)
-    assert all(table.query(key) is not None for key in keys)
+    assert keys == set(benchmark.table())  # nothing missing, nothing from elsewhere
+    assert len(benchmark) == len(keys) <= space.size
 
 
+@pytest.mark.parametrize("table", COMPLETE, ids=str)
 def test_protocol_and_noise_ceiling_of_the_table(table):
     """A split fixed apart from the training seed, and the reliability issue 10 aims for."""
-    side = table.sidecar
+    benchmark = shipped(table)
+    side = benchmark.sidecar
     assert side["status"] == "complete" and side["protocol"]["split_seed"] == 0
+    assert side["protocol"]["space"] == table.space and side["protocol"]["space_options"] == table.space_options
     seeds = side["seeds"]
-    assert len(seeds) >= 4 and len(table.seed_values(next(iter(table.table())))) == len(seeds)
+    assert len(seeds) >= 4 and len(benchmark.seed_values(next(iter(benchmark.table())))) == len(seeds)
     ceiling = side["noise_ceiling"]["test_accuracy"]
     assert ceiling["split_half"]["spearman_brown"] >= 0.9
     assert ceiling["split_half"]["top_quartile_agreement"] > 0.25  # chance level
 
 
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
-def test_every_strategys_answer_has_a_ground_truth(name, table):
+@pytest.mark.parametrize("table", COMPLETE, ids=str)
+def test_every_strategys_answer_has_a_ground_truth(table, name):
     """The answer a strategy would give (decoded weights, controller samples, uniform draws),
     with its architecture parameters perturbed away from their initial values."""
+    benchmark = shipped(table)
     torch.manual_seed(0)
     try:
-        strategy = STRATEGIES.get(name)(space="nb201", space_options={"operations": OPERATIONS},
-                                        network={"C": 4, "N": 1}, num_classes=10, in_channels=1)
+        strategy = STRATEGIES.get(name)(space=table.space, space_options=table.space_options,
+                                        network=table.network, num_classes=10, in_channels=1)
     except UnsupportedCombinationError:
-        pytest.skip(f"{name} does not run on nb201")
+        pytest.skip(f"{name} does not run on {table.space}")
     with torch.no_grad():
         for parameter in strategy.architecture_parameters():
             parameter.normal_(0.0, 1.0)
@@ -62,14 +90,17 @@ def test_every_strategys_answer_has_a_ground_truth(name, table):
     answers = [a for a in answers if a is not None]
     assert answers
     for arch in answers:
-        assert table.query(strategy.space.key(arch)) is not None, (name, str(arch))
+        assert benchmark.query(strategy.space.key(arch)) is not None, (name, str(arch))
 
 
-FRESH = sorted((TABLES.parents[2] / "results" / "tabulations").glob("nb201_digits_729.*.csv"))
+#: each shipped table, and fresh tabulations of it waiting to be installed (``results/tabulations``)
+TABULATIONS = [pytest.param(table, path, id=path.name) for table in COMPLETE
+               for path in [TABLES / table.name,
+                            *sorted((TABLES.parents[2] / "results" / "tabulations").glob(f"{table.name[:-4]}.*.csv"))]]
 
 
-@pytest.mark.parametrize("path", [TABLES / TABLE, *FRESH], ids=lambda p: p.name)
-def test_the_documented_command_regenerates_the_tables_cells(path, tmp_path):
+@pytest.mark.parametrize("table,path", TABULATIONS)
+def test_the_documented_command_regenerates_the_tables_cells(table, path, tmp_path):
     """Issue 19: a table made at a clean commit (its sidecar says which) is regenerated by the recipe's
     documented command: its first cells retrain to the per-seed values bit for bit - on the torch
     build, CPU kind and thread count the sidecar records (elsewhere the last bits may differ;
@@ -83,17 +114,19 @@ def test_the_documented_command_regenerates_the_tables_cells(path, tmp_path):
     from lightning_nas.results.rerun import comparable
     from lightning_nas.run_record import cpu_kind
 
+    if not path.is_file():
+        pytest.skip(f"{path.name} is not shipped")
     side = json.loads(path.with_suffix(".json").read_text())
     if side["git"]["dirty"]:
         pytest.skip(f"{path.name} was made at a commit with uncommitted changes: no commit regenerates it")
-    shipped = {"environment": {"torch": side["versions"]["torch"], "cpu": side.get("cpu"), "threads": side["threads"]}}
+    shipped_env = {"environment": {"torch": side["versions"]["torch"], "cpu": side.get("cpu"), "threads": side["threads"]}}
     here = {"environment": {"torch": torch.__version__, "cpu": cpu_kind(), "threads": side["threads"]}}
-    ok, why = comparable(shipped, here)
+    ok, why = comparable(shipped_env, here)
     if not ok:
         pytest.skip(f"not comparable here: {why}")
     root = TABLES.parents[2]
     out = tmp_path / "cells.csv"
-    subprocess.run([sys.executable, "-m", "lightning_nas.tabulate", "--recipe", "recipes/tabulate_nb201_digits_729.yaml",
+    subprocess.run([sys.executable, "-m", "lightning_nas.tabulate", "--recipe", table.recipe,
                     "--seeds", "[0, 1]", "--limit", "2", "--out", str(out)],
                    cwd=root, check=True, capture_output=True)
     with out.open(newline="") as handle:

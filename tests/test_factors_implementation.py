@@ -265,6 +265,15 @@ def test_per_subspace_ranking_is_the_mean_of_the_rankings_within_each_subspace(t
         assert int(row["subspace"]) == space.subspace(space.parse(row["architecture"]))
         groups.setdefault(row["subspace"], []).append(row)
     assert len(groups) >= 2 and all(len(g) <= 6 for g in groups.values()) and max(len(g) for g in groups.values()) == 6
+    keys = [space.key(space.parse(r["architecture"])) for r in rows]
+    assert len(set(keys)) == len(keys)  # one function once: spellings of a cell share its ground truth
+    # with a sub-space larger than the number of its functions, every function is ranked once and no more
+    everything = WeightSharingRanking(num_architectures=200, benchmark=truth, per_subspace=True)
+    everything._evaluate_subspaces(types.SimpleNamespace(**{**vars(trainer), "default_root_dir": str(tmp_path / "all")}),
+                                   strategy, batches, ())
+    with open(tmp_path / "all" / "ranking" / "subspace_epoch_000.csv", newline="") as f:
+        keys = [space.key(space.parse(r["architecture"])) for r in csv.DictReader(f)]
+    assert sorted(keys) == sorted({space.key(a) for a in space.enumerate()})
     per_group = [ranking_agreement([float(r["ground_truth"]) for r in g], [float(r["supernet_accuracy"]) for r in g])
                  for g in groups.values()]
     taus = [a["sparse_kendall_tau"] for a in per_group if a and a["sparse_kendall_tau"] == a["sparse_kendall_tau"]]

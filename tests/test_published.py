@@ -243,6 +243,11 @@ def test_cpu_kind_is_recorded():
     assert kind["capability"] and cpu_kind_key(kind).endswith(kind["capability"])
     assert cpu_kind_key({}) is None
     assert math.isfinite(float(os.cpu_count() or 1))
+    # the nominal clock in the model name is not a CPU kind; another model or instruction set is
+    xeon = {"vendor": "GenuineIntel", "model": "Intel(R) Xeon(R) Processor", "capability": "AVX512"}
+    assert cpu_kind_key({**xeon, "model": "Intel(R) Xeon(R) Processor @ 2.80GHz"}) == cpu_kind_key(xeon)
+    assert cpu_kind_key({**xeon, "model": "Intel(R) Xeon(R) Gold 6148"}) != cpu_kind_key(xeon)
+    assert cpu_kind_key({**xeon, "capability": "AVX2"}) != cpu_kind_key(xeon)
 
 
 def test_tie_break_spread_is_zero_without_score_ties_and_positive_with_them():
@@ -568,3 +573,28 @@ def test_factor_baseline_is_the_grids_first_value():
     truth = next(e for e in factor_effects(records) if e.metric == "ground_truth")
     assert (truth.baseline, truth.level) == (f"network={c8}", f"network={c4}")
     assert truth.mean == pytest.approx(-2.5) and truth.baseline_mean == pytest.approx(83.0)
+
+
+def test_subspace_statistic_groups_cells_by_the_spaces_fixed_width_subspaces(tmp_path):
+    """``TABLE.csv/subspaces``: cells grouped by ``space.subspace`` (NB101: edges into the output) from
+    the space its sidecar's protocol names; a space without such sub-spaces is refused in one line."""
+    import json
+
+    from lightning_nas.report.common import ReportError
+    from lightning_nas.results.ground_truth import subspaces
+
+    cells = {"0001.0000.0000.0000|input,conv3x3-bn-relu,conv3x3-bn-relu,output": 30.0,   # input -> output only
+             "0010.0000.0001.0000|input,conv3x3-bn-relu,conv3x3-bn-relu,output": 70.0,   # one edge into the output
+             "0010.0000.0001.0000|input,maxpool3x3,conv3x3-bn-relu,output": 60.0,
+             "0110.0001.0001.0000|input,conv3x3-bn-relu,maxpool3x3,output": 50.0}        # two edges into it
+    path = tmp_path / "nb101.csv"
+    _write_csv(path, ["ArchitectureString", "test_accuracy_mean"], [[c, v] for c, v in cells.items()])
+    path.with_suffix(".json").write_text(json.dumps({"protocol": {"space": "nb101",
+                                                                  "space_options": {"num_vertices": 4}}}))
+    lines = subspaces(path).splitlines()[2:]
+    assert lines == ["| 0 | 1 | 30.00 | 30.00 | 30.00 | - |", "| 1 | 2 | 70.00 | 65.00 | 60.00 | 7.07 |",
+                     "| 2 | 1 | 50.00 | 50.00 | 50.00 | - |"]
+    path.with_suffix(".json").write_text(json.dumps({"protocol": {"space": "nb201"}}))
+    _write_csv(path, ["ArchitectureString", "test_accuracy_mean"], [["|skip_connect~0|+|skip_connect~0|skip_connect~1|", 1.0]])
+    with pytest.raises(ReportError, match="no sub-spaces"):
+        subspaces(path)

@@ -92,6 +92,9 @@ def ranking_epochs(run_dir: Path, threshold: float, higher_is_better: bool) -> t
         entry: dict[str, Any] = {"epoch": int(path.stem.split("_")[-1]) + 1, "architectures": len(rows),
                                  "distinct_accuracy": distinct(accuracy), "distinct_loss": distinct(loss)}
         entry.update(agreement_by_score(truth, accuracy, loss, threshold, higher_is_better))
+        within = subspace_agreement(path.with_name(f"subspace_{path.name}"), threshold, higher_is_better)
+        if within:
+            entry["subspaces"] = within
         epochs.append(entry)
         final = {"epoch": entry["epoch"], "ground_truth": truth, "supernet_accuracy": accuracy, "supernet_loss": loss}
         if all(r.get("architecture") for r in rows):  # what a new table version re-scores exactly (rescore.py)
@@ -197,6 +200,34 @@ def environment(run: dict[str, Any], host_cpu: bool = False) -> dict[str, Any]:
             "platform": run.get("platform"),
             "commit": git.get("commit"), "dirty": git.get("dirty"),
             "resumed": len(run.get("history") or []) > 1}
+
+
+def subspace_agreement(path: Path, threshold: float, higher_is_better: bool) -> dict[str, Any]:
+    """Yu et al.'s "baseline-v2" agreement (Sec. 4.5, Table 3): the ranking agreement within each
+    sub-space of fixed widths (``ranking.per_subspace``, ``subspace_epoch_XXX.csv``), averaged over the
+    sub-spaces where it is defined (at least two cells that the ground truth does not all tie), by
+    super-net accuracy and by loss as ``agreement_by_score``; ``{}`` without the file."""
+    if not path.is_file():
+        return {}
+    groups: dict[str, list[dict[str, str]]] = {}
+    for row in _rows(path):
+        groups.setdefault(row["subspace"], []).append(row)
+    per_score: dict[str, dict[str, list[float]]] = {}
+    for rows in groups.values():
+        if len(rows) < 2:
+            continue
+        agreement = agreement_by_score([_num(r.get("ground_truth")) for r in rows],
+                                       [_num(r.get("supernet_accuracy")) for r in rows],
+                                       [_num(r.get("supernet_loss")) for r in rows], threshold, higher_is_better)
+        for score, values in agreement.items():
+            for name, value in values.items():
+                if math.isfinite(value):
+                    per_score.setdefault(score, {}).setdefault(name, []).append(value)
+    out: dict[str, Any] = {score: {name: sum(v) / len(v) for name, v in values.items()}
+                           for score, values in per_score.items()}
+    if out:
+        out["subspaces"] = sum(1 for rows in groups.values() if len(rows) >= 2)
+    return out
 
 
 def record_trial(run_dir: Path, experiment: str, policy: Optional[RandomPolicy], table_size: int,

@@ -23,7 +23,9 @@ import numpy as np
 
 #: the metrics a factor is judged by: the searched model's ground truth and the final ranking's agreement
 METRICS = {"ground_truth": "answer's ground truth", "sparse_kendall_tau": "sparse Kendall tau",
-           "kendall_tau": "Kendall tau"}
+           "kendall_tau": "Kendall tau",
+           # Yu et al.'s baseline-v2 (Sec. 4.5): within each sub-space of fixed widths, where runs rank by sub-space
+           "subspace_sparse_kendall_tau": "sparse Kendall tau within sub-spaces"}
 
 #: Table 1 of "How to Train Your Super-Net": the category of each factor, by the last part of its recipe key
 CATEGORIES = {
@@ -92,6 +94,8 @@ def _metric_value(trial: dict, metric: str) -> Optional[float]:
 
     if metric == "ground_truth":
         return (trial.get("answer") or {}).get("ground_truth")
+    if metric.startswith("subspace_"):
+        return own_score_agreement(trial, within_subspaces=True).get(metric.removeprefix("subspace_"))
     return own_score_agreement(trial).get(metric)
 
 

@@ -92,6 +92,34 @@ def operations(path: Path) -> str:
     return "\n".join(lines)
 
 
+def subspaces(path: Path) -> str:
+    """The table by the space's sub-spaces of fixed widths (``space.subspace``; NB101: edges into the
+    output, "How to Train Your Super-Net" Sec. 4.5): cells, seed-mean spread and the best cell of each,
+    i.e. what a ranking within one sub-space (baseline-v2) has to order."""
+    import csv
+    import json
+
+    from lightning_nas.spaces import SPACES, SearchSpace
+
+    protocol = json.loads(path.with_suffix(".json").read_text()).get("protocol") or {}
+    space = SPACES.get(protocol["space"])(**(protocol.get("space_options") or {}))
+    if type(space).subspace is SearchSpace.subspace:
+        raise ReportError(f"{path.name}: the {space.name} space has no sub-spaces of fixed widths")
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(space.subspace(space.parse(row["ArchitectureString"])), []).append(
+            float(row["test_accuracy_mean"]))
+    lines = ["| sub-space (edges into the output) | cells | best | mean | worst | sd of the seed means |",
+             "|---|---|---|---|---|---|"]
+    for group, values in sorted(groups.items()):
+        sd = f"{statistics.stdev(values):.2f}" if len(values) > 1 else "-"
+        lines.append(f"| {group} | {len(values)} | {max(values):.2f} | {statistics.fmean(values):.2f} | "
+                     f"{min(values):.2f} | {sd} |")
+    return "\n".join(lines)
+
+
 def cost(path: Path) -> str:
     """What the table cost, from its sidecar: trainings, CPU time, per training, and the git state it
     was made at (a dirty tree cannot be regenerated bit for bit; ``docs/ground_truth.md`` says so)."""
@@ -184,7 +212,7 @@ def _keys(path: Path) -> list[str]:
 
 
 TABLE_STATISTICS: dict[str, Callable[[Path], str]] = {"reliability": reliability, "spread": spread,
-                                                      "operations": operations, "cost": cost,
+                                                      "operations": operations, "subspaces": subspaces, "cost": cost,
                                                       "random_policy": random_policy, "retest": retest}
 
 

@@ -146,10 +146,12 @@ def final_epoch(trial: dict) -> dict:
     return epochs[-1] if epochs else {}
 
 
-def own_score_agreement(trial: dict) -> dict:
-    """The final ranking's correlations by the score the run itself ranked with (``ranking.score``)."""
+def own_score_agreement(trial: dict, within_subspaces: bool = False) -> dict:
+    """The final ranking's correlations by the score the run itself ranked with (``ranking.score``);
+    ``within_subspaces``: their mean over the sub-spaces of fixed widths (``extract.subspace_agreement``)."""
     key = "by_loss" if (trial.get("ranking") or {}).get("score") == "loss" else "by_accuracy"
-    return final_epoch(trial).get(key) or {}
+    final = final_epoch(trial)
+    return ((final.get("subspaces") or {}) if within_subspaces else final).get(key) or {}
 
 
 def _goodness(records: Records, values: list[float]) -> list[float]:
