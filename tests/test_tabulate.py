@@ -365,5 +365,10 @@ def test_nb101_table_holds_one_cell_per_graph_hash_and_answers_by_hash(tmp_path:
     assert benchmark.query(space.key(twins[0])) == float(table[0]["test_accuracy_mean"])
     assert benchmark.seed_values(space.key(cell)) == [float(table[0]["test_accuracy_seed0"]),
                                                       float(table[0]["test_accuracy_seed1"])]
+    benchmark.check(space)  # the check runs make before training: every row's key is its cell's hash
+    tampered = tmp_path / "tampered.csv"
+    tampered.write_text(out.read_text().replace(table[1]["key"], table[0]["key"]))
+    with pytest.raises(GroundTruthError, match=r"tampered.csv:3: key .* is not the nb101 key"):
+        TabulatedBenchmark(str(tampered)).check(space)
     # a space keyed by its text form keeps the table's old columns
     assert "key" not in rows(tabulate(config(tmp_path / "nb201.csv"), log=lambda _: None))[0]
