@@ -161,8 +161,9 @@ def test_bohb_options_are_checked_in_one_line(tmp_path) -> None:
 def test_tuning_objective_looks_up_nb101_validation_of_a_1shot1_answer(nb101_file, tmp_path) -> None:
     """NAS-Bench-1Shot1's tuning objective: the answer (a 1Shot1 cell's text) is parsed by the space,
     keyed by its NB101 hash, and its 108-epoch validation accuracy and training time come from the
-    table (never its test accuracy); a mode against the metric, a cell outside the space and a tuning
-    file naming no class are one line each."""
+    table; its test accuracy and test regret are the table's too (what is reported, as for the
+    discrete optimisers on the same problem, never what is optimised); a mode against the metric, a
+    cell outside the space and a tuning file naming no class are one line each."""
     from lightning_nas.tuning.objective import Validation
     from lightning_nas.tuning.settings import Objective, TuningError, load_tuning
 
@@ -172,10 +173,12 @@ def test_tuning_objective_looks_up_nb101_validation_of_a_1shot1_answer(nb101_fil
                  "init_args": {"path": str(path), "space": "nb1shot1", "space_options": options}}
     validation = Validation(Objective(benchmark=benchmark), tmp_path)
     space = SPACES.get("nb1shot1")(**options)
+    best = max(test for (_, epochs), (_, test, _) in values.items() if epochs == 108)
     for arch in list(space.enumerate())[:5]:
-        valid, _, seconds = values[(space.key(arch), 108)]
+        valid, test, seconds = values[(space.key(arch), 108)]
         result = validation(str(arch))
         assert result["valid"] == pytest.approx(valid) and result["train_seconds"] == pytest.approx(seconds)
+        assert result["test"] == pytest.approx(test) and result["test_regret"] == pytest.approx(best - test)
     with pytest.raises(TuningError, match="objective.mode min: the benchmark's validation metric is higher is better"):
         Validation(Objective(benchmark=benchmark, mode="min"), tmp_path)
     other = SPACES.get("nb1shot1")(search_space=2, operations=options["operations"])
@@ -257,6 +260,11 @@ def test_tuning_repetitions_join_the_anytime_comparison_with_an_interval(tmp_pat
     assert tuning(["join", str(a), str(a), "--to", str(out)]) == 2
     c = _tuning_experiment(tmp_path / "t2", 2, [1.0], scheduler="asha")
     assert tuning(["join", str(a), str(c), "--to", str(out)]) == 2
+    # the untuned runs the tuned ones are compared with (results/tuned.py) are recorded as RESULTS/GROUP
+    assert tuning(["join", str(a), str(b), "--to", str(out), "--default", "strategies/DARTS (1st order)"]) == 0
+    default = json.loads((out / "experiment.json").read_text())["methods"]["BOHB-darts"]["default"]
+    assert default == {"results": "strategies", "group": "DARTS (1st order)"}
+    assert tuning(["join", str(a), str(b), "--to", str(out), "--default", "DARTS"]) == 2
 
 
 def test_tuning_trajectory_never_goes_back_in_time() -> None:

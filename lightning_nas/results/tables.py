@@ -428,6 +428,13 @@ def anytime_table(records: Records) -> str:
     return table(records)
 
 
+def tuned_table(records: Records) -> str:
+    """Tuned one-shot runs against their defaults and the discrete optimisers (``results/tuned.py``)."""
+    from lightning_nas.results.tuned import tuned_table as table
+
+    return table(records)
+
+
 TABLES: dict[str, Callable[[Records], str]] = {
     "comparison": comparison_table,
     "power": power_table,
@@ -440,4 +447,5 @@ TABLES: dict[str, Callable[[Records], str]] = {
     "environment": environment_table,
     "headline": headline_table,
     "anytime": anytime_table,
+    "tuned": tuned_table,
 }

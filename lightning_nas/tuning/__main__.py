@@ -2,7 +2,7 @@
 records of a finished tuning experiment (``results/<name>/``: experiment.json, trials.jsonl,
 tuning.json, trajectories.jsonl).
 
-``python -m lightning_nas.tuning join DIR [DIR ...] --to results/NAME [--method M]``: tuning
+``python -m lightning_nas.tuning join DIR [DIR ...] --to results/NAME [--method M] [--default R/GROUP]``: tuning
 experiments of several seeds as the repetitions of one method in a results folder's anytime
 trajectories (beside the black-box optimisers; ``trajectory.join``)."""
 from __future__ import annotations
@@ -29,6 +29,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     join.add_argument("--to", type=str, required=True,
                       help="The results folder whose anytime comparison they join (e.g. results/blackbox_nb201_digits_729).")
     join.add_argument("--method", type=Optional[str], default=None, help="The method's name (default: the experiments').")
+    join.add_argument("--default", type=Optional[str], default=None,
+                      help="RESULTS/GROUP: the untuned runs of the same strategy (e.g. 'strategies/DARTS (1st order)', "
+                           "a group of results/strategies), compared with the tuned ones in the docs block TO/tuned.")
     commands.add_subcommand("join", join, help="Add tuning repetitions to a results folder's anytime trajectories.")
     args = parser.parse_args(argv)
     from lightning_nas.tuning.trajectory import export as run_export
@@ -36,7 +39,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     try:
         if args.subcommand == "join":
-            folder = run_join(args.join.experiment_dirs, args.join.to, args.join.method)
+            folder = run_join(args.join.experiment_dirs, args.join.to, args.join.method, args.join.default)
         else:
             folder = run_export(args.export.experiment_dir, args.export.name, args.export.out)
     except LightningNASError as error:

@@ -96,7 +96,10 @@ class Validation:
                 "train_seconds": seconds if seconds is not None else cached["seconds"]}
 
     def _from_problem(self, architecture: str) -> dict[str, Any]:
-        """The benchmark problem's validation metric and training time of the answer (its final budget)."""
+        """The benchmark problem's validation metric, training time, test metric and test regret of the
+        answer (its final budget): one problem selects, times and reports a tuned run as it does the
+        discrete optimisers (NAS-Bench-1Shot1 Sec. 5.4), so their trajectories compare; the run's own
+        benchmark (``selection.json``) may report another test column."""
         from lightning_nas.errors import ArchitectureError, GroundTruthError
 
         problem = self.problem
@@ -104,9 +107,11 @@ class Validation:
             query = problem.query(problem.space.parse(architecture))
         except (ArchitectureError, GroundTruthError) as error:
             raise TuningError(f"objective.benchmark: {' '.join(str(error).split())}") from None
-        valid = problem.valid
+        valid, test = problem.valid, problem.test
         return {"valid": query.valid, "train_seconds": query.seconds,
-                "valid_source": f"{Path(str(getattr(valid, 'source', valid))).name}: {getattr(valid, 'metric', '')}"}
+                "valid_source": f"{Path(str(getattr(valid, 'source', valid))).name}: {getattr(valid, 'metric', '')}",
+                "test": query.test, "test_regret": problem.test_regret(query.test),
+                "test_source": f"{Path(str(getattr(test, 'source', test))).name}: {getattr(test, 'metric', '')}"}
 
     def _seconds(self, architecture: str) -> Optional[float]:
         row = self.times.get(architecture)

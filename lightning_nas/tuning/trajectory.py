@@ -119,19 +119,24 @@ def export(experiment_dir: str | Path, name: Optional[str] = None, out: str | Pa
 PER_REPETITION = ("seed", "tuning_file")
 
 
-def join(sources: list[str | Path], out: str | Path, method: Optional[str] = None) -> Path:
+def join(sources: list[str | Path], out: str | Path, method: Optional[str] = None,
+         default: Optional[str] = None) -> Path:
     """Add finished tuning experiments (or their ``export`` folders) to the results folder ``out`` as
     the repetitions of one method, beside the black-box optimisers' (``results/<name>/trajectories.jsonl``):
     the anytime figure and table then show its mean and bootstrap interval over repetitions (NAS-Bench-1Shot1
     Fig. 5 and App. F: tuned one-shot methods against the discrete baselines). A repetition is a
     tuning seed; two sources with the same seed, or with other settings that differ, are one line of error.
     The method's earlier lines in ``out`` are replaced; its sources, seeds and overhead go into
-    ``out/experiment.json``."""
+    ``out/experiment.json``. ``default``: ``RESULTS/GROUP``, the same strategy's untuned runs (a group of
+    shipped records, e.g. ``strategies/DARTS (1st order)``), which ``results/tuned.py`` compares with
+    the tuned repetitions."""
     from lightning_nas.blackbox import trajectory as records_format
     from lightning_nas.tuning.settings import TuningError
 
     if not sources:
         raise TuningError("join: name at least one tuning experiment directory")
+    if default is not None and "/" not in default:
+        raise TuningError(f"join: --default {default!r} must read RESULTS/GROUP, e.g. 'strategies/DARTS (1st order)'")
     lines: list[dict[str, Any]] = []
     common: Optional[dict[str, Any]] = None
     seeds, overheads, names = [], [], set()
@@ -171,5 +176,8 @@ def join(sources: list[str | Path], out: str | Path, method: Optional[str] = Non
     experiment.setdefault("methods", {})[name] = {
         "kind": "tuning", "sources": [str(Path(s)) for s in sources], "seeds": seeds, "repetitions": len(seeds),
         "settings": common, "overhead_per_evaluation_seconds": overheads}
+    if default is not None:
+        results, _, group = default.partition("/")
+        experiment["methods"][name]["default"] = {"results": results, "group": group}
     atomic_write_json(path, experiment)
     return file
