@@ -123,6 +123,9 @@ def add_run_options(parser: LightningArgumentParser) -> None:
     experiment.add_argument("--tune", type=Optional[str], default=None, metavar="TUNING.yaml",
                             help="Tune the recipe on Ray Tune (BOHB, ASHA, Hyperband) with this tuning file "
                                  "(configuration space, scheduler, fidelity, objective; docs/tuning.md).")
+    experiment.add_argument("--tune_seed", type=Optional[NonNegativeInt], default=None,
+                            help="The tuner's seed instead of the tuning file's seed: one repetition of a tuning "
+                                 "experiment (with --seed_everything for its trials; join them, docs/tuning.md).")
     experiment.add_argument("--experiment_dir", type=Optional[str], default=None,
                             help="Where the trials go (default: runs/experiments/<recipe name>).")
     experiment.add_argument("--ray_address", type=Optional[str], default=None,
@@ -201,6 +204,8 @@ class NASCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config
         seed = config.seed_everything
+        if config.get("tune_seed") is not None and not config.get("tune"):
+            raise RecipeError("--tune_seed is the tuner's seed of a --tune experiment; add --tune TUNING.yaml")
         self.experiment = config.get("seeds") is not None or bool(config.get("grid")) or bool(config.get("tune"))
         if self.experiment:
             if config.get("resume") or config.get("reproduce"):

@@ -206,3 +206,25 @@ def test_batches_start_at_the_fit_loops_epoch():
     batches.epoch_now = lambda: 1
     resumed = list(batches)
     assert resumed[0]["epoch"] == 1 and [b["weights"]["labels"].tolist() for b in resumed] != fresh
+
+
+def test_tune_seed_makes_a_repetition_of_the_tuning_file(tmp_path, monkeypatch, capsys):
+    """``--tune_seed N``: the tuner runs with seed N instead of the file's (the trials' seed is the
+    recipe's ``seed_everything``); without ``--tune`` it is one line of error."""
+    import lightning_nas.tuning.runner as runner
+
+    seen = {}
+
+    def fake_run(tuning, argv, root, rungs, *, seed, **options):
+        seen.update(tuning_seed=tuning.seed, recipe_seed=seed)
+        return 0
+
+    monkeypatch.setattr(runner, "run_tuning", fake_run)
+    tune = ROOT / "recipes" / "tuning" / "digits_darts_cs2.yaml"
+    args = ["--recipe", STRATEGIES, "--model", DARTS, "--trainer.max_epochs", "16", "--tune", tune,
+            "--experiment_dir", tmp_path / "exp"]
+    assert run_train([*args, "--tune_seed", "3", "--seed_everything", "3"], ROOT) == 0
+    assert seen == {"tuning_seed": 3, "recipe_seed": 3}
+    assert run_train(args, ROOT) == 0 and seen["tuning_seed"] == load_tuning(tune).seed
+    assert run_train(["--recipe", STRATEGIES, "--tune_seed", "3"], ROOT) == 2
+    assert "--tune_seed is the tuner's seed of a --tune experiment" in capsys.readouterr().err

@@ -17,7 +17,7 @@ FRONT_OPTIONS: dict[str, Any] = {
     "resume": None, "reproduce": None, "seeds": None, "grid": None, "experiment_dir": None,
     "ray_address": None, "num_cpus": None, "gpus_per_trial": 0.0, "max_concurrent": 0,
     "allow_thread_change": False,
-    "tune": None, "stop_at_epoch": None}
+    "tune": None, "tune_seed": None, "stop_at_epoch": None}
 
 
 def reset_front_options(config: Namespace, **also: Any) -> Namespace:

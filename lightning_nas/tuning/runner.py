@@ -47,6 +47,10 @@ def tuning_main(parser: Any, config: Any) -> int:
     if config.get("run_dir") is not None:
         raise TuningError("--run_dir: each trial gets its own run directory; use --experiment_dir with --tune")
     tuning = load_tuning(config.tune)
+    if config.get("tune_seed") is not None:  # a repetition: the tuner's seed, as if the file said it
+        import dataclasses
+
+        tuning = dataclasses.replace(tuning, seed=int(config.tune_seed))
     recipes = config.get("recipe") or []
     recipe_name = Path(str(recipes[-1])).stem if recipes else "run"
     root = Path(config.experiment_dir) if config.get("experiment_dir") else \

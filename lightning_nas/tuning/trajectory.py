@@ -116,7 +116,7 @@ def export(experiment_dir: str | Path, name: Optional[str] = None, out: str | Pa
 
 
 #: settings that may differ between the repetitions of one tuned method (everything else must agree)
-PER_REPETITION = ("seed", "tuning_file")
+PER_REPETITION = ("seed", "tuning_file", "recipe_seed")
 
 
 def join(sources: list[str | Path], out: str | Path, method: Optional[str] = None,
