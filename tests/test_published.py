@@ -403,6 +403,20 @@ def test_factor_figure_and_level_names(shipped, tmp_path):
         assert (e.verdict == "above 0") == (math.isfinite(e.low) and e.low > 0)
     assert factor_figure([records], tmp_path / "f.png").stat().st_size > 1000
     assert factor_figure([], tmp_path / "g.png") is None and not (tmp_path / "g.png").exists()
+    # levels measured on another ground truth than most of the figure's name their table
+    import copy
+
+    from lightning_nas.results.factors import level_labels
+
+    other = copy.deepcopy(records)
+    other.name = "on_nb101"
+    other.experiment.setdefault("benchmark", {})["table"] = "nb101_digits_91.csv"
+    rows = [{e.metric: e} for e in factor_effects(records) if e.metric == "ground_truth"]
+    rows += [{e.metric: e} for e in factor_effects(other) if e.metric == "ground_truth"]
+    twin = copy.deepcopy(records)
+    twin.name = "twin"  # two experiments on the shipped records' table, one on another
+    labels, _ = level_labels([records, twin, other], rows)
+    assert labels[-1].endswith(", on nb101_digits_91)") and "on nb101" not in labels[0]
     channels = Effect("findings_channels", "network", "network={C: 8, N: 1, affine: false}",
                       "network={C: 4, N: 1, affine: false}", "ground_truth", 85.0, 84.0, 10, -1.0, -2.0, 0.0,
                       0.05, 0.06)

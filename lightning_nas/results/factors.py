@@ -178,6 +178,27 @@ def _short_level(effect: Effect) -> str:
     return f"{key}: {base} → {level}"
 
 
+def level_labels(experiments: list, ordered: list[dict]) -> tuple[list[str], list[str]]:
+    """The figure's row labels and categories. A level trained for other epochs than its baseline says
+    so (low fidelity with the epochs prolonged by the compute saved, ``budget_match``; Yu et al. Sec.
+    4.4, Table 2; or the epochs factor itself), and a level measured on another ground truth than most
+    of the figure's (NB101 beside NB201) names its table."""
+    epochs = {(r.name, level_label(t.get("factors") or {})): ((t.get("ranking") or {}).get("final") or {}).get("epoch")
+              for r in experiments for t in r.trials}
+    tables = {r.name: str((r.experiment.get("benchmark") or {}).get("table", "")) for r in experiments}
+    usual = max(set(tables.values()), key=list(tables.values()).count) if tables else ""
+    labels, categories = [], []
+    for row in ordered:
+        effect = next(iter(row.values()))
+        level, base = epochs.get((effect.experiment, effect.level)), epochs.get((effect.experiment, effect.baseline))
+        longer = f", {level} epochs vs {base}" if level and base and level != base and effect.factor != "max_epochs" else ""
+        table = tables.get(effect.experiment, usual)
+        where = f", on {table.removesuffix('.csv')}" if table != usual else ""
+        labels.append(f"{_short_level(effect)} ({effect.n} seeds{longer}{where})")
+        categories.append(effect.category)
+    return labels, categories
+
+
 def factor_figure(experiments: list, path: Path) -> Optional[Path]:
     """Figure 10 of "How to Train Your Super-Net" at this scale: per factor level, the paired mean
     difference (bar) and its 95 % t interval (whisker) in the searched model's ground truth and in
@@ -194,17 +215,7 @@ def factor_figure(experiments: list, path: Path) -> Optional[Path]:
 
     ordered = sorted(rows.values(), key=lambda r: (CATEGORY_ORDER.index(next(iter(r.values())).category),
                                                   next(iter(r.values())).experiment))
-    # a level trained for other epochs than its baseline says so: low fidelity with the epochs prolonged
-    # by the compute saved (``budget_match``; Yu et al. Sec. 4.4, Table 2), or the epochs factor itself
-    epochs = {(r.name, level_label(t.get("factors") or {})): ((t.get("ranking") or {}).get("final") or {}).get("epoch")
-              for r in experiments for t in r.trials}
-    labels, categories = [], []
-    for row in ordered:
-        effect = next(iter(row.values()))
-        level, base = epochs.get((effect.experiment, effect.level)), epochs.get((effect.experiment, effect.baseline))
-        longer = f", {level} epochs vs {base}" if level and base and level != base and effect.factor != "max_epochs" else ""
-        labels.append(f"{_short_level(effect)} ({effect.n} seeds{longer})")
-        categories.append(effect.category)
+    labels, categories = level_labels(experiments, ordered)
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 0.55 * len(ordered) + 1.6), sharey=True, layout="constrained")
     tints = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CATEGORY_ORDER)}

@@ -99,4 +99,11 @@ def tuned_table(records: Any) -> str:
     lines += ["", "Test regret of each method's answer in the problem's test column"
               + (f" (against its best value, {float(best):.3f})" if best is not None else "")
               + "; a default run's t_sim is not recorded."]
+    for method in tuned:
+        overhead = [v for v in (methods.get(method) or {}).get("overhead_per_evaluation_seconds") or []
+                    if v is not None]
+        if overhead:
+            lines.append(f"{method}'s own time (searcher and scheduler methods, timed in the driver): "
+                         f"{1000 * float(np.mean(overhead)):.1f} ms per evaluation, mean over {len(overhead)} "
+                         "repetitions.")
     return "\n".join(lines)
