@@ -312,3 +312,19 @@ def test_the_anytime_table_counts_runs_that_end_on_the_validation_best_cell(tmp_
     assert ended > 0  # 729 draws with replacement reach the best cell with probability 0.63 each
     assert "| Random search | 4 | 729 |" in anytime_table(Records.load(out))
     assert f"| {ended}/4 |" in anytime_table(Records.load(out))
+
+
+def test_anytime_curve_is_drawn_from_every_first_answer_to_the_last_end() -> None:
+    """A method's band starts once every repetition has an incumbent and stops where its last repetition
+    ended: a tuning run that stopped at 100 s is not drawn as if it had searched until 1000 s."""
+    import numpy as np
+
+    from lightning_nas.results.anytime import curve
+
+    reps = {0: [{"t_sim": 10.0, "test_regret": 3.0}, {"t_sim": 80.0, "test_regret": 1.0}],
+            1: [{"t_sim": 20.0, "test_regret": 2.0}, {"t_sim": 100.0, "test_regret": 0.5}]}
+    grid = np.array([5.0, 15.0, 50.0, 90.0, 100.0, 500.0])
+    mean, low, high = curve(reps, grid)
+    assert np.isnan(mean[[0, 1, 5]]).all()  # before repetition 1 answered; after both ended
+    assert mean[2] == pytest.approx(2.5) and mean[3] == pytest.approx(1.5) and mean[4] == pytest.approx(0.75)
+    assert low[4] <= mean[4] <= high[4]

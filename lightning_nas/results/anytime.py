@@ -110,13 +110,16 @@ def _grid(runs: dict[str, dict[int, list[dict]]], points: int = 200) -> np.ndarr
 
 def curve(reps: dict[int, list[dict]], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and bootstrap band of the incumbent's regret over repetitions at each grid time (nan until
-    every repetition has answered)."""
+    every repetition has answered, and after the last repetition ended: a method is not drawn for
+    time it did not spend, e.g. a tuning run that stopped long before the discrete optimisers)."""
     from lightning_nas.blackbox.trajectory import value_at
 
+    end = max(run[-1]["t_sim"] for run in reps.values() if run)
     stats = []
     for t in grid:
         values = [value_at(run, float(t)) for run in reps.values()]
-        stats.append(bootstrap_mean_ci(values) if all(math.isfinite(v) for v in values) else (math.nan,) * 3)
+        finite = all(math.isfinite(v) for v in values) and t <= end * (1 + 1e-9)
+        stats.append(bootstrap_mean_ci(values) if finite else (math.nan,) * 3)
     mean, low, high = (np.array(s, dtype=float) for s in zip(*stats, strict=True))
     return mean, low, high
 

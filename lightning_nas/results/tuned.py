@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lightning_nas.report.common import ReportError
-from lightning_nas.report.statistics import bootstrap_mean_ci, welch
+from lightning_nas.report.statistics import bootstrap_mean_ci, fmt_p, welch
 
 
 def difference_ci(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
@@ -92,8 +92,7 @@ def tuned_table(records: Any) -> str:
             diff, d_low, d_high = difference_ci(finals, values)
             interval = f"{diff:+.3f} [{d_low:+.3f}, {d_high:+.3f}]" if math.isfinite(d_low) else f"{diff:+.3f}"
             p = welch(finals, values)[1]
-            lines.append(f"| {name} | {len(values)} | {seconds} | {cell} | {interval} | "
-                         f"{'-' if not math.isfinite(p) else f'{p:.3f}'} |")
+            lines.append(f"| {name} | {len(values)} | {seconds} | {cell} | {interval} | {fmt_p(p)} |")
     info = records.experiment.get("problem") or {}
     best = info.get("best_test")
     lines += ["", "Test regret of each method's answer in the problem's test column"
