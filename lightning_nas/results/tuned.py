@@ -69,21 +69,21 @@ def tuned_table(records: Any) -> str:
     for method in tuned:
         finals = [run[-1]["test_regret"] for run in runs[method].values()]
         t_tuned = float(np.mean([run[-1]["t_sim"] for run in runs[method].values()]))
-        rows: list[tuple[str, int, str, list[float]]] = [(f"{method} (tuned)", len(finals), f"{t_tuned:.0f}", finals)]
+        rows: list[tuple[str, str, list[float]]] = [(f"{method} (tuned)", f"{t_tuned:.0f}", finals)]
         default = (methods.get(method) or {}).get("default")
         if default:
-            rows.append((f"{default['group']} at its defaults ({default['results']})", 0, "-",
+            rows.append((f"{default['group']} at its defaults ({default['results']})", "-",
                          default_regrets(records, built, default)))
         for other, reps in runs.items():
             if other in tuned:
                 continue
             at_time = [value_at(run, t_tuned) for run in reps.values()]
             if all(math.isfinite(v) for v in at_time):
-                rows.append((f"{label(other, records)} at the tuned t_sim", len(at_time), f"{t_tuned:.0f}", at_time))
-            rows.append((f"{label(other, records)} at its end", len(reps),
+                rows.append((f"{label(other, records)} at the tuned t_sim", f"{t_tuned:.0f}", at_time))
+            rows.append((f"{label(other, records)} at its end",
                          f"{np.mean([run[-1]['t_sim'] for run in reps.values()]):.0f}",
                          [run[-1]["test_regret"] for run in reps.values()]))
-        for index, (name, _, seconds, values) in enumerate(rows):
+        for index, (name, seconds, values) in enumerate(rows):
             mean, low, high = bootstrap_mean_ci(values)
             cell = f"{mean:.3f} [{low:.3f}, {high:.3f}]"
             if index == 0:
