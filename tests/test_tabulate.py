@@ -405,3 +405,11 @@ def test_record_tables_resolve_by_name_and_loss_tables_have_their_statistics(tmp
     cells = spread(folder / "pilot.csv").splitlines()[2].split(" | ")
     assert cells[2] == "4.0005" and cells[8] == "4.3005"  # best = lowest mean loss, worst = highest
     assert cells[-1] == "1 |"  # the next cell is 0.1 away, far beyond two standard errors
+    # cost: the sidecar's wall clock and, for a loss-ranked table, the mean CPU seconds of its times file
+    (folder / "pilot.json").write_text(json.dumps({"seeds": [0, 1, 2, 3], "architectures_in_table_order": 4,
+                                                   "train_seconds": 160.0, "git": {"commit": "abc", "dirty": False}}))
+    (folder / "pilot.times.csv").write_text("position,ArchitectureString,train_seconds_mean,cpu_seconds_mean\n"
+                                            "0,a,10,4.0\n1,b,10,6.0\n2,c,10,5.0\n3,d,10,5.0\n")
+    head, rule, row = table_block("pilot.csv", "cost").splitlines()
+    assert "| CPU seconds per training (mean) | made at commit |" in head and rule.count("|") == head.count("|")
+    assert row == "| 4 | 4 | 16 | 0.0 | 10.0 | 5.0 | abc | no |"

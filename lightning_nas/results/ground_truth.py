@@ -134,7 +134,11 @@ def operations(path: Path) -> str:
 
 def cost(path: Path) -> str:
     """What the table cost, from its sidecar: trainings, CPU time, per training, and the git state it
-    was made at (a dirty tree cannot be regenerated bit for bit; ``docs/ground_truth.md`` says so)."""
+    was made at (a dirty tree cannot be regenerated bit for bit; ``docs/ground_truth.md`` says so).
+    Loss-ranked tables (PTB) add the mean CPU seconds of a training from their ``.times.csv``: made on
+    a shared CPU, their wall clock measures the other load as much as the protocol (accuracy tables
+    keep their published columns)."""
+    import csv
     import json
 
     side = json.loads(path.with_suffix(".json").read_text())
@@ -143,10 +147,18 @@ def cost(path: Path) -> str:
     seconds = float(side.get("train_seconds") or 0.0)
     trainings = seeds * int(cells)
     git = side.get("git") or {}
+    times = path.with_name(f"{path.stem}.times.csv")
+    cpu_column = _ranked(path)[0] != "test_accuracy" and times.is_file()
+    cpu = ""
+    if cpu_column:
+        with times.open(newline="") as handle:
+            values = [float(r["cpu_seconds_mean"]) for r in csv.DictReader(handle) if r.get("cpu_seconds_mean")]
+        cpu = f"{statistics.fmean(values):.1f} | " if values else "- | "
     lines = ["| cells | seeds | trainings | recorded training hours (sum over shard processes, wall clock) | seconds per training | "
-             "made at commit | uncommitted changes |", "|---|---|---|---|---|---|---|"]
+             + ("CPU seconds per training (mean) | " if cpu_column else "")
+             + "made at commit | uncommitted changes |", "|---|---|---|---|---|---|---|" + ("---|" if cpu_column else "")]
     lines.append(f"| {cells} | {seeds} | {trainings} | {seconds / 3600:.1f} | "
-                 f"{seconds / max(1, trainings):.1f} | {str(git.get('commit', '-'))[:10]} | "
+                 f"{seconds / max(1, trainings):.1f} | {cpu}{str(git.get('commit', '-'))[:10]} | "
                  f"{'yes' if git.get('dirty') else 'no'} |")
     return "\n".join(lines)
 
