@@ -413,3 +413,7 @@ def test_record_tables_resolve_by_name_and_loss_tables_have_their_statistics(tmp
     head, rule, row = table_block("pilot.csv", "cost").splitlines()
     assert "| CPU seconds per training (mean) | made at commit |" in head and rule.count("|") == head.count("|")
     assert row == "| 4 | 4 | 16 | 0.0 | 10.0 | 5.0 | abc | no |"
+    # a partial merge (shards still running, no totals in their sidecars): its cells and their times
+    (folder / "pilot.json").write_text(json.dumps({"seeds": [0, 1, 2, 3], "architectures_in_table_order": 6,
+                                                   "status": "partial", "git": {"commit": "abc", "dirty": False}}))
+    assert table_block("pilot.csv", "cost").splitlines()[2] == "| 4 | 4 | 16 | 0.0 | 10.0 | 5.0 | abc | no |"

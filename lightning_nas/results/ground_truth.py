@@ -145,9 +145,17 @@ def cost(path: Path) -> str:
     seeds = len(side.get("seeds", []))
     cells = side.get("architectures_in_table_order") or 0
     seconds = float(side.get("train_seconds") or 0.0)
+    times = path.with_name(f"{path.stem}.times.csv")
+    if side.get("status") == "partial":
+        # a partial merge (shards still running: their sidecars hold no totals yet): the cells it has,
+        # and their wall clock from the times file
+        with path.open(newline="") as handle:
+            cells = sum(1 for _ in csv.DictReader(handle))
+        if not seconds and times.is_file():
+            with times.open(newline="") as handle:
+                seconds = sum(float(r["train_seconds_mean"]) * seeds for r in csv.DictReader(handle))
     trainings = seeds * int(cells)
     git = side.get("git") or {}
-    times = path.with_name(f"{path.stem}.times.csv")
     cpu_column = _ranked(path)[0] != "test_accuracy" and times.is_file()
     cpu = ""
     if cpu_column:
