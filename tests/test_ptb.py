@@ -79,6 +79,64 @@ def test_other_file_names_and_no_test_split(tmp_path: Path) -> None:
         dm.test_dataloader()
 
 
+def test_train_tokens_trains_on_the_first_tokens_and_builds_the_vocabulary_from_them(tmp_path: Path) -> None:
+    (tmp_path / "train.txt").write_text(" a b c \n b c d \n <unk> e \n")
+    (tmp_path / "valid.txt").write_text(" a d e \n")
+    (tmp_path / "test.txt").write_text(" d \n")
+    full = module(tmp_path)
+    assert module(tmp_path, train_tokens=None).streams["weights"].tolist() == full.streams["weights"].tolist()
+    dm = module(tmp_path, train_tokens=6)  # a b c <eos> b c: cut inside the second line
+    assert dm._encode("train").tolist() == [0, 1, 2, 3, 1, 2]
+    assert dm.vocabulary == ["a", "b", "c", "<eos>"]
+    with pytest.raises(RecipeError, match="has no <unk> to map it to"):  # d, e are unknown now; no <unk> yet
+        _ = dm.streams
+    dm = module(tmp_path, train_tokens=10)  # everything but the last <eos>
+    assert dm.streams["weights"].tolist() == full.streams["weights"].tolist()[:10]
+    assert dm.streams["val"].tolist() == [0, 4, 6, 3]  # e (after <unk>) in the vocabulary
+    dm = module(tmp_path, train_tokens=9)  # up to <unk>: e is unknown and becomes <unk>
+    assert dm.streams["val"].tolist() == [0, 4, 5, 3]
+    assert module(tmp_path, train_tokens=11).streams["weights"].tolist() == full.streams["weights"].tolist()
+    with pytest.raises(RecipeError, match=r"data.train_tokens=12 exceeds the 11 tokens of .*train.txt"):
+        _ = module(tmp_path, train_tokens=12).streams
+    for bad in (0, 1, -5, 2.5, True, "100"):
+        with pytest.raises(RecipeError, match=r"^data.train_tokens must be an integer >= 2 or null"):
+            module(tmp_path, train_tokens=bad)
+
+
+def test_vocabulary_size_keeps_the_most_frequent_words_and_maps_the_rest_to_unk(tmp_path: Path) -> None:
+    # counts: x 4, <eos> 3, y 2, z 2 (z first seen after y), w 1, <unk> 1
+    (tmp_path / "train.txt").write_text(" x w y x \n z y x \n x z <unk> \n")
+    (tmp_path / "valid.txt").write_text(" w y z q \n")
+    (tmp_path / "test.txt").write_text(" x \n")
+    def vocabulary(**options) -> list[str]:
+        dm = module(tmp_path, **options)
+        dm.streams  # noqa: B018 - builds the vocabulary
+        return dm.vocabulary
+
+    assert vocabulary(vocabulary_size=None) == vocabulary() == ["x", "w", "y", "<eos>", "z", "<unk>"]
+    assert vocabulary(vocabulary_size=6) == vocabulary()  # no cap needed
+    dm = module(tmp_path, vocabulary_size=4)  # x, <eos>, y (tie with z: first seen) and <unk>
+    assert dm.num_classes == 4 and dm.vocabulary == ["x", "y", "<eos>", "<unk>"]
+    x, y, eos, unk = range(4)
+    assert dm.streams["weights"].tolist() == [x, unk, y, x, eos, unk, y, x, eos, x, unk, unk, eos]
+    assert dm.streams["val"].tolist() == [unk, y, unk, unk, eos]  # capped w, z and unknown q
+    # a capped training word is <unk> in validation even with oov: error; a word never seen is still an error
+    with pytest.raises(RecipeError, match=r"valid.txt:1: word 'q' is not in the vocabulary"):
+        _ = module(tmp_path, vocabulary_size=4, oov="error").streams
+    (tmp_path / "valid.txt").write_text(" w y z \n")
+    assert module(tmp_path, vocabulary_size=4, oov="error").streams["val"].tolist() == [unk, y, unk, eos]
+    # without <unk> in the training file the cap adds it (it counts towards the size)
+    (tmp_path / "train.txt").write_text(" x w y x \n z y x \n")
+    (tmp_path / "valid.txt").write_text(" x y \n")
+    assert vocabulary(vocabulary_size=3) == ["x", "y", "<unk>"]  # y ties with <eos>, seen first
+    # combined with train_tokens: frequencies of the kept tokens only
+    (tmp_path / "train.txt").write_text(" w w v \n x x x x x \n <unk> \n")
+    assert vocabulary(train_tokens=4, vocabulary_size=2) == ["w", "<unk>"]
+    for bad in (0, 1, 2.0, False):
+        with pytest.raises(RecipeError, match=r"^data.vocabulary_size must be an integer >= 2"):
+            module(tmp_path, vocabulary_size=bad)
+
+
 def test_batchify_and_window_targets_are_the_inputs_shifted_by_one(tmp_path: Path) -> None:
     dm = module(write_corpus(tmp_path))
     stream = dm.streams["weights"]

@@ -372,3 +372,53 @@ def test_nb101_table_holds_one_cell_per_graph_hash_and_answers_by_hash(tmp_path:
         TabulatedBenchmark(str(tampered)).check(space)
     # a space keyed by its text form keeps the table's old columns
     assert "key" not in rows(tabulate(config(tmp_path / "nb201.csv"), log=lambda _: None))[0]
+
+
+def test_record_tables_resolve_by_name_and_loss_tables_have_their_statistics(tmp_path: Path, monkeypatch) -> None:
+    """A table shipped as a record (``results/rnn_pilots/``) is found by its name, after the installed
+    tables; the docs statistics of a lower-is-better table (PTB: val_loss) rank by that loss."""
+    from lightning_nas.benchmarks import tabulated
+    from lightning_nas.results.ground_truth import reliability, spread, table_block
+
+    assert tabulated.RECORD_TABLES[0].parts[-2:] == ("results", "rnn_pilots")
+    folder = tmp_path / "records"
+    folder.mkdir()
+    monkeypatch.setattr(tabulated, "RECORD_TABLES", (folder,))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GroundTruthError, match="pilot.csv does not exist"):
+        tabulated.resolve_table("pilot.csv")
+    # 4 cells x 4 seeds; cell i's loss 4.0 + 0.1 i plus seed noise that never reorders them
+    noise = [0.0, 0.01, -0.01, 0.002]
+    header = (["position", "ArchitectureString", "val_accuracy_mean", "val_accuracy_std"]
+              + [f"val_accuracy_seed{s}" for s in range(4)] + ["val_loss_mean", "val_loss_std"]
+              + [f"val_loss_seed{s}" for s in range(4)])
+    with (folder / "pilot.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i in range(4):
+            losses = [4.0 + 0.1 * i + n for n in noise]
+            accs = [30.0 - i + n for n in noise]
+            writer.writerow([i, f"tanh~0|relu~{i % 2}", statistics.fmean(accs), statistics.stdev(accs), *accs,
+                             statistics.fmean(losses), statistics.stdev(losses), *losses])
+    assert tabulated.resolve_table("pilot.csv") == folder / "pilot.csv"
+    assert tabulated.resolve_table(folder / "pilot.csv") == folder / "pilot.csv"
+    assert table_block("pilot.csv", "spread") == spread(folder / "pilot.csv")
+    head, _, row = reliability(folder / "pilot.csv").splitlines()
+    assert head.startswith("| seeds (val loss) |") and "seed-to-seed Kendall tau" in head
+    assert head.endswith("| val accuracy: split-half reliability |")
+    assert row.startswith("| 4 (0-3) | 1.000 | 1.000 | 1.000 |") and row.endswith("| 1.000 | 1.000 |")
+    cells = spread(folder / "pilot.csv").splitlines()[2].split(" | ")
+    assert cells[2] == "4.0005" and cells[8] == "4.3005"  # best = lowest mean loss, worst = highest
+    assert cells[-1] == "1 |"  # the next cell is 0.1 away, far beyond two standard errors
+    # cost: the sidecar's wall clock and, for a loss-ranked table, the mean CPU seconds of its times file
+    (folder / "pilot.json").write_text(json.dumps({"seeds": [0, 1, 2, 3], "architectures_in_table_order": 4,
+                                                   "train_seconds": 160.0, "git": {"commit": "abc", "dirty": False}}))
+    (folder / "pilot.times.csv").write_text("position,ArchitectureString,train_seconds_mean,cpu_seconds_mean\n"
+                                            "0,a,10,4.0\n1,b,10,6.0\n2,c,10,5.0\n3,d,10,5.0\n")
+    head, rule, row = table_block("pilot.csv", "cost").splitlines()
+    assert "| CPU seconds per training (mean) | made at commit |" in head and rule.count("|") == head.count("|")
+    assert row == "| 4 | 4 | 16 | 0.0 | 10.0 | 5.0 | abc | no |"
+    # a partial merge (shards still running, no totals in their sidecars): its cells and their times
+    (folder / "pilot.json").write_text(json.dumps({"seeds": [0, 1, 2, 3], "architectures_in_table_order": 6,
+                                                   "status": "partial", "git": {"commit": "abc", "dirty": False}}))
+    assert table_block("pilot.csv", "cost").splitlines()[2] == "| 4 | 4 | 16 | 0.0 | 10.0 | 5.0 | abc | no |"

@@ -2,8 +2,9 @@
 
 The table's metric columns are ``<split>_<metric>_mean`` (the mean over seeds, the ground truth),
 ``..._std`` and ``..._seed<s>``. A relative ``path`` that does not exist from the working
-directory is looked up among the tables shipped with the package (``benchmarks/tables/``), so a
-recipe can say ``path: nb201_digits.csv`` and run from anywhere.
+directory is looked up among the tables shipped with the package (``benchmarks/tables/``), then among
+the tables shipped as records (``RECORD_TABLES``: ``results/rnn_pilots/``), so a recipe can say ``path:
+nb201_digits.csv`` and run from anywhere.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from lightning_nas.benchmarks.base import GroundTruthError
 from lightning_nas.benchmarks.csv_table import CSVBenchmark
 
 TABLES = Path(__file__).resolve().parent / "tables"
+#: tables shipped as records rather than installed ground truth (the cheaper-protocol pilots of the 2-node PTB
+#: space, docs/rnn_space.md), found by name after ``TABLES``; a folder absent outside a checkout is skipped
+RECORD_TABLES = (Path(__file__).resolve().parents[2] / "results" / "rnn_pilots",)
 
 
 def resolve_table(path: str | Path) -> Path:
@@ -24,10 +28,11 @@ def resolve_table(path: str | Path) -> Path:
     if given.is_file():
         return given
     if not given.is_absolute():
-        for candidate in (TABLES / given, TABLES / given.name):
+        for candidate in (TABLES / given, TABLES / given.name, *(folder / given.name for folder in RECORD_TABLES)):
             if candidate.is_file():
                 return candidate
-    shipped = ", ".join(sorted(p.name for p in TABLES.glob("*.csv") if not p.name.endswith(".times.csv"))) or "none"
+    shipped = ", ".join(sorted(p.name for folder in (TABLES, *RECORD_TABLES) for p in folder.glob("*.csv")
+                               if not p.name.endswith(".times.csv"))) or "none"
     raise GroundTruthError(f"benchmark.path: ground-truth table {path} does not exist (shipped tables: {shipped})")
 
 

@@ -252,6 +252,16 @@ class PTBDataModule(SeededDataModule):
             of bi-level strategies (DARTS, ENAS); 0 for SPOS.
         oov: a word of the validation/test file missing from the vocabulary becomes ``<unk>``
             (``unk``, needs ``<unk>`` in the training file) or is an error (``error``).
+        train_tokens: train on the first N tokens of the training file only (null: all of it, as
+            before); the vocabulary is then built from those N tokens. Why: a cheaper low-fidelity
+            protocol (e.g. a ground-truth table of many architectures) that trains more epochs on a
+            shorter stream, where every epoch costs in proportion to the tokens read.
+        vocabulary_size: keep only the K most frequent words of the training tokens (``<unk>``
+            included and always kept; ties: first occurrence), every other word of every split
+            becomes ``<unk>`` (null: no cap, as before). Why: the decoder and softmax over the
+            vocabulary dominate the cost of a small language model (hidden size 16-32), and rare
+            words are what a few epochs cannot learn; a capped vocabulary makes a small model
+            converge in fewer, cheaper steps. Its perplexities are not comparable with uncapped ones.
         seed: the run seed (linked from ``seed_everything``); orders the training windows.
     """
 
@@ -259,8 +269,17 @@ class PTBDataModule(SeededDataModule):
                  test_file: Optional[str] = "test.txt", batch_size: int = 64, eval_batch_size: int = 10,
                  bptt: int = 35, arch_split: float = 0.0, oov: Literal["unk", "error"] = "unk", seed: int = 0,
                  bptt_mode: Literal["stateful", "stateless"] = "stateful", variable_length: bool = True,
-                 max_seq_len_delta: Optional[int] = 20, length_jitter: float = 5.0) -> None:
+                 max_seq_len_delta: Optional[int] = 20, length_jitter: float = 5.0,
+                 train_tokens: Optional[int] = None, vocabulary_size: Optional[int] = None) -> None:
         super().__init__()
+        if train_tokens is not None and (isinstance(train_tokens, bool) or not isinstance(train_tokens, int)
+                                         or train_tokens < 2):
+            raise RecipeError(f"data.train_tokens must be an integer >= 2 or null (all tokens), got {train_tokens!r}")
+        if vocabulary_size is not None and (isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int)
+                                            or vocabulary_size < 2):
+            raise RecipeError(f"data.vocabulary_size must be an integer >= 2 (<unk> and at least one word) or null "
+                              f"(no cap), got {vocabulary_size!r}")
+        self.train_tokens, self.vocabulary_size = train_tokens, vocabulary_size
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("bptt", bptt)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RecipeError(f"data.{key} must be a positive integer, got {value!r}")
@@ -283,6 +302,7 @@ class PTBDataModule(SeededDataModule):
         self._streams: dict[str, torch.Tensor] | None = None
         self.vocabulary: list[str] = []
         self.word_ids: dict[str, int] = {}
+        self.capped_words: set[str] = set()
 
     # ---------------------------------------------------------------- corpus
     def _path(self, split: str) -> Path:
@@ -305,16 +325,29 @@ class PTBDataModule(SeededDataModule):
             raise DatasetError(f"data.{SPLIT_KEYS[split]}: {path} holds no words (empty corpus); expected the "
                                "preprocessed PTB text, one sentence per line")
         if split == "train":
+            lines = self._truncated(lines, path)
+            counts: dict[str, int] = {}
             for words in lines:
                 for word in words:
-                    self.word_ids.setdefault(word, len(self.word_ids))
-            self.vocabulary = list(self.word_ids)
+                    counts[word] = counts.get(word, 0) + 1
+            kept = list(counts)  # first-occurrence order
+            if self.vocabulary_size is not None and len(kept) > self.vocabulary_size:
+                order = {word: i for i, word in enumerate(kept)}
+                frequent = sorted((w for w in kept if w != UNK), key=lambda w: (-counts[w], order[w]))
+                chosen = set(frequent[:self.vocabulary_size - 1]) | {UNK}
+                kept = [w for w in kept if w in chosen] + ([UNK] if UNK not in counts else [])
+            self.word_ids = {word: i for i, word in enumerate(kept)}
+            self.vocabulary = kept
+            self.capped_words = set(counts) - set(kept)
         unk = self.word_ids.get(UNK)
         ids = []
         for number, words in enumerate(lines, start=1):
             for word in words:
                 index = self.word_ids.get(word)
                 if index is None:
+                    if word in self.capped_words:  # a training word the vocabulary cap dropped, in any split
+                        ids.append(unk)
+                        continue
                     if self.oov == "error" or unk is None:
                         why = ("set data.oov: unk to map such words to <unk>" if unk is not None else
                                f"the training file has no {UNK} to map it to")
@@ -323,6 +356,22 @@ class PTBDataModule(SeededDataModule):
                     index = unk
                 ids.append(index)
         return torch.tensor(ids, dtype=torch.long)
+
+    def _truncated(self, lines: list[list[str]], path: Path) -> list[list[str]]:
+        """The first ``train_tokens`` tokens of the tokenised training file (all without the option)."""
+        if self.train_tokens is None:
+            return lines
+        total = sum(len(words) for words in lines)
+        if self.train_tokens > total:
+            raise RecipeError(f"data.train_tokens={self.train_tokens} exceeds the {total} tokens of {path}; lower it "
+                              "or set it to null (all tokens)")
+        kept, left = [], self.train_tokens
+        for words in lines:
+            if left <= 0:
+                break
+            kept.append(words[:left])
+            left -= len(kept[-1])
+        return kept
 
     @property
     def streams(self) -> dict[str, torch.Tensor]:

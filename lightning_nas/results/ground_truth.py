@@ -29,30 +29,51 @@ def _columns(path: Path, metric: str) -> tuple[list[int], np.ndarray]:
     return seeds, np.array([[float(r[f"{prefix}{s}"]) for r in rows] for s in seeds])
 
 
+def _ranked(path: Path) -> tuple[str, str]:
+    """(the ground-truth metric, the other metric of the table): ``test_accuracy`` and ``test_loss`` for
+    tables with test columns; ``val_loss`` and ``val_accuracy`` for tables ranked by a validation loss
+    (the PTB perplexity tables, ``evaluate: [val]``, read with ``higher_is_better: false``)."""
+    with path.open() as handle:
+        header = handle.readline()
+    if "test_accuracy_seed" not in header and "val_loss_seed" in header:
+        return "val_loss", "val_accuracy"
+    return "test_accuracy", "test_loss"
+
+
 def reliability(path: Path) -> str:
     """Split-half reliability and seed-to-seed agreement of the seed mean, for the first 4, 6, ... seeds
-    (what each extension of the table bought)."""
+    (what each extension of the table bought); also Kendall tau where the table is ranked by a loss."""
     from lightning_nas.tabulate.noise import noise_ceiling
 
-    seeds, _ = _columns(path, "test_accuracy")
+    metric, other = _ranked(path)
+    seeds, _ = _columns(path, metric)
+    kendall = metric != "test_accuracy"  # accuracy tables keep their published columns
     lines = ["| seeds | split-half reliability (Spearman-Brown) | top-quartile agreement (chance 0.25) | "
              "seed-to-seed Spearman | its Spearman-Brown for all seeds | better half: Spearman-Brown | "
-             "test loss: split-half reliability |", "|---|---|---|---|---|---|---|"]
+             + ("seed-to-seed Kendall tau | " if kendall else "")
+             + f"{other.replace('_', ' ')}: split-half reliability |",
+             "|---|---|---|---|---|---|---|" + ("---|" if kendall else "")]
+    if kendall:
+        lines[0] = lines[0].replace("| seeds |", f"| seeds ({metric.replace('_', ' ')}) |", 1)
     for count in sorted({*range(4, len(seeds) + 1, 2), len(seeds)} - {0, 1, 2, 3}) or [len(seeds)]:
         used = seeds[:count]
-        ceiling = noise_ceiling(path, used, ["test_accuracy", "test_loss"])
-        acc, loss = ceiling["test_accuracy"], ceiling["test_loss"]
+        ceiling = noise_ceiling(path, used, [metric, other])
+        acc, loss = ceiling[metric], ceiling[other]
         lines.append(f"| {count} ({used[0]}-{used[-1]}) | {acc['split_half']['spearman_brown']:.3f} | "
                      f"{acc['split_half']['top_quartile_agreement']:.3f} | "
                      f"{acc['all']['seed_to_seed_spearman']:.3f} | {acc['all']['spearman_brown_mean_of_seeds']:.3f} | "
                      f"{acc['better_half']['spearman_brown_mean_of_seeds']:.3f} | "
-                     f"{loss['split_half']['spearman_brown']:.3f} |")
+                     + (f"{acc['all']['seed_to_seed_kendall']:.3f} | " if kendall else "")
+                     + f"{loss['split_half']['spearman_brown']:.3f} |")
     return "\n".join(lines)
 
 
 def spread(path: Path) -> str:
     """The spread of the seed means, the standard error of one mean, and how many cells the seed noise
     cannot separate from the best."""
+    metric, _ = _ranked(path)
+    if metric != "test_accuracy":
+        return _loss_spread(path, metric)
     seeds, values = _columns(path, "test_accuracy")
     means = values.mean(axis=0)
     seed_sd = float(np.mean(values.std(axis=0, ddof=1)))
@@ -66,6 +87,25 @@ def spread(path: Path) -> str:
     lines.append(f"| {len(means)} | {distinct} | {best:.2f} | " + " | ".join(f"{q:.2f}" for q in quantiles)
                  + f" | {float(means.min()):.2f} | {statistics.fmean(means.tolist()):.2f} | {seed_sd:.2f} | "
                  f"{se:.2f} | {int(np.sum(means > best - 1.0))} |")
+    return "\n".join(lines)
+
+
+def _loss_spread(path: Path, metric: str) -> str:
+    """``spread`` of a lower-is-better table (log-perplexity: differences of hundredths matter): best is
+    the lowest, four decimals, and the cells within two standard errors of a mean of the best."""
+    seeds, values = _columns(path, metric)
+    means = values.mean(axis=0)
+    seed_sd = float(np.mean(values.std(axis=0, ddof=1)))
+    se = seed_sd / np.sqrt(len(seeds))
+    best = float(means.min())
+    quantiles = np.quantile(means, [0.1, 0.25, 0.5, 0.75, 0.9])
+    distinct = len({tuple(column) for column in values.T.tolist()})
+    lines = [f"| cells | distinct rows | best (lowest {metric.replace('_', ' ')}) | 10 % | 25 % | median | 75 % | "
+             "90 % | worst | mean | per-seed sd (mean over cells) | standard error of a cell's mean | "
+             "cells within 2 standard errors of the best |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines.append(f"| {len(means)} | {distinct} | {best:.4f} | " + " | ".join(f"{q:.4f}" for q in quantiles)
+                 + f" | {float(means.max()):.4f} | {statistics.fmean(means.tolist()):.4f} | {seed_sd:.4f} | "
+                 f"{se:.4f} | {int(np.sum(means < best + 2 * se))} |")
     return "\n".join(lines)
 
 
@@ -122,19 +162,39 @@ def subspaces(path: Path) -> str:
 
 def cost(path: Path) -> str:
     """What the table cost, from its sidecar: trainings, CPU time, per training, and the git state it
-    was made at (a dirty tree cannot be regenerated bit for bit; ``docs/ground_truth.md`` says so)."""
+    was made at (a dirty tree cannot be regenerated bit for bit; ``docs/ground_truth.md`` says so).
+    Loss-ranked tables (PTB) add the mean CPU seconds of a training from their ``.times.csv``: made on
+    a shared CPU, their wall clock measures the other load as much as the protocol (accuracy tables
+    keep their published columns)."""
+    import csv
     import json
 
     side = json.loads(path.with_suffix(".json").read_text())
     seeds = len(side.get("seeds", []))
     cells = side.get("architectures_in_table_order") or 0
     seconds = float(side.get("train_seconds") or 0.0)
+    times = path.with_name(f"{path.stem}.times.csv")
+    if side.get("status") == "partial":
+        # a partial merge (shards still running: their sidecars hold no totals yet): the cells it has,
+        # and their wall clock from the times file
+        with path.open(newline="") as handle:
+            cells = sum(1 for _ in csv.DictReader(handle))
+        if not seconds and times.is_file():
+            with times.open(newline="") as handle:
+                seconds = sum(float(r["train_seconds_mean"]) * seeds for r in csv.DictReader(handle))
     trainings = seeds * int(cells)
     git = side.get("git") or {}
+    cpu_column = _ranked(path)[0] != "test_accuracy" and times.is_file()
+    cpu = ""
+    if cpu_column:
+        with times.open(newline="") as handle:
+            values = [float(r["cpu_seconds_mean"]) for r in csv.DictReader(handle) if r.get("cpu_seconds_mean")]
+        cpu = f"{statistics.fmean(values):.1f} | " if values else "- | "
     lines = ["| cells | seeds | trainings | recorded training hours (sum over shard processes, wall clock) | seconds per training | "
-             "made at commit | uncommitted changes |", "|---|---|---|---|---|---|---|"]
+             + ("CPU seconds per training (mean) | " if cpu_column else "")
+             + "made at commit | uncommitted changes |", "|---|---|---|---|---|---|---|" + ("---|" if cpu_column else "")]
     lines.append(f"| {cells} | {seeds} | {trainings} | {seconds / 3600:.1f} | "
-                 f"{seconds / max(1, trainings):.1f} | {str(git.get('commit', '-'))[:10]} | "
+                 f"{seconds / max(1, trainings):.1f} | {cpu}{str(git.get('commit', '-'))[:10]} | "
                  f"{'yes' if git.get('dirty') else 'no'} |")
     return "\n".join(lines)
 
