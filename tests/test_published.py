@@ -612,3 +612,22 @@ def test_subspace_statistic_groups_cells_by_the_spaces_fixed_width_subspaces(tmp
     _write_csv(path, ["ArchitectureString", "test_accuracy_mean"], [["|skip_connect~0|+|skip_connect~0|skip_connect~1|", 1.0]])
     with pytest.raises(ReportError, match="no sub-spaces"):
         subspaces(path)
+
+
+def test_a_lower_is_better_experiment_reads_in_its_own_metric_and_score():
+    """The 2-node PTB records (perplexity's log, lower is better; ranked by super-net loss): the random
+    policy's row gives the table's mean loss, not its negation, and each trial's correlations are those
+    of the score the run ranked with."""
+    from lightning_nas.benchmarks import TabulatedBenchmark
+    from lightning_nas.results.tables import comparison_table, final_epoch, trials_table
+
+    records = Records.load(ROOT / "results" / "rnn2_spos")
+    info = records.experiment["benchmark"]
+    table = TabulatedBenchmark(info["table"], metric=info["metric"], higher_is_better=info["higher_is_better"])
+    assert not table.higher_is_better
+    row = [line for line in comparison_table(records).splitlines() if line.startswith("| random policy")][0]
+    assert row.split(" | ")[2] == f"{np.mean(list(table.table().values())):.2f}"
+    for trial, line in zip(records.groups()["SPOS"], trials_table(records).splitlines()[2:], strict=True):
+        by_loss = final_epoch(trial)["by_loss"]
+        assert trial["ranking"]["score"] == "loss"
+        assert line.endswith(f"| {by_loss['kendall_tau']:.3f} / {by_loss['sparse_kendall_tau']:.3f} |")

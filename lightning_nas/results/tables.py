@@ -200,7 +200,8 @@ def comparison_table(records: Records) -> str:
                      f"{a} | {p_rank} | {p_t} | {_mean_ci_text(sparse, 3, KENDALL_RANGE)} |")
     if policy is not None:
         size = policy.size
-        lines.append(f"| random policy (exact, {size} cells) | - | {_f(policy.mean(), 2)} | "
+        mean = _goodness(records, [policy.mean()])[0]  # the policy orders by goodness: back to the metric's sign
+        lines.append(f"| random policy (exact, {size} cells) | - | {_f(mean, 2)} | "
                      f"{(size + 1) / 2:.0f} (expected) | {_f(policy.expected_regret(), 2)} | 0.50 | - | - | - |")
     return "\n".join(lines)
 
@@ -374,7 +375,7 @@ def trials_table(records: Records) -> str:
     for label, trials in records.groups().items():
         for t in trials:
             a = t["answer"]
-            last = final_epoch(t).get("by_accuracy") or {}
+            last = own_score_agreement(t)  # by the score the run ranked with (accuracy or loss)
             margin = (a.get("margins") or {}).get("min")
             lines.append(f"| {label} | {t.get('seed')} | {_f(a.get('ground_truth'), 2)} | {a.get('rank', '-')} | "
                          f"{_f(a.get('regret'), 2)} | {_f(a.get('p_beat_random'), 3)} | "
