@@ -68,19 +68,25 @@ def reliability(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _seed_mean_spread(path: Path, metric: str) -> tuple[np.ndarray, float, float, np.ndarray, int]:
+    """The seed means of ``metric``, the per-seed sd (mean over cells), the standard error of one mean,
+    the 10/25/50/75/90 % quantiles of the means and the number of distinct rows of per-seed values."""
+    seeds, values = _columns(path, metric)
+    means = values.mean(axis=0)
+    seed_sd = float(np.mean(values.std(axis=0, ddof=1)))
+    quantiles = np.quantile(means, [0.1, 0.25, 0.5, 0.75, 0.9])
+    distinct = len({tuple(column) for column in values.T.tolist()})
+    return means, seed_sd, seed_sd / float(np.sqrt(len(seeds))), quantiles, distinct
+
+
 def spread(path: Path) -> str:
     """The spread of the seed means, the standard error of one mean, and how many cells the seed noise
     cannot separate from the best."""
     metric, _ = _ranked(path)
     if metric != "test_accuracy":
         return _loss_spread(path, metric)
-    seeds, values = _columns(path, "test_accuracy")
-    means = values.mean(axis=0)
-    seed_sd = float(np.mean(values.std(axis=0, ddof=1)))
-    se = seed_sd / np.sqrt(len(seeds))
+    means, seed_sd, se, quantiles, distinct = _seed_mean_spread(path, "test_accuracy")
     best = float(means.max())
-    quantiles = np.quantile(means, [0.1, 0.25, 0.5, 0.75, 0.9])
-    distinct = len({tuple(column) for column in values.T.tolist()})
     lines = ["| cells | distinct rows | best | 10 % | 25 % | median | 75 % | 90 % | worst | mean | "
              "per-seed sd (mean over cells) | standard error of a cell's mean | cells within 1 point of the best |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -93,13 +99,8 @@ def spread(path: Path) -> str:
 def _loss_spread(path: Path, metric: str) -> str:
     """``spread`` of a lower-is-better table (log-perplexity: differences of hundredths matter): best is
     the lowest, four decimals, and the cells within two standard errors of a mean of the best."""
-    seeds, values = _columns(path, metric)
-    means = values.mean(axis=0)
-    seed_sd = float(np.mean(values.std(axis=0, ddof=1)))
-    se = seed_sd / np.sqrt(len(seeds))
+    means, seed_sd, se, quantiles, distinct = _seed_mean_spread(path, metric)
     best = float(means.min())
-    quantiles = np.quantile(means, [0.1, 0.25, 0.5, 0.75, 0.9])
-    distinct = len({tuple(column) for column in values.T.tolist()})
     lines = [f"| cells | distinct rows | best (lowest {metric.replace('_', ' ')}) | 10 % | 25 % | median | 75 % | "
              "90 % | worst | mean | per-seed sd (mean over cells) | standard error of a cell's mean | "
              "cells within 2 standard errors of the best |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
