@@ -188,8 +188,10 @@ def answers_figure(records: Records, path: Path) -> Optional[Path]:
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(list(groups), rotation=20, ha="right")
     info = records.experiment.get("benchmark") or {}
-    ax.set_ylabel("ground truth of the answer" + (" (test accuracy, %)" if "accuracy" in info.get("metric", "")
-                                                   else ""))
+    metric = str(info.get("metric", ""))
+    unit = " (test accuracy, %)" if "accuracy" in metric else \
+        f" ({metric.replace('_', ' ')}, lower is better)" if info.get("higher_is_better") is False else ""
+    ax.set_ylabel("ground truth of the answer" + unit)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, path)
 
