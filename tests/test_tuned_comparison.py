@@ -63,5 +63,7 @@ def test_tuned_table_reads_every_method_through_one_problem(tmp_path: Path) -> N
     assert low < np.mean([1.0, 2.0, 1.5]) - np.mean(at_500) < high
     # a default group that is not there is one line naming it
     shutil.rmtree(strategies)
-    with pytest.raises(Exception, match="strategies"):
+    from lightning_nas.report.common import ReportError
+
+    with pytest.raises(ReportError, match="strategies"):
         TABLES["tuned"](Records.load(folder))

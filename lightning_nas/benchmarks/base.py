@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 from abc import ABC, abstractmethod
 from functools import cached_property
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from lightning_nas.errors import GroundTruthError  # noqa: F401  (re-exported)
 
@@ -82,17 +82,23 @@ class TableBenchmark(Benchmark):
         return strictly_better + 1
 
     def check(self, space: Any) -> None:
-        """Every key must be an architecture of ``space`` (its text form parses, and it is its own key)."""
-        table = self.table()
-        for line, key in enumerate(table, start=self.first_line):
+        """Every entry must be an architecture of ``space``: its text form parses, and its key is that
+        architecture's ``space.key`` (where the key is the text form, it is its own key)."""
+        for line, text, key in self.entries():
             try:
-                arch = space.parse(key)
+                arch = space.parse(text)
             except Exception as error:  # noqa: BLE001  the space says why; we add where
-                raise GroundTruthError(f"{self.source}:{self.line_of(key, line)}: {key!r} is not a {space.name} "
+                raise GroundTruthError(f"{self.source}:{line}: {text!r} is not a {space.name} "
                                        f"architecture: {error}") from None
             if space.key(arch) != key:
-                raise GroundTruthError(f"{self.source}:{self.line_of(key, line)}: {key!r} is not in the canonical "
-                                       f"key form of {space.name} ({space.key(arch)!r})")
+                what = f"is not in the canonical key form of {space.name}" if text == key else \
+                    f"is not the {space.name} key of {text!r}"
+                raise GroundTruthError(f"{self.source}:{line}: key {key!r} {what} ({space.key(arch)!r})")
+
+    def entries(self) -> Iterator[tuple[int, str, str]]:
+        """(line, text form, key) of every entry; a table keyed by the text form gives it as both."""
+        for line, key in enumerate(self.table(), start=self.first_line):
+            yield self.line_of(key, line), key, key
 
     #: where the table came from and the line of its first entry (for messages)
     source: str = "table"

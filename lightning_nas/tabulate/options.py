@@ -217,15 +217,21 @@ def check_outside_package(path: Any, option: str = "out") -> None:
                             "and copy the finished table and its .json sidecar into benchmarks/tables/ deliberately")
 
 
-def architectures(config: Any) -> list[Any]:
-    """The table's architectures in table order: enumeration order, or sampling order."""
-    from lightning_nas.seeding import generator
+def table_space(config: Any) -> Any:
+    """The space the recipe tabulates (``space`` with its ``space_options``)."""
     from lightning_nas.spaces import SPACES
 
     try:
-        space = SPACES.get(config.space)(**config.space_options)
+        return SPACES.get(config.space)(**config.space_options)
     except TypeError as error:
         raise TabulateError(f"space_options: {error}") from None
+
+
+def architectures(config: Any) -> list[Any]:
+    """The table's architectures in table order: enumeration order, or sampling order."""
+    from lightning_nas.seeding import generator
+
+    space = table_space(config)
     if config.architectures == "all":
         try:
             return one_per_key(space, space.enumerate())
@@ -254,9 +260,7 @@ def benchmark_keys(config: Any, archs: Sequence[Any]) -> Optional[list[str]]:
     """The benchmark key of each architecture where the space keys by something other than the text
     form (the NB101 graph hash); None where key and text agree (the table then has no ``key`` column,
     and tables made before the column existed keep their bytes)."""
-    from lightning_nas.spaces import SPACES
-
-    space = SPACES.get(config.space)(**config.space_options)
+    space = table_space(config)
     keys = [space.key(arch) for arch in archs]
     return None if all(k == str(a) for k, a in zip(keys, archs, strict=True)) else keys
 

@@ -107,11 +107,9 @@ class Validation:
             query = problem.query(problem.space.parse(architecture))
         except (ArchitectureError, GroundTruthError) as error:
             raise TuningError(f"objective.benchmark: {' '.join(str(error).split())}") from None
-        valid, test = problem.valid, problem.test
-        return {"valid": query.valid, "train_seconds": query.seconds,
-                "valid_source": f"{Path(str(getattr(valid, 'source', valid))).name}: {getattr(valid, 'metric', '')}",
+        return {"valid": query.valid, "train_seconds": query.seconds, "valid_source": _described(problem.valid),
                 "test": query.test, "test_regret": problem.test_regret(query.test),
-                "test_source": f"{Path(str(getattr(test, 'source', test))).name}: {getattr(test, 'metric', '')}"}
+                "test_source": _described(problem.test)}
 
     def _seconds(self, architecture: str) -> Optional[float]:
         row = self.times.get(architecture)
@@ -169,6 +167,11 @@ class Validation:
             handle.flush()
             os.fsync(handle.fileno())
         return entry
+
+
+def _described(benchmark: Any) -> str:
+    """``table.csv: column`` of one of a problem's benchmarks (where a looked-up value came from)."""
+    return f"{Path(str(getattr(benchmark, 'source', benchmark))).name}: {getattr(benchmark, 'metric', '')}"
 
 
 def evaluate_answer(run_dir: Path, validation: Validation) -> dict[str, Any]:
